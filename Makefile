@@ -1,0 +1,33 @@
+# The workbench's two set-up commands are `make run` and `make test` (see README.md).
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: run test serve system-deps init bench-ingest clean
+
+$(STAMP): requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	touch $(STAMP)
+
+init: $(STAMP)
+	$(PY) -m recsys init
+
+run: init
+	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port 8501
+
+system-deps:
+	bash scripts/system-deps.sh
+
+test: $(STAMP) system-deps
+	$(PY) -m pytest
+
+bench-ingest: $(STAMP)
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf var .pytest_cache

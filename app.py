@@ -1,0 +1,22 @@
+"""The workbench: a login gate, then the pages the account's role may see."""
+
+import streamlit as st
+
+from ui.session import identity, log_out, start
+
+st.set_page_config(page_title="Search & recommendation workbench", layout="wide")
+start()
+who = identity()
+if who is None:
+    page = st.navigation([st.Page("pages/login.py", title="Log in", icon=":material/login:")])
+else:
+    pages = [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+             st.Page("pages/data.py", title="Data", icon=":material/database:")]
+    if who.can("admin"):
+        pages.append(st.Page("pages/admin.py", title="Accounts", icon=":material/group:"))
+    page = st.navigation(pages)
+    st.sidebar.caption(f"{who.username} ({who.role})")
+    if st.sidebar.button("Log out", key="logout"):
+        log_out()
+        st.rerun()
+page.run()

@@ -1,0 +1,182 @@
+"""SQLAlchemy 2.x models of the workbench.
+
+Shop data is versioned: every successful upload of a catalog, an events file, a
+search log or a relevance-judgment list becomes one row of `dataset_versions`,
+and the rows it brought (products, users, events, search logs, judgments) carry
+that version's id. One version per kind is active at a time; activating an
+older one is a roll-back and touches no data.
+
+"users" are the shop's customers; the people who log in to the workbench are
+"accounts".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+DATASET_KINDS = ("catalog", "events", "search_log", "judgments")
+EVENT_TYPES = ("view", "click", "cart", "purchase", "rating")
+ROLES = ("admin", "operator", "merchandiser", "viewer")
+
+
+class DatasetVersion(Base):
+    """One successful upload of one kind of shop data."""
+
+    __tablename__ = "dataset_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    source: Mapped[str] = mapped_column(String(512))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+    row_count: Mapped[int] = mapped_column(Integer, default=0)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The ingest report (validation and cleaning counts with examples) and the
+    # column mapping that produced this version, as JSON.
+    report: Mapped[dict] = mapped_column(JSON, default=dict)
+    mapping: Mapped[dict] = mapped_column(JSON, default=dict)
+    # For events, search logs and judgments: the catalog version they were
+    # checked against for unknown products.
+    catalog_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("dataset_versions.id"), nullable=True
+    )
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (UniqueConstraint("dataset_version_id", "product_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_version_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="CASCADE"), index=True
+    )
+    product_id: Mapped[str] = mapped_column(String(128))
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    category: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    price: Mapped[float | None] = mapped_column(Float, nullable=True)
+    in_stock: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+
+
+class User(Base):
+    """A shop customer, as seen in one events version."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("dataset_version_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_version_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[str] = mapped_column(String(128))
+    country: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class Event(Base):
+    """A view, click, cart, purchase or rating of a product by a user."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_version_user", "dataset_version_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_version_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[str] = mapped_column(String(128))
+    product_id: Mapped[str] = mapped_column(String(128))
+    event_type: Mapped[str] = mapped_column(String(16))
+    # Quantity for carts and purchases, the rating for ratings, 1 otherwise.
+    value: Mapped[float] = mapped_column(Float, default=1.0)
+    timestamp: Mapped[datetime] = mapped_column(DateTime)
+    session_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class SearchLog(Base):
+    """A query a customer typed, and the product they clicked if any."""
+
+    __tablename__ = "search_logs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_version_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="CASCADE"), index=True
+    )
+    query: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    product_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    timestamp: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    session_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class Judgment(Base):
+    """A human relevance grade of a product for a query."""
+
+    __tablename__ = "judgments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dataset_version_id: Mapped[int] = mapped_column(
+        ForeignKey("dataset_versions.id", ondelete="CASCADE"), index=True
+    )
+    query: Mapped[str] = mapped_column(Text)
+    product_id: Mapped[str] = mapped_column(String(128))
+    grade: Mapped[float] = mapped_column(Float)
+
+
+class Account(Base):
+    """Someone who logs in to the workbench."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(128), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(32))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+
+
+class AuditEntry(Base):
+    """Who did what, and when: uploads, activations, logins, account changes."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utc_now, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
+class Setting(Base):
+    """A named JSON setting, such as the implicit-feedback weights."""
+
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    value: Mapped[dict] = mapped_column(JSON)
+    updated_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)

@@ -1,0 +1,200 @@
+"""`python -m recsys ...`: the workbench from the command line.
+
+Commands print JSON on stdout; errors a user can cause print a message on
+stderr and exit with status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import os
+import sys
+
+from recsys.data.report import IngestError
+
+INGEST_KINDS = ("catalog", "events", "search_log", "judgments", "online_retail")
+
+
+def _print_json(data) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+def _mapping(pairs: list[str]) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs:
+        source, sep, target = pair.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise SystemExit(f"error: --map takes SOURCE=TARGET, e.g. StockCode=product_id; got {pair!r}")
+        mapping[source.strip()] = target.strip()
+    return mapping
+
+
+def cmd_db(args) -> int:
+    from db.engine import database_url, upgrade
+
+    upgrade()
+    _print_json({"database": _redact(database_url()), "migrated": True})
+    return 0
+
+
+def _redact(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_init(args) -> int:
+    """Migrate, create the first admin, and load the demo data into an empty database."""
+    from db import queries
+    from db.engine import session_scope, upgrade
+    from recsys.accounts import ADMIN_USERNAME, ensure_admin
+
+    upgrade()
+    password = ensure_admin()
+    if password:
+        print(f"Created the admin account '{ADMIN_USERNAME}' with the password: {password}\n"
+              "It is shown only this once; keep it, or set WORKBENCH_ADMIN_PASSWORD before "
+              "the first start.", file=sys.stderr)
+    with session_scope() as session:
+        empty = not queries.has_data(session)
+    loaded = None
+    if empty and not args.no_demo:
+        print("Loading the Online Retail demo data (about 15 s)...", file=sys.stderr)
+        from recsys.data.online_retail import ingest_online_retail
+
+        result = ingest_online_retail(actor="system")
+        loaded = [r.message() for r in result.reports]
+    _print_json({"migrated": True, "admin_created": password is not None, "demo_loaded": loaded})
+    return 0
+
+
+def cmd_ingest(args) -> int:
+    from recsys.data.clean import CleaningConfig
+    from recsys.data.ingest import IngestOptions, ingest_file
+
+    actor = args.actor or os.environ.get("USER") or "cli"
+    if args.kind == "online_retail":
+        from recsys.data.online_retail import ingest_online_retail
+
+        result = ingest_online_retail(args.file, actor=actor, dry_run=args.dry_run)
+    else:
+        cleaning = CleaningConfig(id_case=args.id_case, default_event_type=args.event_type)
+        options = IngestOptions(kind=args.kind, mapping=_mapping(args.map), fmt=args.format,
+                                encoding=args.encoding, sep=args.sep,
+                                skip_invalid_rows=args.skip_invalid_rows,
+                                activate=not args.no_activate, cleaning=cleaning)
+        result = ingest_file(args.file, options, actor=actor, dry_run=args.dry_run)
+    for report in result.reports:
+        print(report.message(), file=sys.stderr)
+    _print_json({"ok": result.ok, "dry_run": args.dry_run, "versions": result.version_ids,
+                 "reports": [{"kind": r.kind, "rows_in": r.rows_in, "rows_out": r.rows_out,
+                              "cleaning": {c.rule: {"action": c.action, "rows": c.rows}
+                                           for c in r.cleaning}} for r in result.reports]})
+    return 0
+
+
+def cmd_versions(args) -> int:
+    from db import queries
+    from db.engine import session_scope
+
+    actor = args.actor or os.environ.get("USER") or "cli"
+    with session_scope() as session:
+        if args.action == "list":
+            frame = queries.list_versions(session, args.kind)
+            _print_json(frame.to_dict("records"))
+            return 0
+        if args.action == "activate":
+            version = queries.activate_version(session, args.id, actor)
+        else:
+            version = queries.rollback(session, args.kind, actor)
+        _print_json({"active": {"kind": version.kind, "version": version.id}})
+    return 0
+
+
+def cmd_accounts(args) -> int:
+    from recsys.accounts import create_account, set_role
+
+    actor = args.actor or os.environ.get("USER") or "cli"
+    if args.action == "create":
+        password = os.environ.get("WORKBENCH_NEW_PASSWORD") or getpass.getpass(
+            f"Password for {args.username}: ")
+        create_account(args.username, password, args.role, actor=actor)
+    else:
+        set_role(args.username, args.role, actor=actor)
+    _print_json({"username": args.username, "role": args.role})
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m recsys", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    db = commands.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade"])
+    db.set_defaults(func=cmd_db)
+
+    init = commands.add_parser("init", help="migrate, create the first admin, load the demo data")
+    init.add_argument("--no-demo", action="store_true", help="do not load the demo data")
+    init.set_defaults(func=cmd_init)
+
+    ingest = commands.add_parser("ingest", help="upload a file as a new dataset version")
+    ingest.add_argument("--kind", required=True, choices=INGEST_KINDS)
+    ingest.add_argument("--file", required=True)
+    ingest.add_argument("--map", action="append", default=[], metavar="SOURCE=TARGET",
+                        help="map a file column to a canonical one, e.g. StockCode=product_id "
+                             "(repeat; unmapped files are guessed from column names)")
+    ingest.add_argument("--format", choices=["csv", "tsv", "parquet", "jsonl"])
+    ingest.add_argument("--encoding", help="text encoding, e.g. latin-1 (default UTF-8)")
+    ingest.add_argument("--sep", help="delimiter of a CSV file (guessed when not given)")
+    ingest.add_argument("--event-type", choices=["view", "click", "cart", "purchase", "rating"],
+                        help="event type of rows without one")
+    ingest.add_argument("--id-case", choices=["keep", "upper"], default="keep")
+    ingest.add_argument("--skip-invalid-rows", action="store_true",
+                        help="drop rows with values of the wrong type instead of rejecting the file")
+    ingest.add_argument("--no-activate", action="store_true", help="store without activating")
+    ingest.add_argument("--dry-run", action="store_true", help="validate and clean, store nothing")
+    ingest.add_argument("--actor", help="who is uploading (default $USER)")
+    ingest.set_defaults(func=cmd_ingest)
+
+    versions = commands.add_parser("versions", help="list, activate or roll back dataset versions")
+    versions.add_argument("action", choices=["list", "activate", "rollback"])
+    versions.add_argument("--kind", choices=["catalog", "events", "search_log", "judgments"])
+    versions.add_argument("--id", type=int)
+    versions.add_argument("--actor")
+    versions.set_defaults(func=cmd_versions)
+
+    accounts = commands.add_parser("accounts", help="create accounts or change roles")
+    accounts.add_argument("action", choices=["create", "set-role"])
+    accounts.add_argument("--username", required=True)
+    accounts.add_argument("--role", required=True,
+                          choices=["admin", "operator", "merchandiser", "viewer"])
+    accounts.add_argument("--actor")
+    accounts.set_defaults(func=cmd_accounts)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "versions":
+        if args.action == "activate" and args.id is None:
+            parser.error("versions activate needs --id")
+        if args.action == "rollback" and args.kind is None:
+            parser.error("versions rollback needs --kind")
+    from sqlalchemy.exc import OperationalError
+
+    from recsys.accounts import AccountError
+
+    try:
+        return args.func(args)
+    except IngestError as error:
+        print(f"error: {error.report.message()}", file=sys.stderr)
+        return 1
+    except (AccountError, LookupError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OperationalError as error:
+        print(f"error: the database cannot be used: {error.orig}", file=sys.stderr)
+        return 1

@@ -1,0 +1,174 @@
+"""Uploads in, dataset versions out.
+
+`prepare` is pure: it maps, validates and cleans a frame of one kind and says
+what it did. `ingest_file` reads the file, prepares it, and stores the result
+as a new dataset version in one transaction: an upload that fails stores
+nothing and leaves the active version as it was.
+
+>>> options = IngestOptions(kind="catalog", mapping={"StockCode": "product_id", "Description": "title"})
+>>> result = ingest_file("catalog.csv", options, actor="alice")  # doctest: +SKIP
+>>> result.reports[0].rows_out  # doctest: +SKIP
+3
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from db import queries
+from db.engine import session_scope
+from recsys.data.clean import (
+    CleaningConfig,
+    clean_catalog,
+    clean_events,
+    clean_judgments,
+    clean_search_log,
+)
+from recsys.data.readers import read_table
+from recsys.data.report import IngestError, IngestReport, Problem
+from recsys.data.schema import KINDS, guess_mapping
+from recsys.data.validate import ROW, validate
+
+
+@dataclass
+class IngestOptions:
+    """What to ingest and how; the mapping is ``{source column: canonical column}``.
+
+    An empty mapping is guessed from the column names.
+    """
+
+    kind: str
+    mapping: dict[str, str] = field(default_factory=dict)
+    fmt: str | None = None
+    encoding: str | None = None
+    sep: str | None = None
+    skip_invalid_rows: bool = False
+    activate: bool = True
+    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+
+
+@dataclass
+class Prepared:
+    """A cleaned frame ready to store, with its report."""
+
+    kind: str
+    frame: pd.DataFrame
+    report: IngestReport
+    mapping: dict[str, str]
+    users: pd.DataFrame | None = None
+
+
+@dataclass
+class IngestResult:
+    reports: list[IngestReport]
+    version_ids: list[int]
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.reports)
+
+
+def prepare(
+    frame: pd.DataFrame,
+    options: IngestOptions,
+    *,
+    file: str,
+    fmt: str = "csv",
+    known_products: set[str] | None = None,
+) -> Prepared:
+    """Map, validate and clean `frame`; raises IngestError when it cannot be stored."""
+    if options.kind not in KINDS:
+        report = IngestReport(file=file, kind=options.kind)
+        report.add_problem(Problem(file, f"unknown kind {options.kind!r}; use one of {sorted(KINDS)}"))
+        raise IngestError(report)
+    mapping = options.mapping or guess_mapping(list(frame.columns), options.kind)
+    report = IngestReport(file=file, kind=options.kind, rows_in=len(frame))
+    config = options.cleaning
+    if options.kind == "events" and "event_type" not in mapping.values() and not config.default_event_type:
+        report.add_problem(Problem(
+            file, "no column is mapped to 'event_type'; map one, or choose a default event "
+                  "type (view, click, cart, purchase or rating) for the whole file",
+            column="event_type"))
+    if options.kind in ("events", "search_log", "judgments") and known_products is None:
+        report.add_problem(Problem(
+            file, f"there is no active catalog to check {options.kind} against; "
+                  "upload a catalog first"))
+    typed = validate(frame, options.kind, mapping, file=file, fmt=fmt, report=report,
+                     skip_invalid_rows=options.skip_invalid_rows)
+    if not report.ok:
+        raise IngestError(report)
+
+    users = None
+    if options.kind == "catalog":
+        cleaned, rules = clean_catalog(typed, config)
+    elif options.kind == "events":
+        cleaned, users, rules = clean_events(typed, config, known_products)
+    elif options.kind == "judgments":
+        cleaned, rules = clean_judgments(typed, config, known_products)
+    else:
+        cleaned, rules = clean_search_log(typed, config, known_products)
+    report.cleaning.extend(rules)
+    report.rows_out = len(cleaned)
+    if cleaned.empty:
+        report.add_problem(Problem(file, "no rows are left after cleaning; see the cleaning "
+                                         "report for what removed them"))
+        raise IngestError(report)
+    return Prepared(options.kind, cleaned.drop(columns=[ROW]), report, mapping, users)
+
+
+def store(prepared: list[Prepared], *, source: str, actor: str, activate: bool = True,
+          url: str | None = None) -> list[int]:
+    """Store prepared frames as new versions, all in one transaction.
+
+    Events, search logs and judgments are linked to the catalog stored with them,
+    or else to the catalog that is active.
+    """
+    ids = []
+    with session_scope(url) as session:
+        catalog = queries.active_version(session, "catalog")
+        catalog_id = catalog.id if catalog else None
+        for item in prepared:
+            version = queries.store_version(
+                session, kind=item.kind, frame=item.frame, source=source, actor=actor,
+                report=item.report.to_dict(), mapping=item.mapping, users=item.users,
+                catalog_version_id=None if item.kind == "catalog" else catalog_id,
+                activate=activate)
+            if item.kind == "catalog":
+                catalog_id = version.id
+            ids.append(version.id)
+    return ids
+
+
+def active_product_ids(url: str | None = None) -> set[str] | None:
+    with session_scope(url) as session:
+        catalog = queries.active_version(session, "catalog")
+        return queries.product_ids(session, catalog.id) if catalog else None
+
+
+def ingest_file(
+    source: str | Path | bytes,
+    options: IngestOptions,
+    *,
+    actor: str,
+    filename: str | None = None,
+    dry_run: bool = False,
+    url: str | None = None,
+) -> IngestResult:
+    """Read, validate, clean and store one uploaded file as a new dataset version.
+
+    Raises IngestError, with the report, when the file cannot be stored; then
+    nothing in the database has changed. With `dry_run` nothing is stored and
+    the result carries the report only.
+    """
+    filename = filename or (Path(source).name if isinstance(source, (str, Path)) else "upload")
+    frame, fmt = read_table(source, filename, fmt=options.fmt, encoding=options.encoding,
+                            sep=options.sep)
+    known = None if options.kind == "catalog" else active_product_ids(url)
+    prepared = prepare(frame, options, file=filename, fmt=fmt, known_products=known)
+    if dry_run:
+        return IngestResult([prepared.report], [])
+    ids = store([prepared], source=filename, actor=actor, activate=options.activate, url=url)
+    return IngestResult([prepared.report], ids)

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the tests need from Debian: Chromium (browser tests) and PostgreSQL 15
+# (database tests against a real server). Needs root and apt; without them it says
+# so, and those tests skip with a message naming what is missing.
+set -euo pipefail
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: missing ${need[*]}; install them (Debian: apt-get install ${need[*]})." >&2
+  echo "system-deps: the browser and PostgreSQL tests will be skipped." >&2
+  exit 0
+fi
+echo "system-deps: installing ${need[*]}" >&2
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,0 +1,115 @@
+"""A real browser (Debian's Chromium driven by Playwright) logs in and sees the demo data."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+PASSWORD = "browser-test-pass"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """Streamlit on a free port over a fresh database holding the full demo data."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Chromium is not installed (Debian: apt-get install chromium; `make test` does it)")
+    folder = tmp_path_factory.mktemp("browser")
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'demo.db'}",
+           "WORKBENCH_ADMIN_PASSWORD": PASSWORD, "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-m", "recsys", "init"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=300)
+    port = _free_port()
+    log = open(folder / "streamlit.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
+         "--server.port", str(port), "--server.headless", "true"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        process.kill()
+        pytest.fail(f"Streamlit did not start: {(folder / 'streamlit.log').read_text()[-2000:]}")
+    yield url, folder
+    process.terminate()
+    process.wait(timeout=20)
+
+
+@pytest.fixture
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        yield page
+        browser.close()
+
+
+def _log_in(page, url: str, password: str = PASSWORD) -> None:
+    page.goto(url)
+    page.get_by_label("Username", exact=True).fill("admin")
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_role("button", name="Log in").click()
+
+
+def test_wrong_password_then_login_sees_demo_data(server, page):
+    url, folder = server
+    _log_in(page, url, "wrong-password")
+    page.get_by_text("Wrong username or password.").wait_for()
+
+    _log_in(page, url)
+    page.get_by_text("Logged in as admin (admin).").wait_for()
+    page.get_by_text("3,812 rows").wait_for()  # the demo catalog
+    page.get_by_text("391,143 rows").wait_for()  # the demo purchases
+
+    page.get_by_role("link", name="Data").first.click()
+    page.get_by_text("Products in the active catalog").wait_for()
+    page.get_by_text("Events from 2010-12-01 to 2011-12-09").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()
+    page.screenshot(path=str(folder / "data.png"), full_page=True)
+
+    page.get_by_role("tab", name="Upload").click()
+    page.get_by_text("What are you uploading?").wait_for()
+    page.get_by_role("combobox", name="What are you uploading?").click()
+    page.get_by_role("option", name="Behaviour (views, clicks, carts, purchases, ratings)").click()
+    bad = folder / "bad_events.csv"
+    bad.write_text("user_id,product_id,event_type,timestamp\nu1,85123A,view,2011-01-01\n"
+                   "u2,85123A,view,yesterday-ish\n")
+    page.locator("input[type=file]").set_input_files(str(bad))
+    page.get_by_text("bad_events.csv: 2 rows, 4 columns").wait_for()
+    page.get_by_role("button", name="Upload and activate").click()
+    page.get_by_text("rejected, 1 problem(s); nothing was stored.").wait_for()
+    # The problem table names the row, the line, the column and the value.
+    problems = page.locator("[data-testid=stDataFrame]").filter(has_text="reason")
+    problems.wait_for()
+    page.screenshot(path=str(folder / "rejected.png"), full_page=True)
+
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log in").wait_for()

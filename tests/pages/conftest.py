@@ -1,0 +1,35 @@
+"""AppTest fixtures: a small shop in a fresh database and one account per role."""
+
+from __future__ import annotations
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from recsys.accounts import create_account
+from recsys.data import IngestOptions, ingest_file
+from recsys.data.clean import CleaningConfig
+from tests.conftest import ROOT
+
+PASSWORD = "correct-horse-1"
+ROLES = ("admin", "operator", "merchandiser", "viewer")
+
+
+@pytest.fixture
+def shop(db_url, catalog_file, events_file) -> str:
+    """A database with a catalog (v1), events (v2) and one account per role."""
+    ingest_file(catalog_file, IngestOptions("catalog"), actor="test")
+    ingest_file(events_file, IngestOptions("events", cleaning=CleaningConfig()), actor="test")
+    for role in ROLES:
+        create_account(role + "1", PASSWORD, role, actor="test")
+    return db_url
+
+
+def app_as(role: str | None, page: str | None = None) -> AppTest:
+    """The app, logged in with `role` (None: logged out), on `page`, after one run."""
+    app = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    if role:
+        app.session_state["identity"] = {"username": role + "1", "role": role}
+    app.run()
+    if page:
+        app.switch_page(page).run()
+    return app

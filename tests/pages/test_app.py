@@ -1,0 +1,67 @@
+"""app.py: the login gate and the pages each role gets."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamlit.testing.v1 import AppTest
+
+from tests.conftest import ROOT
+from tests.pages.conftest import PASSWORD, app_as
+
+
+def test_app_opens_on_the_login_form(shop):
+    app = app_as(None)
+    assert not app.exception
+    assert app.text_input(key="login_username") is not None
+    assert "identity" not in app.session_state
+
+
+def test_wrong_password_is_refused(shop):
+    app = app_as(None)
+    app.text_input(key="login_username").input("viewer1")
+    app.text_input(key="login_password").input("not-the-password")
+    app.button[0].click().run()
+    assert [e.value for e in app.error] == ["Wrong username or password."]
+    assert "identity" not in app.session_state
+
+
+def test_login_then_home_shows_the_active_data(shop):
+    app = app_as(None)
+    app.text_input(key="login_username").input("operator1")
+    app.text_input(key="login_password").input(PASSWORD)
+    app.button[0].click().run()
+    assert app.session_state["identity"] == {"username": "operator1", "role": "operator"}
+    app.switch_page("pages/home.py").run()
+    assert not app.exception
+    assert [m.label for m in app.metric] == ["catalog (v1)", "events (v2)"]
+    assert [m.value for m in app.metric] == ["4 rows", "5 rows"]
+
+
+@pytest.mark.parametrize("role,allowed", [("admin", True), ("operator", False),
+                                          ("merchandiser", False), ("viewer", False)])
+def test_only_admins_get_the_accounts_page(shop, role, allowed):
+    if allowed:
+        app = app_as(role, "pages/admin.py")
+        assert "admin1" in app.dataframe[0].value["username"].tolist()
+    else:
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            app_as(role, "pages/admin.py")
+        # Opened directly, the page refuses too.
+        page = AppTest.from_file(str(ROOT / "pages" / "admin.py"), default_timeout=30)
+        page.session_state["identity"] = {"username": role + "1", "role": role}
+        page.run()
+        assert any("does not allow" in e.value for e in page.error)
+        assert not page.dataframe
+
+
+def test_admin_creates_an_account(shop):
+    app = app_as("admin", "pages/admin.py")
+    app.text_input(key="new_username").input("newbie")
+    app.text_input(key="new_password").input("newbie-pass-1")
+    app.selectbox(key="new_role").select("merchandiser")
+    next(b for b in app.button if b.label == "Create").click().run()
+    assert any("Created newbie" in s.value for s in app.success)
+    from recsys.accounts import authenticate
+
+    assert authenticate("newbie", "newbie-pass-1").role == "merchandiser"

@@ -1,0 +1,82 @@
+"""pages/data.py: overview charts, upload with report, versions, weights, by role."""
+
+from __future__ import annotations
+
+from db import queries
+from db.engine import session_scope
+from tests.conftest import CATALOG_CSV
+from tests.pages.conftest import app_as
+
+
+def test_overview_shows_metrics_and_charts(shop):
+    app = app_as("viewer", "pages/data.py")
+    assert not app.exception
+    metrics = {m.label: m.value for m in app.metric}
+    assert metrics["Products in the active catalog"] == "4"
+    assert metrics["Events"] == "5" and metrics["Customers"] == "3"
+    assert len(app.get("plotly_chart")) == 4
+
+
+def test_viewer_cannot_upload_or_activate(shop):
+    app = app_as("viewer", "pages/data.py")
+    assert not [w for w in app.get("file_uploader")]
+    assert any("operators and admins upload" in i.value for i in app.info)
+    assert not [b for b in app.button if b.label == "Activate"]
+
+
+def test_operator_uploads_a_bad_file_and_sees_row_and_column(shop):
+    app = app_as("operator", "pages/data.py")
+    app.selectbox(key="upload_kind").select("catalog").run()
+    bad = CATALOG_CSV.replace("P2,Blue mug,kitchen,3.00", "P2,Blue mug,kitchen,three")
+    app.get("file_uploader")[0].set_value(("cat.csv", bad.encode(), "text/csv"))
+    app.run()
+    next(b for b in app.button if b.label == "Upload and activate").click().run()
+    assert not app.exception
+    assert any("rejected" in e.value for e in app.error)
+    problems = next(d.value for d in app.dataframe if "reason" in d.value.columns)
+    assert problems.iloc[0][["row", "line", "column", "value"]].tolist() == [2, 3, "price", "three"]
+    with session_scope() as session:
+        assert queries.active_version(session, "catalog").id == 1
+
+
+def test_operator_uploads_a_good_file_with_mapping(shop):
+    app = app_as("operator", "pages/data.py")
+    app.selectbox(key="upload_kind").select("catalog").run()
+    text = "sku;name;price\nQ1; Lamp ;9.5\nQ1;Lamp;10.5\nPOST;Postage;3\n"
+    app.get("file_uploader")[0].set_value(("lamps.csv", text.encode(), "text/csv"))
+    app.run()
+    assert app.selectbox(key="map_catalog_product_id").value == "sku"
+    assert app.selectbox(key="map_catalog_title").value == "name"
+    next(b for b in app.button if b.label == "Upload and activate").click().run()
+    assert not app.exception
+    assert any("Stored and activated as version(s) 3" in s.value for s in app.success)
+    with session_scope() as session:
+        products = queries.products_frame(session, 3)
+    assert products[["product_id", "title", "price"]].values.tolist() == [["Q1", "Lamp", 10.0]]
+
+
+def test_operator_activates_and_rolls_back(shop, catalog_file):
+    from recsys.data import IngestOptions, ingest_file
+
+    ingest_file(catalog_file, IngestOptions("catalog"), actor="test")  # catalog v3
+    app = app_as("operator", "pages/data.py")
+    app.selectbox(key="rollback_kind").select("catalog")
+    next(b for b in app.button if b.label == "Roll back to the previous version").click().run()
+    assert not app.exception
+    with session_scope() as session:
+        assert queries.active_version(session, "catalog").id == 1
+    app.selectbox(key="activate_version").select(3)
+    next(b for b in app.button if b.label == "Activate").click().run()
+    with session_scope() as session:
+        assert queries.active_version(session, "catalog").id == 3
+        actions = queries.audit_log(session)
+    assert {"rollback", "activate"} <= set(actions["action"])
+    assert set(actions[actions["action"] == "rollback"]["actor"]) == {"operator1"}
+
+
+def test_operator_saves_implicit_weights(shop):
+    app = app_as("operator", "pages/data.py")
+    app.number_input(key="weight_purchase").set_value(7.0)
+    next(b for b in app.button if b.label == "Save weights").click().run()
+    with session_scope() as session:
+        assert queries.get_setting(session, "implicit_weights")["purchase"] == 7.0

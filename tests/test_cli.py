@@ -1,0 +1,79 @@
+"""`python -m recsys`: JSON on stdout, and clear messages without tracebacks on bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT
+
+
+def recsys(*args: str, url: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DATABASE_URL": url, "USER": "cli-user"}
+    return subprocess.run([sys.executable, "-m", "recsys", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_db_upgrade(tmp_path):
+    result = recsys("db", "upgrade", url=f"sqlite:///{tmp_path / 'cli.db'}")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["migrated"] is True
+
+
+def test_ingest_then_bad_file_then_rollback(db_url, catalog_file, write):
+    good = recsys("ingest", "--kind", "catalog", "--file", str(catalog_file), url=db_url)
+    assert good.returncode == 0, good.stderr
+    assert json.loads(good.stdout)["versions"] == [1]
+
+    renamed = write("renamed.csv", "sku;name;price\nP9; Lamp ;9.5\nP8;Desk;120\n")
+    mapped = recsys("ingest", "--kind", "catalog", "--file", str(renamed), "--map", "sku=product_id",
+                    "--map", "name=title", url=db_url)
+    assert mapped.returncode == 0, mapped.stderr
+    assert json.loads(mapped.stdout)["reports"][0]["rows_out"] == 2
+
+    bad = write("bad.csv", "product_id,title,price\nP1,Mug,2\nP2,Pot,abc\n")
+    failed = recsys("ingest", "--kind", "catalog", "--file", str(bad), url=db_url)
+    assert failed.returncode == 1
+    assert "bad.csv, row 2 (line 3), column 'price': is not a number (value 'abc')" in failed.stderr
+    assert "Traceback" not in failed.stderr and failed.stdout == ""
+
+    listed = json.loads(recsys("versions", "list", url=db_url).stdout)
+    assert [(v["version"], v["active"]) for v in listed] == [(2, True), (1, False)]
+    back = recsys("versions", "rollback", "--kind", "catalog", url=db_url)
+    assert json.loads(back.stdout) == {"active": {"kind": "catalog", "version": 1}}
+
+
+def test_bad_inputs_exit_nonzero_with_a_message(db_url, write, tmp_path):
+    cases = {
+        "missing file": (str(tmp_path / "nope.csv"), "cannot be opened"),
+        "not a table": (str(write("photo.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")), "not a table"),
+        "empty": (str(write("empty.csv", b"")), "is empty"),
+        "missing column": (str(write("nocol.csv", "product_id,price\nP1,3\n")),
+                           "required column 'title' is missing"),
+    }
+    for name, (path, expected) in cases.items():
+        result = recsys("ingest", "--kind", "catalog", "--file", path, url=db_url)
+        assert result.returncode == 1, name
+        assert expected in result.stderr, (name, result.stderr)
+        assert "Traceback" not in result.stderr, name
+
+
+def test_events_need_a_catalog_first(db_url, events_file):
+    result = recsys("ingest", "--kind", "events", "--file", str(events_file), url=db_url)
+    assert result.returncode == 1
+    assert "upload a catalog first" in result.stderr
+
+
+def test_bad_mapping_argument(db_url, catalog_file):
+    result = recsys("ingest", "--kind", "catalog", "--file", str(catalog_file), "--map", "oops",
+                    url=db_url)
+    assert result.returncode != 0 and "SOURCE=TARGET" in result.stderr
+
+
+def test_unreachable_database_is_a_message(tmp_path):
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none"
+    result = recsys("db", "upgrade", url=url)
+    assert result.returncode == 1
+    assert "the database cannot be used" in result.stderr and "Traceback" not in result.stderr

@@ -1,0 +1,1 @@
+"""Streamlit helpers: the only place outside pages/ and app.py that imports streamlit."""

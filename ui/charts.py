@@ -1,0 +1,46 @@
+"""Plotly figures of the shop data overview."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+
+def events_over_time(per_day: pd.DataFrame) -> go.Figure:
+    weekly = (per_day.set_index("day").groupby("event_type")["events"]
+              .resample("W").sum().reset_index())
+    figure = px.line(weekly, x="day", y="events", color="event_type",
+                     title="Events per week", labels={"day": "week", "event_type": "event type"})
+    return figure
+
+
+def top_products(popularity: pd.DataFrame, n: int = 20) -> go.Figure:
+    top = popularity.head(n).copy()
+    top["label"] = top.get("title", top["product_id"]).fillna(top["product_id"])
+    figure = px.bar(top.iloc[::-1], x="events", y="label", orientation="h",
+                    hover_data=["product_id", "users"], title=f"Top {n} products by events",
+                    labels={"label": ""})
+    figure.update_layout(height=max(400, 22 * n))
+    return figure
+
+
+def long_tail(popularity: pd.DataFrame) -> go.Figure:
+    ranked = popularity.reset_index(drop=True)
+    ranked["rank"] = ranked.index + 1
+    ranked["share"] = ranked["events"].cumsum() / ranked["events"].sum()
+    head = int((ranked["share"] <= 0.8).sum()) + 1
+    figure = px.area(ranked, x="rank", y="events", log_y=True,
+                     title=f"Long tail: {head:,} of {len(ranked):,} products "
+                           f"({head / max(len(ranked), 1):.0%}) make 80% of events",
+                     labels={"rank": "product rank by popularity"})
+    figure.add_vline(x=head, line_dash="dash")
+    return figure
+
+
+def customers_by_country(countries: pd.DataFrame, n: int = 15) -> go.Figure:
+    top = countries.head(n)
+    rest = countries.iloc[n:]["users"].sum()
+    if rest:
+        top = pd.concat([top, pd.DataFrame({"country": ["other"], "users": [rest]})])
+    return px.bar(top, x="country", y="users", title="Customers by country", log_y=True)

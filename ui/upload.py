@@ -1,0 +1,118 @@
+"""The upload form and the rendering of validation and cleaning reports."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from recsys.accounts import Identity
+from recsys.data import KINDS, CleaningConfig, IngestError, IngestOptions, guess_mapping, read_table
+from recsys.data.ingest import ingest_file
+from recsys.data.online_retail import ingest_online_retail
+from recsys.data.report import IngestReport
+
+NONE = "(not in file)"
+KIND_LABELS = {**{k: spec.label for k, spec in KINDS.items()},
+               "online_retail": "Online Retail invoice lines (catalog + purchases)"}
+RESULT_KEY = "upload_result"
+
+
+def render_report(report: IngestReport) -> None:
+    """Problems (file, row, line, column, value, reason) and what each cleaning rule did."""
+    if report.ok:
+        st.success(report.message())
+    else:
+        st.error(report.message().splitlines()[0])
+        problems = pd.DataFrame([p.__dict__ for p in report.problems])
+        st.dataframe(problems[["file", "row", "line", "column", "value", "reason"]],
+                     hide_index=True, width="stretch")
+        for note in report.notes:
+            st.caption(note)
+        return
+    if report.cleaning:
+        st.markdown(f"**Cleaning of the {report.kind}**: {report.rows_in:,} rows in, "
+                    f"{report.rows_out:,} out")
+        table = pd.DataFrame([{"rule": r.rule, "what": r.description, "action": r.action,
+                               "rows": r.rows} for r in report.cleaning])
+        st.dataframe(table, hide_index=True, width="stretch")
+        for rule in report.cleaning:
+            with st.expander(f"{rule.rule}: {rule.rows:,} rows {rule.action} - examples"):
+                st.dataframe(pd.DataFrame(rule.examples), hide_index=True, width="stretch")
+    else:
+        st.info("Cleaning changed nothing.")
+
+
+def _mapping_form(columns: list[str], kind: str) -> dict[str, str]:
+    guessed = {target: source for source, target in guess_mapping(columns, kind).items()}
+    mapping = {}
+    spec = KINDS[kind]
+    grid = st.columns(3)
+    for number, column in enumerate(spec.columns):
+        options = [NONE, *columns]
+        default = guessed.get(column.name, NONE)
+        label = f"{column.name}{' *' if column.required else ''}"
+        chosen = grid[number % 3].selectbox(label, options, index=options.index(default),
+                                            help=column.help, key=f"map_{kind}_{column.name}")
+        if chosen != NONE:
+            mapping[chosen] = column.name
+    return mapping
+
+
+def upload_form(who: Identity, url: str) -> None:
+    kind = st.selectbox("What are you uploading?", list(KIND_LABELS), key="upload_kind",
+                        format_func=KIND_LABELS.get)
+    upload = st.file_uploader("File (CSV, TSV, Parquet or JSON Lines)", key="upload_file",
+                              type=["csv", "tsv", "txt", "parquet", "jsonl", "ndjson", "json"])
+    encoding = st.text_input("Encoding of a text file", value="", placeholder="utf-8",
+                             key="upload_encoding", help="e.g. latin-1 or cp1252")
+    if upload is None:
+        return
+    data = upload.getvalue()
+    try:
+        frame, fmt = read_table(data, upload.name, encoding=encoding or None)
+    except IngestError as error:
+        render_report(error.report)
+        return
+    st.caption(f"{upload.name}: {len(frame):,} rows, {frame.columns.size} columns, read as {fmt}")
+    st.dataframe(frame.head(20), hide_index=True, width="stretch")
+
+    options = None
+    if kind != "online_retail":
+        st.markdown("**Column mapping** (* required)")
+        mapping = _mapping_form(list(frame.columns), kind)
+        left, middle, right = st.columns(3)
+        event_type = None
+        if kind == "events":
+            event_type = left.selectbox("Event type of rows without one",
+                                        [None, "view", "click", "cart", "purchase", "rating"],
+                                        key="upload_event_type",
+                                        format_func=lambda v: v or "(none: every row has one)")
+        id_case = middle.selectbox("Product and user ids", ["keep", "upper"], key="upload_id_case",
+                                   format_func={"keep": "keep case", "upper": "upper-case"}.get)
+        skip = right.checkbox("Drop rows with invalid values instead of rejecting the file",
+                              key="upload_skip_invalid")
+        options = IngestOptions(kind=kind, mapping=mapping, encoding=encoding or None,
+                                skip_invalid_rows=skip,
+                                cleaning=CleaningConfig(id_case=id_case, default_event_type=event_type))
+    check, store = st.columns(2)
+    dry_run = check.button("Check only", key="upload_check")
+    if store.button("Upload and activate", type="primary", key="upload_store") or dry_run:
+        with st.spinner("Reading, validating and cleaning..."):
+            try:
+                if options is None:
+                    result = ingest_online_retail(data, actor=who.username, filename=upload.name,
+                                                  dry_run=dry_run, url=url)
+                else:
+                    result = ingest_file(data, options, actor=who.username, filename=upload.name,
+                                         dry_run=dry_run, url=url)
+                st.session_state[RESULT_KEY] = (result.reports, result.version_ids, dry_run)
+            except IngestError as error:
+                st.session_state[RESULT_KEY] = ([error.report], [], dry_run)
+    if RESULT_KEY in st.session_state:
+        reports, version_ids, was_dry_run = st.session_state[RESULT_KEY]
+        if version_ids:
+            st.success(f"Stored and activated as version(s) {', '.join(map(str, version_ids))}.")
+        elif was_dry_run and all(r.ok for r in reports):
+            st.info("Checked only: nothing was stored.")
+        for report in reports:
+            render_report(report)

@@ -1,0 +1,72 @@
+"""Dataset versions with activate and roll back, and the implicit-feedback weights."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from db import queries
+from db.engine import session_scope
+from db.models import DatasetVersion
+from recsys.accounts import Identity
+from recsys.data.interactions import SETTING_KEY, ImplicitWeights
+from recsys.data.report import IngestReport
+from ui import data
+from ui.upload import render_report
+
+
+def versions_panel(who: Identity, url: str) -> None:
+    versions = data.versions(url)
+    if versions.empty:
+        st.info("No data yet: upload a catalog first.")
+        return
+    st.dataframe(versions, hide_index=True, width="stretch", key="versions_table")
+    if not who.can("activate"):
+        st.caption("Your role can look at versions; operators and admins activate them.")
+        return
+    left, right = st.columns(2)
+    with left.form("activate_form"):
+        chosen = st.selectbox("Version", versions["version"].tolist(), key="activate_version",
+                              format_func=lambda v: _label(versions, v))
+        if st.form_submit_button("Activate"):
+            with session_scope(url) as session:
+                version = queries.activate_version(session, int(chosen), who.username)
+            st.success(f"{version.kind} v{version.id} is active.")
+            st.rerun()
+    with right.form("rollback_form"):
+        kind = st.selectbox("Kind", sorted(versions["kind"].unique()), key="rollback_kind")
+        if st.form_submit_button("Roll back to the previous version"):
+            try:
+                with session_scope(url) as session:
+                    version = queries.rollback(session, kind, who.username)
+                st.success(f"Rolled back: {version.kind} v{version.id} is active.")
+                st.rerun()
+            except LookupError as error:
+                st.warning(str(error))
+    shown = st.selectbox("Show the ingest report of version", versions["version"].tolist(),
+                         key="report_version", format_func=lambda v: _label(versions, v))
+    with session_scope(url) as session:
+        stored = session.get(DatasetVersion, int(shown))
+        render_report(IngestReport.from_dict(stored.report))
+
+
+def _label(versions, version_id) -> str:
+    row = versions[versions["version"] == version_id].iloc[0]
+    return f"v{version_id} {row.kind} from {row.source} ({row.rows:,} rows){' - active' if row.active else ''}"
+
+
+def weights_panel(who: Identity, url: str) -> None:
+    with session_scope(url) as session:
+        weights = ImplicitWeights.from_dict(queries.get_setting(session, SETTING_KEY))
+    st.caption("How much each kind of event counts when behaviour becomes implicit feedback; "
+               "a rating counts its value times the rating weight.")
+    with st.form("weights_form"):
+        columns = st.columns(5)
+        values = {name: columns[i].number_input(name, min_value=0.0, value=float(value), step=0.5,
+                                                key=f"weight_{name}",
+                                                disabled=not who.can("settings"))
+                  for i, (name, value) in enumerate(weights.to_dict().items())}
+        if st.form_submit_button("Save weights", disabled=not who.can("settings")):
+            new = ImplicitWeights.from_dict(values)
+            with session_scope(url) as session:
+                queries.set_setting(session, SETTING_KEY, new.to_dict(), who.username)
+            st.success("Saved.")
