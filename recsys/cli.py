@@ -81,6 +81,9 @@ def cmd_ingest(args) -> int:
         result = ingest_online_retail(args.file, actor=actor, dry_run=args.dry_run)
     else:
         cleaning = CleaningConfig(id_case=args.id_case, default_event_type=args.event_type)
+        if args.non_product_codes is not None:
+            cleaning.non_product_codes = tuple(
+                code.strip() for code in args.non_product_codes.split(",") if code.strip())
         options = IngestOptions(kind=args.kind, mapping=_mapping(args.map), fmt=args.format,
                                 encoding=args.encoding, sep=args.sep,
                                 skip_invalid_rows=args.skip_invalid_rows,
@@ -151,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--event-type", choices=["view", "click", "cart", "purchase", "rating"],
                         help="event type of rows without one")
     ingest.add_argument("--id-case", choices=["keep", "upper"], default="keep")
+    ingest.add_argument("--non-product-codes", metavar="CODES",
+                        help="comma-separated product ids that are charges, not products "
+                             "(default: POST, SHIPPING, FEE, BANK CHARGES and the like)")
     ingest.add_argument("--skip-invalid-rows", action="store_true",
                         help="drop rows with values of the wrong type instead of rejecting the file")
     ingest.add_argument("--no-activate", action="store_true", help="store without activating")

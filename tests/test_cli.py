@@ -77,3 +77,12 @@ def test_unreachable_database_is_a_message(tmp_path):
     result = recsys("db", "upgrade", url=url)
     assert result.returncode == 1
     assert "the database cannot be used" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_non_product_codes_can_be_chosen(db_url, write):
+    catalog = write("codes.csv", "product_id,title,price\nM,Medium mug,3\nPOST,Postage,5\nFEE1,Fee,1\n")
+    default = recsys("ingest", "--kind", "catalog", "--file", str(catalog), "--dry-run", url=db_url)
+    assert json.loads(default.stdout)["reports"][0]["rows_out"] == 2  # 'M' is a product here
+    chosen = recsys("ingest", "--kind", "catalog", "--file", str(catalog), "--dry-run",
+                    "--non-product-codes", "POST, FEE1", url=db_url)
+    assert json.loads(chosen.stdout)["reports"][0]["rows_out"] == 1

@@ -7,6 +7,7 @@ import streamlit as st
 
 from recsys.accounts import Identity
 from recsys.data import KINDS, CleaningConfig, IngestError, IngestOptions, guess_mapping, read_table
+from recsys.data.clean import DEFAULT_NON_PRODUCT_CODES
 from recsys.data.ingest import ingest_file
 from recsys.data.online_retail import ingest_online_retail
 from recsys.data.report import IngestReport
@@ -91,9 +92,13 @@ def upload_form(who: Identity, url: str) -> None:
                                    format_func={"keep": "keep case", "upper": "upper-case"}.get)
         skip = right.checkbox("Drop rows with invalid values instead of rejecting the file",
                               key="upload_skip_invalid")
+        codes = st.text_input("Codes that are charges, not products (comma-separated)",
+                              value=", ".join(DEFAULT_NON_PRODUCT_CODES), key="upload_codes")
+        cleaning = CleaningConfig(id_case=id_case, default_event_type=event_type,
+                                  non_product_codes=tuple(c.strip() for c in codes.split(",")
+                                                          if c.strip()))
         options = IngestOptions(kind=kind, mapping=mapping, encoding=encoding or None,
-                                skip_invalid_rows=skip,
-                                cleaning=CleaningConfig(id_case=id_case, default_event_type=event_type))
+                                skip_invalid_rows=skip, cleaning=cleaning)
     check, store = st.columns(2)
     dry_run = check.button("Check only", key="upload_check")
     if store.button("Upload and activate", type="primary", key="upload_store") or dry_run:

@@ -27,9 +27,12 @@ import pandas as pd
 from recsys.data.report import MAX_EXAMPLES, RuleResult
 from recsys.data.validate import ROW
 
+# Codes that name a charge, not a product, in any shop. Short codes that are
+# charges in one shop can be products in another ('M' is a manual entry in
+# Online Retail); the adapter of such a shop adds them.
 DEFAULT_NON_PRODUCT_CODES = (
-    "POST", "DOT", "M", "D", "C2", "S", "B", "CRUK", "PADS",
-    "BANK CHARGES", "AMAZONFEE", "ADJUST", "ADJUST2",
+    "POST", "POSTAGE", "DOT", "CARRIAGE", "SHIPPING", "DELIVERY", "FEE", "DISCOUNT",
+    "BANK CHARGES", "AMAZONFEE", "CRUK", "ADJUST", "ADJUST2",
 )
 
 

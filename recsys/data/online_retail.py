@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.data.clean import CleaningConfig
+from recsys.data.clean import DEFAULT_NON_PRODUCT_CODES, CleaningConfig
 from recsys.data.ingest import IngestOptions, IngestResult, Prepared, prepare, store
 from recsys.data.readers import read_table
 from recsys.data.report import IngestError, IngestReport, Problem
@@ -43,8 +43,14 @@ EVENTS_MAPPING = {"CustomerID": "user_id", "StockCode": "product_id", "Quantity"
                   "Country": "country"}
 
 
+# Manual entries, discounts, carriage, samples, bad-debt adjustments and cushion pads
+# priced at a tenth of a penny: charges and book-keeping in this shop, not products.
+ONLINE_RETAIL_NON_PRODUCT_CODES = DEFAULT_NON_PRODUCT_CODES + ("M", "D", "C2", "S", "B", "PADS")
+
+
 def cleaning_config() -> CleaningConfig:
-    return CleaningConfig(id_case="upper", default_event_type="purchase")
+    return CleaningConfig(id_case="upper", default_event_type="purchase",
+                          non_product_codes=ONLINE_RETAIL_NON_PRODUCT_CODES)
 
 
 def prepare_online_retail(frame: pd.DataFrame, *, file: str, fmt: str) -> list[Prepared]:
