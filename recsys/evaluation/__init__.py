@@ -1,0 +1,1 @@
+"""Splits, ranking metrics and the evaluation of recommenders and search."""

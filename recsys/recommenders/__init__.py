@@ -1,0 +1,23 @@
+"""Recommenders behind one contract (see `base`); each algorithm is one file that registers itself."""
+
+from importlib import import_module
+
+from recsys.recommenders.base import REGISTRY, Reason, Recommender, RecommenderConfig, register
+
+# Importing a module registers its algorithms.
+for _module in ("popularity", "item_knn", "ease", "cf_surprise", "semantic"):
+    import_module(f"recsys.recommenders.{_module}")
+
+
+def get(name: str) -> type[Recommender]:
+    """The recommender class registered as `name`."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown algorithm {name!r}; choose one of {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[name]
+
+
+def names() -> list[str]:
+    return sorted(REGISTRY)
+
+
+__all__ = ["REGISTRY", "Reason", "Recommender", "RecommenderConfig", "get", "names", "register"]

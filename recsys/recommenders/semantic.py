@@ -1,0 +1,85 @@
+"""Semantic recommendations from product-text embeddings.
+
+Each product is embedded from its title (and description, when the catalog has
+one) with the active sentence-transformers model (by default the shipped
+all-MiniLM-L6-v2). A user's profile is the weighted mean of the embeddings of
+the products in their history, weights log(1 + interaction weight); products
+are scored by cosine similarity to the profile, and item-to-item similarity is
+the cosine of two products' embeddings. Every recommendation names the history
+item it is closest to: "similar to X you bought".
+
+It needs no co-purchase data, so it covers products nobody bought yet (every
+catalog product is a candidate), at the price of recommending near-duplicates.
+Reference: Reimers and Gurevych, "Sentence-BERT", EMNLP 2019.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recsys.recommenders.base import Reason, Recommender, RecommenderConfig, register
+
+
+@dataclass
+class SemanticConfig(RecommenderConfig):
+    model_path: str | None = None  # None: the shipped all-MiniLM-L6-v2
+
+
+def product_texts(catalog: pd.DataFrame, item_ids: np.ndarray) -> list[str]:
+    """Title (plus description where present) of each product, in `item_ids` order."""
+    by_id = catalog.assign(product_id=catalog["product_id"].astype(str)).drop_duplicates(
+        "product_id").set_index("product_id")
+    texts = by_id["title"].astype(str)
+    if "description" in by_id:
+        described = by_id["description"].fillna("").astype(str)
+        texts = texts.where(described == "", texts + ". " + described)
+    return texts.reindex(item_ids).fillna("").tolist()
+
+
+@register
+class Semantic(Recommender):
+    name = "semantic"
+    Config = SemanticConfig
+    needs_catalog = True
+
+    def _fit(self, frame: pd.DataFrame, catalog: pd.DataFrame | None) -> None:
+        from recsys.embeddings import cached_encode
+
+        self.embeddings = cached_encode(product_texts(catalog, self.item_ids), self.config.model_path)
+
+    def _profiles(self, histories: sp.csr_matrix) -> np.ndarray:
+        weights = histories.copy().astype(np.float32)
+        weights.data = np.log1p(np.clip(weights.data, 0, None))
+        profiles = np.asarray(weights @ self.embeddings)
+        norms = np.linalg.norm(profiles, axis=1, keepdims=True)
+        return profiles / np.where(norms > 0, norms, 1.0)
+
+    def _score(self, user_indices: np.ndarray, histories: sp.csr_matrix) -> np.ndarray:
+        return self._profiles(histories) @ self.embeddings.T
+
+    def _similar(self, item_index: int) -> np.ndarray:
+        return self.embeddings @ self.embeddings[item_index]
+
+    def _reasons(self, user_index: int, history: np.ndarray, item_index: int) -> list[Reason]:
+        seen = np.flatnonzero(history > 0)
+        if not len(seen):
+            return []
+        similarity = self.embeddings[seen] @ self.embeddings[item_index]
+        reasons = []
+        for position in np.argsort(-similarity)[:2]:
+            other = self.item_ids[seen[position]]
+            reasons.append(Reason("similar_embedding",
+                                  f"similar to {self.title(other)} you bought "
+                                  f"(cosine {similarity[position]:.2f})",
+                                  float(similarity[position]), other))
+        return reasons
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return {"embeddings": self.embeddings}
+
+    def _restore(self, arrays: dict[str, np.ndarray]) -> None:
+        self.embeddings = arrays["embeddings"]

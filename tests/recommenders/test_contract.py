@@ -1,0 +1,171 @@
+"""The recommender contract, run over every registered algorithm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recsys.recommenders import REGISTRY, Reason, Recommender, get
+
+
+def same(left, right) -> bool:
+    """Two rankings with the same items in the same order and scores equal to 1e-6."""
+    return [i for i, _ in left] == [i for i, _ in right] and np.allclose(
+        [s for _, s in left], [s for _, s in right], rtol=1e-6, atol=1e-9)
+
+# Two taste groups: tea people and garden people, plus one user who bought both kinds.
+BASKETS = {
+    "u1": ["teapot", "mug", "tea"], "u2": ["teapot", "mug", "tea", "saucer"],
+    "u3": ["teapot", "tea", "saucer"], "u4": ["mug", "tea"],
+    "g1": ["chair", "table", "parasol"], "g2": ["chair", "table"], "g3": ["chair", "parasol", "lantern"],
+    "g4": ["table", "parasol", "lantern"], "mix": ["mug", "chair"],
+}
+TITLES = {"teapot": "White china teapot", "mug": "Red tea mug", "tea": "Earl grey tea leaves",
+          "saucer": "China saucer", "chair": "Wooden garden chair", "table": "Garden table",
+          "parasol": "Striped garden parasol", "lantern": "Garden lantern", "vase": "Glass vase"}
+
+
+def interactions() -> pd.DataFrame:
+    rows = [(user, item, 1.0 + (i % 3), pd.Timestamp("2024-01-01") + pd.Timedelta(days=i + 3 * n))
+            for n, (user, items) in enumerate(BASKETS.items()) for i, item in enumerate(items)]
+    return pd.DataFrame(rows, columns=["user_id", "product_id", "weight", "timestamp"])
+
+
+CATALOG = pd.DataFrame({"product_id": list(TITLES), "title": list(TITLES.values())})
+
+
+@pytest.fixture(scope="module", params=sorted(REGISTRY))
+def fitted(request) -> Recommender:
+    return get(request.param)().fit(interactions(), CATALOG)
+
+
+def test_registry_lists_every_algorithm():
+    assert {"popularity", "popularity_recent", "item_knn", "ease", "svd", "knn_baseline",
+            "semantic"} <= set(REGISTRY)
+
+
+def test_recommend_excludes_seen_and_is_sorted(fitted):
+    ranking = fitted.recommend("u1", k=3)
+    items = [item for item, _ in ranking]
+    assert len(items) == 3 and not set(items) & set(BASKETS["u1"])
+    scores = [score for _, score in ranking]
+    assert scores == sorted(scores, reverse=True)
+    with_seen = [item for item, _ in fitted.recommend("u1", k=20, exclude_seen=False)]
+    assert set(BASKETS["u1"]) <= set(with_seen)
+
+
+def test_unknown_user_gets_popular_products(fitted):
+    ranking = fitted.recommend("never-seen", k=2)
+    assert len(ranking) == 2
+    if fitted.name != "popularity_recent":
+        popular = get("popularity")().fit(interactions()).recommend("never-seen", k=2)
+        assert [i for i, _ in ranking] == [i for i, _ in popular]
+    reasons = fitted.explain("never-seen", ranking[0][0])
+    assert reasons and reasons[0].kind == "popular"
+
+
+def test_k_larger_than_the_catalog_returns_every_unseen_product(fitted):
+    ranking = fitted.recommend("g2", k=1000)
+    candidates = set(fitted.item_ids) - set(BASKETS["g2"])
+    assert {item for item, _ in ranking} == candidates
+    assert len(ranking) == len(candidates)
+
+
+def test_bad_k_is_refused(fitted):
+    with pytest.raises(ValueError, match="k must be positive"):
+        fitted.recommend("u1", k=0)
+
+
+def test_session_history_and_empty_history(fitted):
+    session = fitted.recommend(None, k=3, history=["chair", "table"])
+    assert len(session) == 3 and not {"chair", "table"} & {i for i, _ in session}
+    empty = fitted.recommend("never-seen", k=3, history=[])
+    assert [i for i, _ in empty] == [i for i, _ in fitted.recommend("never-seen", k=3)]
+    unknown_items = fitted.recommend(None, k=2, history=["no-such-product"])
+    assert len(unknown_items) == 2
+
+
+def test_similar_items(fitted):
+    similar = fitted.similar_items("chair", k=3)
+    assert 0 < len(similar) <= 3 and "chair" not in {i for i, _ in similar}
+    assert fitted.similar_items("no-such-product", k=3) == []
+
+
+def test_explain_gives_structured_reasons(fitted):
+    item = fitted.recommend("u4", k=1)[0][0]
+    reasons = fitted.explain("u4", item)
+    assert reasons and all(isinstance(r, Reason) and r.text for r in reasons)
+    assert [r.weight for r in reasons] == sorted((r.weight for r in reasons), reverse=True)
+    assert fitted.explain("u4", "no-such-product")[0].kind == "unknown_product"
+
+
+def test_save_and_load_round_trip(fitted, tmp_path):
+    fitted.save(tmp_path / "model")
+    loaded = Recommender.load(tmp_path / "model")
+    assert type(loaded) is type(fitted) and loaded.config == fitted.config
+    for user in ("u1", "mix", "never-seen"):
+        assert same(loaded.recommend(user, k=5), fitted.recommend(user, k=5))
+    assert loaded.similar_items("tea", k=3) == fitted.similar_items("tea", k=3)
+    item = fitted.recommend("u4", k=1)[0][0]
+    assert loaded.explain("u4", item) == fitted.explain("u4", item)
+
+
+def test_fitting_twice_gives_the_same_results(fitted):
+    again = type(fitted)(fitted.config).fit(interactions(), CATALOG)
+    for user in ("u1", "g3", "mix"):
+        assert same(again.recommend(user, k=4), fitted.recommend(user, k=4))
+
+
+def test_recommend_many_matches_recommend(fitted):
+    users = ["u1", "g1", "never-seen", "mix"]
+    for batched, user in zip(fitted.recommend_many(users, k=3), users):
+        assert same(batched, fitted.recommend(user, k=3))
+
+
+def test_config_round_trips_and_rejects_unknown_parameters(fitted):
+    cls = type(fitted)
+    assert cls.Config.from_dict(fitted.config.to_dict()) == fitted.config
+    with pytest.raises(ValueError, match="no parameter"):
+        cls(no_such_parameter=1)
+
+
+@pytest.mark.parametrize("name", ["item_knn", "ease"])
+def test_co_purchase_models_recommend_within_the_taste_group(name):
+    model = get(name)().fit(interactions())
+    assert model.recommend("u4", k=1)[0][0] in {"teapot", "saucer"}
+    assert model.recommend("g2", k=1)[0][0] in {"parasol", "lantern"}
+    reasons = model.explain("u4", "teapot")
+    assert reasons[0].kind == "co_purchase" and reasons[0].product_id in {"mug", "tea"}
+    assert "because you bought" in reasons[0].text
+
+
+def test_semantic_recommends_by_text_and_names_the_nearest_history_item():
+    model = get("semantic")().fit(interactions(), CATALOG)
+    # Nobody bought the vase, but the semantic model can still recommend it.
+    assert "vase" in model.item_ids
+    top = [item for item, _ in model.recommend("g2", k=3)]
+    assert set(top) <= {"parasol", "lantern", "chair", "vase", "saucer"} and "lantern" in top
+    reasons = model.explain("g2", "lantern")
+    assert reasons[0].kind == "similar_embedding" and reasons[0].product_id in {"chair", "table"}
+
+
+def test_popularity_counts_customers_not_weights():
+    frame = pd.DataFrame({"user_id": ["a", "b", "c", "d"], "product_id": ["x", "x", "y", "y"],
+                          "weight": [1.0, 1.0, 100.0, 1.0]})
+    frame.loc[4] = ["e", "x", 1.0]
+    assert get("popularity")().fit(frame).recommend("new", k=2)[0][0] == "x"
+
+
+def test_recent_popularity_looks_at_the_last_days():
+    frame = pd.DataFrame({"user_id": list("abcde"), "product_id": ["old", "old", "old", "new", "new"],
+                          "weight": 1.0, "timestamp": pd.to_datetime(
+                              ["2024-01-01", "2024-01-02", "2024-01-03", "2024-06-01", "2024-06-02"])})
+    assert get("popularity_recent")(window_days=30).fit(frame).recommend("z", k=1)[0][0] == "new"
+    assert get("popularity")().fit(frame).recommend("z", k=1)[0][0] == "old"
+
+
+def test_svd_uses_real_ratings_when_given():
+    frame = interactions().assign(rating=lambda f: np.where(f["product_id"] == "tea", 5.0, 2.0))
+    model = get("svd")(n_factors=4, n_epochs=50).fit(frame)
+    assert model.global_mean == pytest.approx(frame["rating"].mean(), rel=1e-5)
