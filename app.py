@@ -11,7 +11,8 @@ if who is None:
     page = st.navigation([st.Page("pages/login.py", title="Log in", icon=":material/login:")])
 else:
     pages = [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-             st.Page("pages/data.py", title="Data", icon=":material/database:")]
+             st.Page("pages/data.py", title="Data", icon=":material/database:"),
+             st.Page("pages/evaluation.py", title="Evaluation", icon=":material/query_stats:")]
     if who.can("admin"):
         pages.append(st.Page("pages/admin.py", title="Accounts", icon=":material/group:"))
     page = st.navigation(pages)

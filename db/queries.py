@@ -241,3 +241,19 @@ def add_account(session: Session, username: str, password_hash: str, role: str) 
     session.add(account)
     session.flush()
     return account
+
+
+# --- evaluation ----------------------------------------------------------------
+
+def evaluation_results(session: Session, limit: int = 500) -> pd.DataFrame:
+    """Stored evaluation scores, newest first, one row per algorithm and run."""
+    from db.models import EvaluationResult
+
+    rows = session.scalars(select(EvaluationResult).order_by(EvaluationResult.id.desc()).limit(limit))
+    records = []
+    for row in rows:
+        metrics = {k: v for k, v in row.metrics.items() if isinstance(v, (int, float)) and k != "k"}
+        records.append({"run": row.job_id, "algorithm": row.algorithm, "split": row.split, "k": row.k,
+                        "events_version": row.events_version_id, "created_at": row.created_at,
+                        "created_by": row.created_by, **metrics, "config": row.config})
+    return pd.DataFrame(records)

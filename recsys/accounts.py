@@ -4,8 +4,8 @@ Passwords are hashed with Argon2 (argon2-cffi). Roles decide which pages and
 actions appear:
 
 - admin: everything, including accounts and the audit log
-- operator: upload data, activate and roll back versions, change settings
-- merchandiser: search trials, fusion weights, business rules and presets
+- operator: upload data, activate and roll back versions, change settings, run evaluations
+- merchandiser: search trials, fusion weights, business rules and presets, run evaluations
 - viewer: look only
 
 The first admin's password comes from `WORKBENCH_ADMIN_PASSWORD`, or from
@@ -29,9 +29,9 @@ from db.engine import PROJECT_ROOT, session_scope
 from db.models import ROLES
 
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"view", "upload", "activate", "settings", "merchandise", "admin"}),
-    "operator": frozenset({"view", "upload", "activate", "settings"}),
-    "merchandiser": frozenset({"view", "merchandise"}),
+    "admin": frozenset({"view", "upload", "activate", "settings", "merchandise", "evaluate", "admin"}),
+    "operator": frozenset({"view", "upload", "activate", "settings", "evaluate"}),
+    "merchandiser": frozenset({"view", "merchandise", "evaluate"}),
     "viewer": frozenset({"view"}),
 }
 ADMIN_USERNAME = "admin"

@@ -130,6 +130,14 @@ def cmd_accounts(args) -> int:
     return 0
 
 
+def cmd_worker(args) -> int:
+    from recsys.jobs import run_job
+
+    status = run_job(args.job_id)
+    print(json.dumps({"job": args.job_id, "status": status}))
+    return 0 if status in ("succeeded", "cancelled") else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recsys", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -178,6 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
                           choices=["admin", "operator", "merchandiser", "viewer"])
     accounts.add_argument("--actor")
     accounts.set_defaults(func=cmd_accounts)
+
+    from recsys.evaluation import recs_cli
+
+    recs_cli.add_parser(commands)
+    recs_cli.add_tune_parser(commands)
+    from recsys.evaluation import search as search_evaluation
+
+    search_evaluation.add_parser(commands)
+    worker = commands.add_parser("worker", help="run one background job (started by the app)")
+    worker.add_argument("job_id", type=int)
+    worker.set_defaults(func=cmd_worker)
     return parser
 
 

@@ -23,7 +23,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-CACHE_DIR = Path(__file__).resolve().parent.parent / "var" / "embeddings"
+CACHE_DIR = Path(os.environ.get("WORKBENCH_EMBEDDINGS_DIR")
+                 or Path(__file__).resolve().parent.parent / "var" / "embeddings")
 
 
 def default_model_path() -> Path:
@@ -35,8 +36,15 @@ def default_model_path() -> Path:
 def configure_threads(threads: int | None = None) -> int:
     """Give torch a fixed number of threads (default: WORKBENCH_THREADS or the cores).
 
-    With 2 cores, torch's and BLAS's default pools compete; one deliberate
-    setting keeps latency steady.
+    Measured on the project's 2-core machine (docs/benchmarks.md, "Search on
+    Home Depot"): catalog encoding runs 1.9 times faster with 2 torch threads
+    than with 1 (about 210 vs 110 titles/s), while one query's search takes the
+    same time with either (p50 about 16 ms). What hurts is torch's OpenMP pool
+    and numpy's OpenBLAS pool (2 threads each) taking turns within one query:
+    p95 rose from about 21 ms to 120-540 ms. So torch keeps every core, and the
+    semantic retriever does its query-catalog product in torch too, leaving
+    numpy's BLAS (used by other components) as it is. OMP_WAIT_POLICY=PASSIVE
+    made both latency and throughput worse, so it is not set.
     """
     import torch
 
@@ -78,21 +86,31 @@ def encode(texts: list[str], model_path: str | None = None, batch_size: int = 64
 
 def cached_encode(texts: list[str], model_path: str | None = None,
                   cache_dir: Path | None = None) -> np.ndarray:
-    """`encode`, read from or written to the on-disk cache keyed by model and texts."""
-    digest = hashlib.sha256()
-    digest.update(model_identity(model_path).encode())
-    for text in texts:
-        digest.update(text.encode("utf-8", "replace"))
-        digest.update(b"\x00")
-    folder = cache_dir or CACHE_DIR
-    path = folder / f"{digest.hexdigest()[:24]}.npy"
-    if path.exists():
-        vectors = np.load(path)
-        if vectors.shape[0] == len(texts):
-            return vectors
-    vectors = encode(texts, model_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp.npy")
-    np.save(temporary, vectors)
-    temporary.replace(path)
-    return vectors
+    """`encode`, with every text's embedding kept on disk per model.
+
+    The cache of a model is one pair of files under `cache_dir`: the SHA-1 of
+    each text and its vector. Only texts not seen before are encoded, so a new
+    catalog version that adds a few products encodes those few.
+    """
+    folder = (cache_dir or CACHE_DIR) / model_identity(model_path)
+    keys_path, vectors_path = folder / "keys.npy", folder / "vectors.npy"
+    keys = np.array([hashlib.sha1(t.encode("utf-8", "replace")).hexdigest() for t in texts])
+    known_keys = np.load(keys_path) if keys_path.exists() else np.array([], dtype=keys.dtype)
+    known_vectors = np.load(vectors_path) if vectors_path.exists() else None
+    if known_vectors is None or len(known_vectors) != len(known_keys):
+        known_keys, known_vectors = np.array([], dtype=keys.dtype), None
+    position = {key: i for i, key in enumerate(known_keys)}
+    missing = sorted({key: text for key, text in zip(keys, texts) if key not in position}.items())
+    if missing:
+        fresh = encode([text for _, text in missing], model_path)
+        new_keys = np.array([key for key, _ in missing])
+        known_keys = np.concatenate([known_keys, new_keys]) if len(known_keys) else new_keys
+        known_vectors = fresh if known_vectors is None else np.vstack([known_vectors, fresh])
+        folder.mkdir(parents=True, exist_ok=True)
+        # Write next to the cache and rename: readers never see half a file.
+        for path, array in ((vectors_path, known_vectors), (keys_path, known_keys)):
+            temporary = path.with_suffix(".tmp.npy")
+            np.save(temporary, array)
+            temporary.replace(path)
+        position = {key: i for i, key in enumerate(known_keys)}
+    return np.ascontiguousarray(known_vectors[[position[key] for key in keys]], dtype=np.float32)

@@ -16,6 +16,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Tests never touch the real embedding cache under var/.
+os.environ.setdefault("WORKBENCH_EMBEDDINGS_DIR", tempfile.mkdtemp(prefix="workbench-embeddings-"))
 
 
 @pytest.fixture

@@ -55,3 +55,26 @@ def to_interactions(events: pd.DataFrame, weights: ImplicitWeights) -> pd.DataFr
     grouped = events.assign(weight=weight).groupby(["user_id", "product_id"], as_index=False).agg(
         weight=("weight", "sum"), events=("weight", "size"), last_timestamp=("timestamp", "max"))
     return grouped[grouped["weight"] > 0].reset_index(drop=True)
+
+
+def load_active(url: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """The active events as interactions (weighted by the stored setting) and the active catalog.
+
+    Returns (interactions with user_id, product_id, weight, events, timestamp;
+    catalog with product_id, title, category, price; {kind: version id}).
+    Raises LookupError when no events or no catalog are active.
+    """
+    from db import queries
+    from db.engine import session_scope
+
+    with session_scope(url) as session:
+        events_version = queries.active_version(session, "events")
+        catalog_version = queries.active_version(session, "catalog")
+        if events_version is None or catalog_version is None:
+            raise LookupError("no active catalog and events: upload them on the Data page first")
+        weights = ImplicitWeights.from_dict(queries.get_setting(session, SETTING_KEY))
+        events = queries.events_frame(session, events_version.id)
+        catalog = queries.products_frame(session, catalog_version.id)
+        versions = {"events": events_version.id, "catalog": catalog_version.id}
+    interactions = to_interactions(events, weights).rename(columns={"last_timestamp": "timestamp"})
+    return interactions, catalog, versions

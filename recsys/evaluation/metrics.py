@@ -63,6 +63,9 @@ def ranking_metrics(
         warnings.simplefilter("ignore")  # numba's type-safety chatter
         scores = evaluate(Qrels(relevant), Run(converted), names, return_mean=not per_query,
                           make_comparable=True)
+    if len(names) == 1:
+        # ranx answers a single metric with the bare value, not a dict.
+        scores = {names[0]: scores}
     if not per_query:
         return {name: float(scores[name]) for name in names}
     queries = list(relevant)

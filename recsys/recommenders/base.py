@@ -22,20 +22,25 @@ the contract tests and the pages pick it up from `REGISTRY`.
 >>> from recsys.recommenders import get
 >>> interactions = pd.DataFrame({"user_id": ["a", "a", "b"], "product_id": ["x", "y", "x"],
 ...                              "weight": [1.0, 1.0, 1.0]})
->>> get("popularity")().fit(interactions).recommend("new-user", k=1)
-[('x', 2.0)]
+>>> model = get("ease")(l2=1.0).fit(interactions)
+>>> [product for product, score in model.recommend("b", k=1)]
+['y']
+>>> [product for product, score in model.recommend("new-user", k=1)]  # the most popular
+['x']
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+
+from recsys.config import JsonConfig
 
 Ranking = list[tuple[str, float]]
 REGISTRY: dict[str, type[Recommender]] = {}
@@ -65,20 +70,8 @@ class Reason:
 
 
 @dataclass
-class RecommenderConfig:
-    """Base of every algorithm's config: a dataclass that round-trips through JSON."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RecommenderConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{cls.__name__} has no parameter(s) {sorted(unknown)}; "
-                             f"it has {sorted(known)}")
-        return cls(**data)
+class RecommenderConfig(JsonConfig):
+    """Base of every algorithm's config."""
 
 
 class Recommender:
@@ -120,19 +113,24 @@ class Recommender:
                                  f"{list(interactions.columns)}")
         if self.needs_catalog and (catalog is None or "title" not in catalog):
             raise ValueError(f"{self.name} needs a catalog with product_id and title")
-        frame = interactions.groupby(["user_id", "product_id"], as_index=False, sort=False).agg(
-            {c: ("max" if c == "timestamp" else "mean" if c == "rating" else "sum")
-             for c in interactions.columns if c not in ("user_id", "product_id")})
-        users = pd.Index(frame["user_id"].astype(str).unique())
-        items = pd.Index(frame["product_id"].astype(str).unique())
+        # One row per user and product: weights add up, the latest time and the
+        # mean rating stand for the pair; other columns are not used.
+        how = {"weight": "sum", "timestamp": "max", "rating": "mean"}
+        frame = interactions.assign(user_id=interactions["user_id"].astype(str),
+                                    product_id=interactions["product_id"].astype(str))
+        frame = frame.groupby(["user_id", "product_id"], as_index=False, sort=False).agg(
+            {c: f for c, f in how.items() if c in frame.columns})
+        # Sorted ids make results independent of the order of the input rows.
+        users = pd.Index(np.sort(frame["user_id"].unique()))
+        items = pd.Index(np.sort(frame["product_id"].unique()))
         if catalog is not None and self.needs_catalog:
             # Every catalog product can be recommended, even one nobody bought yet.
-            items = items.append(pd.Index(catalog["product_id"].astype(str)).difference(items))
+            items = items.append(pd.Index(catalog["product_id"].astype(str).unique()).difference(items))
         self.user_ids, self.item_ids = users.to_numpy(dtype=object), items.to_numpy(dtype=object)
         self._user_index = {u: i for i, u in enumerate(self.user_ids)}
         self._item_index = {p: i for i, p in enumerate(self.item_ids)}
-        rows = users.get_indexer(frame["user_id"].astype(str))
-        cols = items.get_indexer(frame["product_id"].astype(str))
+        rows = users.get_indexer(frame["user_id"])
+        cols = items.get_indexer(frame["product_id"])
         self.matrix = sp.csr_matrix(
             (frame["weight"].to_numpy(np.float32), (rows, cols)),
             shape=(len(users), len(items)), dtype=np.float32)
@@ -290,6 +288,8 @@ class Recommender:
         """Load what `save` wrote; on the base class, the saved algorithm is chosen."""
         folder = Path(folder)
         meta = json.loads((folder / "config.json").read_text())
+        if cls is not Recommender and meta["algorithm"] != cls.name:
+            raise ValueError(f"{folder} holds a {meta['algorithm']} model, not {cls.name}")
         target = REGISTRY[meta["algorithm"]] if cls is Recommender else cls
         model = target(target.Config.from_dict(meta["config"]))
         with np.load(folder / "arrays.npz", allow_pickle=False) as data:

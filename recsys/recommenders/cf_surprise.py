@@ -44,6 +44,9 @@ def surprise_trainset(frame: pd.DataFrame):
     """A Surprise trainset of the frame's user and item indices and ratings."""
     from surprise import Dataset, Reader
 
+    # Surprise numbers users and items in the order it meets them, and SGD visits
+    # ratings in that order: sort so the input's row order does not matter.
+    frame = frame.sort_values(["user_index", "item_index"])
     ratings, scale = ratings_of(frame)
     data = pd.DataFrame({"user": frame["user_index"].to_numpy(), "item": frame["item_index"].to_numpy(),
                          "rating": ratings.to_numpy()})
@@ -172,6 +175,9 @@ class SurpriseKNNBaseline(Recommender):
 
     def _fit(self, frame: pd.DataFrame, catalog: pd.DataFrame | None) -> None:
         trainset, ratings = surprise_trainset(frame)
+        if ratings.nunique() < 2 and self.config.similarity == "pearson_baseline":
+            raise ValueError("knn_baseline with pearson_baseline needs ratings that vary; every "
+                             "rating here is the same (implicit data with one weight per row)")
         algorithm = self.surprise_algorithm()
         algorithm.fit(trainset)
         users = _inner_order(trainset, len(self.user_ids), trainset.to_inner_uid)
@@ -191,7 +197,8 @@ class SurpriseKNNBaseline(Recommender):
         self.item_bias = np.where(items >= 0, algorithm.bi[items], 0).astype(np.float32)
         self.global_mean = np.float32(trainset.global_mean)
         self.ratings = sp.csr_matrix(
-            (ratings.to_numpy(np.float32), (frame["user_index"], frame["item_index"])),
+            (ratings.to_numpy(np.float32),
+             (frame.loc[ratings.index, "user_index"], frame.loc[ratings.index, "item_index"])),
             shape=self.matrix.shape)
 
     def _user_scores(self, user_index: int, rated: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -58,11 +58,21 @@ class Semantic(Recommender):
         norms = np.linalg.norm(profiles, axis=1, keepdims=True)
         return profiles / np.where(norms > 0, norms, 1.0)
 
+    def _matmul(self, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        # In torch, like the semantic retriever: numpy's OpenBLAS pool and torch's
+        # OpenMP pool taking turns on 2 cores made a one-user product 8 ms instead
+        # of 0.3 ms (docs/benchmarks.md, "Recommenders on Online Retail").
+        import torch
+
+        return (torch.from_numpy(np.ascontiguousarray(left, dtype=np.float32))
+                @ torch.from_numpy(np.ascontiguousarray(right, dtype=np.float32))).numpy()
+
     def _score(self, user_indices: np.ndarray, histories: sp.csr_matrix) -> np.ndarray:
-        return self._profiles(histories) @ self.embeddings.T
+        # (E P^T)^T keeps the large matrix as stored; transposing it copies it.
+        return self._matmul(self.embeddings, self._profiles(histories).T).T
 
     def _similar(self, item_index: int) -> np.ndarray:
-        return self.embeddings @ self.embeddings[item_index]
+        return self._matmul(self.embeddings, self.embeddings[item_index])
 
     def _reasons(self, user_index: int, history: np.ndarray, item_index: int) -> list[Reason]:
         seen = np.flatnonzero(history > 0)

@@ -169,3 +169,31 @@ def test_svd_uses_real_ratings_when_given():
     frame = interactions().assign(rating=lambda f: np.where(f["product_id"] == "tea", 5.0, 2.0))
     model = get("svd")(n_factors=4, n_epochs=50).fit(frame)
     assert model.global_mean == pytest.approx(frame["rating"].mean(), rel=1e-5)
+
+
+def test_row_order_does_not_change_results(fitted):
+    shuffled = interactions().sample(frac=1.0, random_state=7)
+    again = type(fitted)(fitted.config).fit(shuffled, CATALOG)
+    for user in ("u1", "g3", "mix", "never-seen"):
+        assert [i for i, _ in again.recommend(user, k=4)] == [i for i, _ in fitted.recommend(user, k=4)]
+
+
+def test_fit_accepts_interactions_with_extra_columns():
+    from recsys.data.interactions import ImplicitWeights, to_interactions
+
+    events = interactions().assign(event_type="purchase", value=1.0)
+    weighted = to_interactions(events, ImplicitWeights())  # has events and last_timestamp
+    model = get("item_knn")().fit(weighted)
+    assert model.recommend("u4", k=1)[0][0] in {"teapot", "saucer"}
+
+
+def test_loading_a_model_as_the_wrong_class_is_refused(tmp_path):
+    get("popularity")().fit(interactions()).save(tmp_path / "pop")
+    with pytest.raises(ValueError, match="holds a popularity model"):
+        get("ease").load(tmp_path / "pop")
+
+
+def test_knn_baseline_refuses_constant_ratings():
+    constant = interactions().assign(weight=1.0)
+    with pytest.raises(ValueError, match="needs ratings that vary"):
+        get("knn_baseline")().fit(constant)

@@ -1,0 +1,52 @@
+"""Fixtures of the search tests: a tiny catalog with known answers, the embedding model
+loaded once per session, and catalog embeddings cached in a temporary folder."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+CATALOG = pd.DataFrame({
+    "product_id": ["P01", "P02", "P03", "P04", "P05", "P06", "P07", "P08", "P09", "P10"],
+    "title": ["Red ceramic coffee mug", "Blue ceramic coffee mug", "Green glass teapot",
+              "Stainless steel electric kettle", "Oak garden chair", "Folding garden table",
+              "1/2 in. copper pipe elbow", "3/4 in. x 10 ft. PVC pipe", "20-Volt cordless drill",
+              "60-Watt LED light bulb"],
+    "category": ["kitchen", "kitchen", "kitchen", "kitchen", "garden", "garden", "plumbing",
+                 "plumbing", "tools", "lighting"],
+})
+
+# (query, the product every retriever must rank first)
+KNOWN_ANSWERS = [("red mug", "P01"), ("garden chair", "P05"), ("cordless drill", "P09"),
+                 ("teapot", "P03")]
+
+
+@pytest.fixture(scope="session")
+def catalog() -> pd.DataFrame:
+    return CATALOG.copy()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def embedding_cache(tmp_path_factory):
+    """Catalog embeddings of the tests go to a temporary folder, not var/."""
+    from recsys import embeddings
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(embeddings, "CACHE_DIR", tmp_path_factory.mktemp("embeddings"))
+        yield embeddings.CACHE_DIR
+
+
+@pytest.fixture(scope="session")
+def model():
+    """The shipped MiniLM, loaded once for the whole session (about 5 s)."""
+    from recsys import embeddings
+
+    return embeddings.load_model()
+
+
+@pytest.fixture(scope="session")
+def fitted(model, catalog):
+    """{name: that retriever fitted on the tiny catalog}, for every registered retriever."""
+    from recsys.search import get, names
+
+    return {name: get(name)().fit(catalog) for name in names()}

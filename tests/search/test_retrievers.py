@@ -1,0 +1,146 @@
+"""What each retriever adds to the contract: BM25's tokens and term reasons, the dense
+retriever's cosine and cache, the hybrid's fusion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recsys.fusion import rrf_contribution
+from recsys.search import get
+from recsys.search.bm25 import Tokenizer
+from recsys.search.hybrid import HybridRetriever
+
+
+@pytest.mark.parametrize("text, tokens", [
+    ("Everbilt 1/2 in. x 10 ft. Pipe", ["everbilt", "1/2", "inch", "x", "10", "ft", "pipe"]),
+    ('3/4" pipe 8\' long', ["3/4", "inch", "pipe", "8", "ft", "long"]),
+    ("area rugs 9x12", ["area", "rug", "9", "x", "12"]),
+    ("30in convection otr range", ["30", "inch", "convect", "otr", "rang"]),
+    ("Slide-In range in stainless", ["slide", "rang", "stainless"]),
+    ("6.2 cu. ft. 1,000-Watt 40 gallon", ["6.2", "cu", "ft", "1000", "watt", "40", "gal"]),
+    ("angle bracket", ["angl", "bracket"]),
+])
+def test_tokenizer_handles_shop_texts(text, tokens):
+    assert Tokenizer().tokens(text) == tokens
+
+
+def test_tokenizer_options():
+    assert Tokenizer(stemmer=None).tokens("The hinges") == ["hinges"]
+    assert Tokenizer(stemmer=None, stopwords=False).tokens("The hinges") == ["the", "hinges"]
+    assert Tokenizer().terms("Door Hinges") == [("door", "door"), ("hinges", "hing")]
+
+
+def test_bm25_units_and_stems_match_across_spellings(fitted):
+    bm25 = fitted["bm25"]
+    assert bm25.search("copper pipe 1/2 inch", k=1)[0].product_id == "P07"
+    assert bm25.search("pvc pipes 3/4\"", k=1)[0].product_id == "P08"
+    assert bm25.search("20 volt drills", k=1)[0].product_id == "P09"
+
+
+def test_bm25_term_reasons_add_up_to_the_score(fitted):
+    hit = fitted["bm25"].search("red coffee mugs mugs", k=1)[0]
+    assert hit.product_id == "P01"
+    assert [(r.kind, r.term) for r in hit.reasons] == [("term", "red"), ("term", "coffe"),
+                                                        ("term", "mug")]
+    assert "'mugs' in the text" in hit.reasons[2].text
+    assert sum(r.weight for r in hit.reasons) == pytest.approx(hit.score, rel=1e-5)
+    # "mugs" twice counts twice, as in the score.
+    once = fitted["bm25"].search("mug", k=1)[0]
+    assert hit.reasons[2].weight == pytest.approx(2 * once.score, rel=1e-5)
+
+
+def test_bm25_query_without_known_words_matches_nothing(fitted, catalog):
+    bm25 = fitted["bm25"]
+    assert bm25.search("the of and", k=3, matched_only=True) == []
+    assert bm25.search("xylophone", k=3, matched_only=True) == []
+    hits = bm25.search("xylophone", k=3)
+    assert [h.product_id for h in hits] == ["P01", "P02", "P03"] and {h.score for h in hits} == {0.0}
+    assert list(bm25.score("xylophone", ["P01", "P05"])) == [0.0, 0.0]
+
+
+def test_bm25_parameters_change_the_scores(catalog):
+    default = get("bm25")().fit(catalog).search("pipe", k=2)
+    saturated = get("bm25")(k1=0.5, b=0.0).fit(catalog).search("pipe", k=2)
+    assert [h.score for h in default] != [h.score for h in saturated]
+    atire = get("bm25")(method="atire").fit(catalog).search("pipe", k=2)
+    assert {h.product_id for h in atire} == {h.product_id for h in default}
+    with pytest.raises(ValueError, match="method 'bm25l' is not supported; choose one of lucene, atire"):
+        get("bm25")(method="bm25l")
+
+
+def test_dense_scores_are_cosines_of_unit_vectors(fitted, model):
+    dense = fitted["semantic"]
+    norms = np.linalg.norm(dense.embeddings, axis=1)
+    np.testing.assert_allclose(norms, 1.0, rtol=1e-5)
+    hits = dense.search("hot water for tea", k=3)
+    assert {hits[0].product_id} <= {"P03", "P04"}
+    for hit in hits:
+        assert [r.kind for r in hit.reasons] == ["cosine"] and hit.reasons[0].weight == hit.score
+        assert -1.0 <= hit.score <= 1.0
+    query = model.encode(["hot water for tea"], normalize_embeddings=True)[0]
+    expected = dense.embeddings[dense._index[hits[0].product_id]] @ query
+    assert hits[0].score == pytest.approx(float(expected), abs=1e-5)
+
+
+def test_dense_catalog_embeddings_are_cached(catalog, embedding_cache, monkeypatch):
+    from recsys import embeddings
+
+    first = get("semantic")().fit(catalog)
+    assert list(embedding_cache.rglob("*.npy"))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the catalog was encoded again")
+
+    monkeypatch.setattr(embeddings, "encode", refuse)
+    again = get("semantic")()
+    again.fit(catalog)  # from the cache: encode is never called
+    np.testing.assert_array_equal(again.embeddings, first.embeddings)
+
+
+def test_dense_model_path_is_checked(catalog, tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a sentence-transformers model folder"):
+        get("semantic")(model_path=str(tmp_path)).fit(catalog)
+
+
+def test_hybrid_scores_are_the_rrf_of_its_sources(fitted):
+    hybrid, bm25, dense = fitted["hybrid"], fitted["bm25"], fitted["semantic"]
+    hits = hybrid.search("glass teapot", k=10)
+    bm25_ranks = {h.product_id: rank for rank, h in
+                  enumerate(bm25.search("glass teapot", k=10, matched_only=True), start=1)}
+    dense_ranks = {h.product_id: rank for rank, h in
+                   enumerate(dense.search("glass teapot", k=10), start=1)}
+    assert hybrid.config.weights == {"bm25": 1.0, "semantic": 0.5}
+    for hit in hits:
+        expected = rrf_contribution(dense_ranks[hit.product_id], 60, weight=0.5)
+        if hit.product_id in bm25_ranks:
+            expected += rrf_contribution(bm25_ranks[hit.product_id], 60)
+        assert hit.score == pytest.approx(expected)
+        ranks = [r for r in hit.reasons if r.kind == "rank"]
+        assert sum(r.weight for r in ranks) == pytest.approx(hit.score)
+    assert hits[0].product_id == "P03"
+    assert [r.text for r in hits[0].reasons if r.kind == "rank"] == ["bm25 rank 1", "semantic rank 1"]
+
+
+def test_hybrid_from_fitted_sources_with_weights(fitted, catalog):
+    bm25, dense = fitted["bm25"], fitted["semantic"]
+    lexical_only = HybridRetriever.from_sources([bm25, dense], weights={"semantic": 0.0})
+    assert [h.product_id for h in lexical_only.search("pipe", k=2)] == \
+        [h.product_id for h in bm25.search("pipe", k=2)]
+    assert lexical_only.config.source_configs["bm25"] == bm25.config.to_dict()
+    other = get("bm25")().fit(catalog.head(5))
+    with pytest.raises(ValueError, match="fitted on another catalog"):
+        HybridRetriever.from_sources([other, dense])
+    equal = HybridRetriever.from_sources([bm25, dense], weights={})
+    hit = equal.search("glass teapot", k=1)[0]
+    assert hit.score == pytest.approx(2 * rrf_contribution(1, 60))
+    with pytest.raises(ValueError, match="unknown source retriever"):
+        HybridRetriever(sources=["bm25", "hybrid"])
+
+
+def test_hybrid_passes_configs_to_its_sources(catalog):
+    hybrid = get("hybrid")(sources=["bm25"], source_configs={"bm25": {"stemmer": None}},
+                           extra_fields=["category"]).fit(catalog)
+    assert hybrid.sources[0].config.stemmer is None
+    assert hybrid.sources[0].config.extra_fields == ["category"]
+    assert hybrid.search("tools", k=1)[0].product_id == "P09"

@@ -1,0 +1,31 @@
+"""Job status panels that poll SQL while a background job runs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from recsys import jobs
+
+
+def job_status(kind: str, url: str, can_cancel: bool, key: str, limit: int = 5) -> None:
+    """The latest jobs of `kind` with progress; reruns itself every 2 s while one is active."""
+
+    @st.fragment(run_every=2)
+    def panel() -> None:
+        recent = jobs.list_jobs(kind, url=url, limit=limit)
+        if not recent:
+            st.caption("No runs yet.")
+            return
+        for job in recent:
+            label = f"Run {job['id']} by {job['created_by']}: {job['status']}"
+            if job["status"] in jobs.ACTIVE:
+                st.progress(job["progress"], text=f"{label} - {job['message']}")
+                if can_cancel and st.button("Cancel", key=f"{key}_cancel_{job['id']}"):
+                    jobs.cancel(job["id"], st.session_state["identity"]["username"], url=url)
+                    st.rerun(scope="fragment")
+            elif job["status"] == "failed":
+                st.error(f"{label}: {job['message']}")
+            else:
+                st.caption(f"{label} ({job['finished_at']:%Y-%m-%d %H:%M}); {job['message']}")
+
+    panel()
