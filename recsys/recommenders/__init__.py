@@ -9,15 +9,8 @@ for _module in ("popularity", "item_knn", "ease", "cf_surprise", "semantic"):
     import_module(f"recsys.recommenders.{_module}")
 
 
-def get(name: str) -> type[Recommender]:
-    """The recommender class registered as `name`."""
-    if name not in REGISTRY:
-        raise KeyError(f"unknown algorithm {name!r}; choose one of {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
-
-
-def names() -> list[str]:
-    return sorted(REGISTRY)
+get = REGISTRY.lookup
+names = REGISTRY.names
 
 
 __all__ = ["REGISTRY", "Reason", "Recommender", "RecommenderConfig", "get", "names", "register"]

@@ -41,17 +41,18 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys.config import JsonConfig
+from recsys.registry import Registry
 
 Ranking = list[tuple[str, float]]
-REGISTRY: dict[str, type[Recommender]] = {}
+REGISTRY = Registry("algorithm")
+register = REGISTRY.register
 
 
-def register(cls: type[Recommender]) -> type[Recommender]:
-    """Class decorator: make `cls` available under `cls.name`."""
-    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
-        raise ValueError(f"two recommenders are named {cls.name!r}")
-    REGISTRY[cls.name] = cls
-    return cls
+def binary(matrix: sp.csr_matrix) -> sp.csr_matrix:
+    """The same matrix with every stored value 1: an interaction counts once."""
+    matrix = matrix.copy()
+    matrix.data = np.ones_like(matrix.data)
+    return matrix
 
 
 @dataclass

@@ -28,7 +28,7 @@ import pandas as pd
 import scipy.linalg
 import scipy.sparse as sp
 
-from recsys.recommenders.base import Reason, Recommender, RecommenderConfig, register
+from recsys.recommenders.base import Reason, Recommender, RecommenderConfig, binary, register
 
 
 @dataclass
@@ -45,10 +45,7 @@ class EASE(Recommender):
     search_space: ClassVar[dict[str, list]] = {"l2": [50.0, 100.0, 200.0, 400.0, 800.0, 1600.0]}
 
     def _input(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        if self.config.binary:
-            matrix = matrix.copy()
-            matrix.data = np.ones_like(matrix.data)
-        return matrix
+        return binary(matrix) if self.config.binary else matrix
 
     def _fit(self, frame: pd.DataFrame, catalog: pd.DataFrame | None) -> None:
         n = len(self.item_ids)

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.recommenders.base import Reason, Recommender, RecommenderConfig, register
+from recsys.recommenders.base import Reason, Recommender, RecommenderConfig, binary, register
 
 
 @dataclass
@@ -53,10 +53,7 @@ class ItemKNN(Recommender):
                                                "shrink": [0.0, 10.0, 50.0]}
 
     def _input(self, matrix: sp.csr_matrix) -> sp.csr_matrix:
-        if self.config.binary:
-            matrix = matrix.copy()
-            matrix.data = np.ones_like(matrix.data)
-        return matrix
+        return binary(matrix) if self.config.binary else matrix
 
     def _fit(self, frame: pd.DataFrame, catalog: pd.DataFrame | None) -> None:
         x = self._input(self.matrix).astype(np.float32)

@@ -15,15 +15,8 @@ for _module in ("bm25", "dense", "hybrid"):
     import_module(f"recsys.search.{_module}")
 
 
-def get(name: str) -> type[Retriever]:
-    """The retriever class registered as `name`."""
-    if name not in REGISTRY:
-        raise KeyError(f"unknown retriever {name!r}; choose one of {', '.join(sorted(REGISTRY))}")
-    return REGISTRY[name]
-
-
-def names() -> list[str]:
-    return sorted(REGISTRY)
+get = REGISTRY.lookup
+names = REGISTRY.names
 
 
 __all__ = ["REGISTRY", "Retriever", "RetrieverConfig", "SearchHit", "SearchReason", "get", "names",

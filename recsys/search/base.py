@@ -48,20 +48,14 @@ import numpy as np
 import pandas as pd
 
 from recsys.config import JsonConfig
+from recsys.registry import Registry
 
-REGISTRY: dict[str, type[Retriever]] = {}
+REGISTRY = Registry("retriever")
+register = REGISTRY.register
 
 # Queries scored at once by the default `_search_many`: bounds the (queries x
 # catalog) score matrix to about 100 MB for a 100k-product catalog.
 QUERY_CHUNK = 256
-
-
-def register(cls: type[Retriever]) -> type[Retriever]:
-    """Class decorator: make `cls` available under `cls.name`."""
-    if cls.name in REGISTRY and REGISTRY[cls.name] is not cls:
-        raise ValueError(f"two retrievers are named {cls.name!r}")
-    REGISTRY[cls.name] = cls
-    return cls
 
 
 @dataclass
