@@ -31,3 +31,11 @@ class JsonConfig:
             raise ValueError(f"{cls.__name__} has no parameter(s) {sorted(unknown)}; "
                              f"it has {sorted(known)}")
         return cls(**data)
+
+    @classmethod
+    def resolve(cls, config: JsonConfig | dict | None = None, **params) -> Self:
+        """A config from an instance, a dict or nothing (defaults), with `params` on top."""
+        if isinstance(config, dict):
+            config = cls.from_dict(config)
+        config = config or cls()
+        return cls.from_dict({**config.to_dict(), **params}) if params else config

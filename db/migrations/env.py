@@ -1,7 +1,6 @@
 """Alembic environment: migrations run against the URL set by db.engine."""
 
 from alembic import context
-from sqlalchemy import pool
 
 from db.engine import get_engine
 from db.models import Base

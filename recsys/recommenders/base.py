@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -86,12 +86,7 @@ class Recommender:
     scores_history: ClassVar[bool] = True
 
     def __init__(self, config: RecommenderConfig | dict | None = None, **params):
-        if isinstance(config, dict):
-            config = self.Config.from_dict(config)
-        config = config or self.Config()
-        if params:
-            config = self.Config.from_dict({**config.to_dict(), **params})
-        self.config = config
+        self.config = self.Config.resolve(config, **params)
         self.user_ids = np.array([], dtype=object)
         self.item_ids = np.array([], dtype=object)
         self._user_index: dict[str, int] = {}
@@ -165,6 +160,22 @@ class Recommender:
 
     def _reasons(self, user_index: int, history: np.ndarray, item_index: int) -> list[Reason]:
         return []
+
+    def _history_reasons(self, contributions: np.ndarray, kind: str, text: str,
+                         limit: int = 3) -> list[Reason]:
+        """Reasons naming the history items with the largest positive contributions.
+
+        `contributions` has one value per item (zero outside the history); `text`
+        is formatted with the item's `title`.
+        """
+        reasons = []
+        for j in np.argsort(-contributions)[:limit]:
+            if contributions[j] <= 0:
+                break
+            other = self.item_ids[j]
+            reasons.append(Reason(kind, text.format(title=self.title(other)),
+                                  float(contributions[j]), other))
+        return reasons
 
     # --- the contract ------------------------------------------------------------
 

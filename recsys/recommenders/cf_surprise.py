@@ -123,14 +123,9 @@ class SurpriseSVD(Recommender):
                                   f"rating of {self.global_mean + self.item_bias[item_index] + fit:.2f})",
                                   max(fit, 0.0)))
         similarity = self._similar(item_index) * (history > 0)
-        for j in np.argsort(-similarity)[:2]:
-            if similarity[j] <= 0:
-                break
-            other = self.item_ids[j]
-            reasons.append(Reason("similar_taste", f"liked by the same kind of customers as "
-                                                   f"{self.title(other)}, which you bought",
-                                  float(similarity[j]), other))
-        return reasons
+        return reasons + self._history_reasons(
+            similarity, "similar_taste",
+            "liked by the same kind of customers as {title}, which you bought", limit=2)
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"user_factors": self.user_factors, "item_factors": self.item_factors,
@@ -241,13 +236,7 @@ class SurpriseKNNBaseline(Recommender):
 
     def _reasons(self, user_index: int, history: np.ndarray, item_index: int) -> list[Reason]:
         similarity = self._similar(item_index) * (history > 0)
-        reasons = []
-        for j in np.argsort(-similarity)[:3]:
-            if similarity[j] <= 0:
-                break
-            other = self.item_ids[j]
-            reasons.append(Reason("co_rating", f"rated like {self.title(other)}, which you bought",
-                                  float(similarity[j]), other))
+        reasons = self._history_reasons(similarity, "co_rating", "rated like {title}, which you bought")
         if not reasons:
             bias = float(self.item_bias[item_index])
             reasons.append(Reason("baseline", f"customers rate this product {abs(bias):.2f} "

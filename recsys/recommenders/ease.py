@@ -73,14 +73,7 @@ class EASE(Recommender):
     def _reasons(self, user_index: int, history: np.ndarray, item_index: int) -> list[Reason]:
         weights = (history > 0).astype(np.float32) if self.config.binary else history
         contributions = weights * self.weights[:, item_index]
-        reasons = []
-        for j in np.argsort(-contributions)[:3]:
-            if contributions[j] <= 0:
-                break
-            other = self.item_ids[j]
-            reasons.append(Reason("co_purchase", f"because you bought {self.title(other)}",
-                                  float(contributions[j]), other))
-        return reasons
+        return self._history_reasons(contributions, "co_purchase", "because you bought {title}")
 
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"weights": self.weights}

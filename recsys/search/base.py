@@ -151,12 +151,7 @@ class Retriever:
     Config: ClassVar[type[RetrieverConfig]] = RetrieverConfig
 
     def __init__(self, config: RetrieverConfig | dict | None = None, **params):
-        if isinstance(config, dict):
-            config = self.Config.from_dict(config)
-        config = config or self.Config()
-        if params:
-            config = self.Config.from_dict({**config.to_dict(), **params})
-        self.config = config
+        self.config = self.Config.resolve(config, **params)
         self.product_ids = np.array([], dtype=object)
         self._index: dict[str, int] = {}
 
