@@ -225,3 +225,103 @@ class EvaluationResult(Base):
     events_version_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+
+
+PRESET_SCOPES = ("search", "recommendations")
+
+
+class Preset(Base):
+    """One version of a merchandiser's named fusion preset: method, weights and rules.
+
+    Saving a preset under a name that exists adds a version; nothing is
+    overwritten. One version per scope is active (served); activating an
+    earlier version is a roll-back.
+    """
+
+    __tablename__ = "presets"
+    __table_args__ = (UniqueConstraint("scope", "name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    scope: Mapped[str] = mapped_column(String(32), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    # recsys.fusion.FusionConfig as JSON: method, weights, normalisation, rrf_k, candidates, rules.
+    config: Mapped[dict] = mapped_column(JSON, default=dict)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ApiKey(Base):
+    """A key of the REST service; only its SHA-256 is kept, the key is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the key's first characters, to recognise it
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class RequestMetric(Base):
+    """One request to the REST service: what, how it ended and how long each stage took."""
+
+    __tablename__ = "request_metrics"
+    __table_args__ = (Index("ix_request_metrics_endpoint_at", "endpoint", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    endpoint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    encode_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    retrieve_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    fuse_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rules_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rerank_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
+    result_count: Mapped[int] = mapped_column(Integer, default=0)
+    model_version: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    preset_version: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    api_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+ALERT_METRICS = ("p95_latency_ms", "p50_latency_ms", "error_rate", "empty_rate", "qps")
+ALERT_SEVERITIES = ("info", "warning", "critical")
+
+
+class AlertRule(Base):
+    """Fire when `metric` over the last `window_s` seconds compares to `threshold`."""
+
+    __tablename__ = "alert_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    metric: Mapped[str] = mapped_column(String(32))
+    endpoint: Mapped[str | None] = mapped_column(String(64), nullable=True)  # None: every endpoint
+    window_s: Mapped[int] = mapped_column(Integer, default=300)
+    comparison: Mapped[str] = mapped_column(String(2), default=">")
+    threshold: Mapped[float] = mapped_column(Float)
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+
+
+class AlertEvent(Base):
+    """One firing of an alert rule, open until the rule's condition clears."""
+
+    __tablename__ = "alert_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("alert_rules.id", ondelete="CASCADE"), index=True)
+    fired_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    value: Mapped[float] = mapped_column(Float)  # the metric when it fired
+    last_value: Mapped[float] = mapped_column(Float)  # the metric at the latest evaluation
+    message: Mapped[str] = mapped_column(Text, default="")
