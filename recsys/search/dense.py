@@ -10,7 +10,12 @@ whole catalog (n_products x 384 float32, 84 MB for 55k products), which on two
 cores takes a few milliseconds per query.
 
 Catalog embeddings come from `cached_encode`: they are computed once per
-(model, catalog texts) and read back from `var/embeddings/` afterwards.
+(model, backend, catalog texts) and read back from `var/embeddings/` afterwards.
+`backend` picks the encoder: "torch" (the SentenceTransformer), "onnx-fp32"
+(the same model exported to ONNX, same embeddings, several times faster per
+query) or "onnx-int8" (dynamically quantised; see `recsys.onnx_encoder` and
+docs/benchmarks.md for its speed and nDCG). Query encoding is stage "encode" of
+`recsys.timing`.
 `search` encodes its one query; `search_many` encodes its queries in batches.
 The reason of a hit is its cosine similarity.
 
@@ -36,6 +41,11 @@ from recsys.search.base import Retriever, RetrieverConfig, SearchReason, registe
 class DenseConfig(RetrieverConfig):
     # A sentence-transformers model folder; None: the shipped all-MiniLM-L6-v2.
     model_path: str | None = None
+    # The encoder: "torch", "onnx-fp32" or "onnx-int8" (recsys.embeddings.BACKENDS).
+    backend: str = "torch"
+
+    def __post_init__(self):
+        sentence_embeddings.check_backend(self.backend)
 
 
 @register
@@ -55,12 +65,14 @@ class DenseRetriever(Retriever):
         return self._by_dimension.T
 
     def _fit(self, catalog: pd.DataFrame) -> None:
-        vectors = sentence_embeddings.cached_encode(self.texts(catalog), self.config.model_path)
+        vectors = sentence_embeddings.cached_encode(self.texts(catalog), self.config.model_path,
+                                                    backend=self.config.backend)
         self._by_dimension = np.ascontiguousarray(vectors.T, dtype=np.float32)
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         """Unit vectors of `queries`, shape (len(queries), dim); one model call, batched."""
-        return sentence_embeddings.encode(queries, self.config.model_path)
+        return sentence_embeddings.encode(queries, self.config.model_path,
+                                          backend=self.config.backend)
 
     def _scores(self, queries: list[str]) -> np.ndarray:
         import torch
