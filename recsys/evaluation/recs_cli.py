@@ -81,6 +81,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     _add_data_arguments(parser)
     parser.add_argument("--latency-users", type=int, default=200,
                         help="test users timed one recommend() call each (default 200; 0: none)")
+    parser.add_argument("--preset", metavar="NAME",
+                        help="with --algo hybrid: fuse as the stored recommendations preset NAME "
+                             "(weights, method, rules) says")
+    parser.add_argument("--preset-version", type=int, metavar="N", help="default: the latest")
     parser.set_defaults(func=run)
     return parser
 
@@ -312,6 +316,9 @@ def run(args) -> int:
     try:
         with _cli_output():
             _check_algo(args.algo, ("all",))
+            if getattr(args, "preset", None) and args.algo != "hybrid":
+                raise InputError(f"--preset configures the hybrid; use it with --algo hybrid, "
+                                 f"not {args.algo}")
             output = _evaluate(args)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
@@ -324,6 +331,15 @@ def _evaluate(args):
     from recsys.evaluation.recs import cannot_run, evaluate_recommender
     from recsys.recommenders import names
 
+    params = None
+    if getattr(args, "preset", None):
+        from recsys.fusion.presets import preset_config
+
+        try:
+            fusion = preset_config("recommendations", args.preset, args.preset_version)
+        except LookupError as error:
+            raise InputError(str(error)) from None
+        params = {"fusion": fusion.to_dict()}
     config, train, test, catalog = _load(args)
     log = logging.getLogger(__name__)
     algorithms = names() if args.algo == "all" else [args.algo]
@@ -337,7 +353,8 @@ def _evaluate(args):
             continue
         try:
             result = evaluate_recommender(name, train, test, k=args.k, catalog=catalog, seed=args.seed,
-                                          latency_users=args.latency_users)
+                                          latency_users=args.latency_users,
+                                          params=params if name == "hybrid" else None)
         except Exception as error:  # noqa: BLE001 - one algorithm failing on these data must not stop the rest
             problem = f"{name} failed on {Path(args.interactions).name}: {type(error).__name__}: {error}"
             if args.algo != "all":

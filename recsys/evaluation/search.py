@@ -210,6 +210,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--item-col", default="product_uid", help="product id column of the judgments")
     parser.add_argument("--grade-col", default="relevance")
     parser.add_argument("--method", required=True, choices=names())
+    parser.add_argument("--preset", metavar="NAME",
+                        help="with --method hybrid: fuse as the stored search preset NAME says "
+                             "(weights, method, rules; default: the shipped default fusion)")
+    parser.add_argument("--preset-version", type=int, metavar="N", help="default: the latest")
     parser.add_argument("--model", help="sentence-transformers model folder for semantic and hybrid "
                                         "(default: the shipped all-MiniLM-L6-v2)")
     parser.add_argument("--k", type=int, default=10, help="cut-off of nDCG (default 10)")
@@ -224,14 +228,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def _build(method: str, model: str | None):
+def _build(method: str, model: str | None, fusion=None):
     from recsys.search import get
 
     if method == "semantic":
         return get(method)(model_path=model)
     if method == "hybrid":
-        return get(method)(source_configs={"semantic": {"model_path": model}} if model else {})
+        params = {} if fusion is None else {"fusion": fusion.to_dict()}
+        return get(method)(source_configs={"semantic": {"model_path": model}} if model else {}, **params)
     return get(method)()
+
+
+def _preset(args):
+    """The fusion config of --preset, or None; InputError when it cannot be used."""
+    if not getattr(args, "preset", None):
+        return None
+    if args.method != "hybrid":
+        raise InputError(f"--preset configures the hybrid; use it with --method hybrid, not {args.method}")
+    from recsys.fusion.presets import preset_config
+
+    try:
+        return preset_config("search", args.preset, args.preset_version)
+    except LookupError as error:
+        raise InputError(str(error)) from None
 
 
 def run(args) -> int:
@@ -260,6 +279,7 @@ def run(args) -> int:
 
 
 def _evaluate(args) -> dict:
+    fusion = _preset(args)
     catalog = read_columns(args.catalog, {args.id_col: "product_id", args.text_col: "title"}, "catalog")
     judgments = read_columns(args.judgments, {args.query_col: "query", args.item_col: "product_id",
                                               args.grade_col: "grade"}, "judgments")
@@ -273,13 +293,17 @@ def _evaluate(args) -> dict:
               "they count as not retrieved", file=sys.stderr)
     started = time.perf_counter()
     print(f"indexing {len(catalog):,} products with {args.method}...", file=sys.stderr)
-    retriever = _build(args.method, args.model).fit(catalog)
+    if fusion is not None and any(rule.get("kind") != "pin" for rule in fusion.rules):
+        print("note: the preset's filter, boost and bury rules test product attributes, which "
+              "this catalog (id and text only) does not have: they match no product", file=sys.stderr)
+    retriever = _build(args.method, args.model, fusion).fit(catalog)
     print(f"indexed in {time.perf_counter() - started:.1f} s; evaluating "
           f"{judgments['query'].nunique():,} queries...", file=sys.stderr)
     metrics = evaluate_search(retriever, judgments, k=args.k, recall_k=args.recall_k,
                               relevant_grade=args.relevant_grade, min_grade=args.min_grade,
                               latency_sample=args.latency_queries)
     floor = judgments["grade"].min() if args.min_grade is None else args.min_grade
-    return {"method": args.method, **metrics, "relevant_grade": args.relevant_grade,
+    preset = {"preset": args.preset, "fusion": fusion.to_dict()} if fusion is not None else {}
+    return {"method": args.method, **preset, **metrics, "relevant_grade": args.relevant_grade,
             "min_grade": float(floor), "catalog_products": len(retriever.product_ids),
             "seconds": round(time.perf_counter() - started, 1)}

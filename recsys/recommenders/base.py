@@ -244,12 +244,33 @@ class Recommender:
             return [Reason("unknown_product", f"{product_id} was not in the training data")]
         user_index, row = self._history_row(user_id, history)
         if user_index < 0 and not row.nnz:
-            share = (self.popularity > self.popularity[item_index]).mean()
-            return [Reason("popular", f"bought by {int(self.popularity[item_index])} customers "
-                                      f"(top {max(share, 0.001):.1%} of products); the user is new",
-                           float(self.popularity[item_index]))]
+            customers = int(self.popularity[item_index])
+            rank = int((self.popularity > self.popularity[item_index]).sum()) + 1
+            return [Reason("popular", f"bought by {customers} customer{'' if customers == 1 else 's'} "
+                                      f"(popularity rank {rank:,} of {len(self.item_ids):,} products); "
+                                      "the user is new", float(customers))]
         reasons = self._reasons(user_index, row.toarray().ravel(), item_index)
         return sorted(reasons, key=lambda r: -r.weight)
+
+    def history(self, user_id: str | None) -> list[str]:
+        """Products the user interacted with in the training data, heaviest first; [] if unknown."""
+        self._check_fitted()
+        user_index = self._user_index.get(str(user_id), -1) if user_id is not None else -1
+        if user_index < 0:
+            return []
+        row = self.matrix[user_index]
+        order = np.argsort(-row.data, kind="stable")
+        return [self.item_ids[i] for i in row.indices[order]]
+
+    def co_purchases(self, product_id: str) -> dict[str, int]:
+        """{other product: customers who interacted with both it and `product_id`}; {} if unknown."""
+        self._check_fitted()
+        index = self._item_index.get(str(product_id))
+        if index is None:
+            return {}
+        buyers = self.matrix[:, [index]].tocoo().row
+        counts = np.asarray((self.matrix[buyers] > 0).sum(axis=0)).ravel()
+        return {self.item_ids[j]: int(counts[j]) for j in np.flatnonzero(counts) if j != index}
 
     def title(self, product_id: str) -> str:
         return self.item_titles.get(product_id, product_id)
@@ -279,6 +300,12 @@ class Recommender:
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         pass
 
+    def _save_files(self, folder: Path) -> None:
+        """Write files other than arrays.npz and config.json (e.g. a composite's sources)."""
+
+    def _restore_files(self, folder: Path) -> None:
+        """Read what `_save_files` wrote."""
+
     def save(self, folder: str | Path) -> Path:
         """Write config.json and arrays.npz into `folder`."""
         self._check_fitted()
@@ -293,6 +320,7 @@ class Recommender:
         meta = {"algorithm": self.name, "config": self.config.to_dict(),
                 "item_titles": self.item_titles}
         (folder / "config.json").write_text(json.dumps(meta, indent=2))
+        self._save_files(folder)
         return folder
 
     @classmethod
@@ -316,4 +344,5 @@ class Recommender:
             shape=(len(model.user_ids), len(model.item_ids)))
         model.item_titles = meta.get("item_titles", {})
         model._restore({k[len("model_"):]: v for k, v in arrays.items() if k.startswith("model_")})
+        model._restore_files(folder)
         return model

@@ -63,9 +63,8 @@ class SearchReason:
     """One reason a product was found.
 
     `kind` is "term" (a query word found in the product's text; `term` is the
-    indexed form of the word), "cosine" (similarity of query and product
-    embeddings) or "rank" (a fused source's rank); `weight` is its
-    contribution to the score.
+    indexed form of the word) or "cosine" (similarity of query and product
+    embeddings); `weight` is its contribution to the source's score.
     """
 
     kind: str
@@ -76,11 +75,18 @@ class SearchReason:
 
 @dataclass
 class SearchHit:
-    """One product found for a query, with its score and why."""
+    """One product found for a query, with its score and why.
+
+    A fused hit also has `sources` (source name -> `recsys.fusion.SourceScore`:
+    rank, raw and normalised score, contribution) and the `effects` of the
+    business rules that moved it (`recsys.fusion.rules.RuleEffect`).
+    """
 
     product_id: str
     score: float
     reasons: list[SearchReason] = field(default_factory=list)
+    sources: dict[str, Any] = field(default_factory=dict)
+    effects: list[Any] = field(default_factory=list)
 
 
 @dataclass
@@ -276,6 +282,17 @@ class Retriever:
             row[chosen >= 0] = values
             results.append(row)
         return results
+
+    def explain(self, query: str, product_ids: list[str]) -> list[list[SearchReason]]:
+        """Why each of `product_ids` matches `query` (e.g. the matched terms); [] for unknown ids."""
+        scores = self.score(query, product_ids)
+        known = [i for i, p in enumerate(product_ids) if str(p) in self._index]
+        reasons: list[list[SearchReason]] = [[] for _ in product_ids]
+        if known:
+            indices = np.array([self._index[str(product_ids[i])] for i in known], dtype=np.int64)
+            for i, why in zip(known, self._reasons(query, indices, scores[known])):
+                reasons[i] = why
+        return reasons
 
     def _check_fitted(self) -> None:
         if not self.fitted:

@@ -1,18 +1,30 @@
-"""Hybrid search: reciprocal rank fusion of lexical (BM25) and semantic retrieval.
+"""Hybrid search: lexical (BM25) and semantic retrieval fused, then business rules.
 
 What it computes: each source retriever ranks the catalog for the query and
-keeps its `candidates` best matches (at least k); the lists are fused by
-`recsys.fusion.fuse_rrf`, a product scoring ``sum_s weight_s / (rrf_k + rank_s)``
-over the sources that found it (Cormack et al., SIGIR 2009). BM25 contributes
-only products that contain a query word. By default BM25 weighs 1 and semantic
-0.5: on Home Depot's dev queries, equal weights ranked below BM25 alone
-(nDCG@10 0.353 vs 0.380) because MiniLM alone is much weaker (0.273); 0.5 was
-chosen on one half of the dev queries and confirmed on the other. When k exceeds what the sources
-matched, the rest of the catalog follows with score 0, in catalog order.
+keeps its `candidates` best matches (BM25 contributes only products that
+contain a query word); the named lists are fused by `recsys.fusion.fuse` with
+the config's method (weighted min-max by default, or reciprocal rank fusion),
+then the business rules of `recsys.fusion.rules` are applied, with the
+product attributes (category, price, in_stock, ...) of the catalog it was
+fitted on. The fusion's `backend` is the semantic source's encoder (by default
+the int8 ONNX export of the model) unless `source_configs` names another. When k exceeds what the sources matched, the rest of the catalog
+follows with score 0, in catalog order.
 
-`score(query, product_ids)` gives each product the fused score it would get if
-every source ranked the whole catalog (its rank in each source's full ranking,
-no candidate cut-off), so judged products can be reranked without ties.
+The default fusion, weighted min-max with BM25 0.75 and semantic 0.25, beat
+BM25 alone, semantic alone and every RRF setting tried on Home Depot's dev
+queries (nDCG@10 0.386 against 0.380 for BM25; the weight was chosen on one
+half of the queries and confirmed on the other; docs/benchmarks.md).
+
+Each hit carries `sources` (per source: rank, raw score, normalised score and
+contribution), its sources' own reasons (matched terms, cosine) and the
+`effects` of any rule that moved it. `candidates(queries)` and
+`fuse_candidates(...)` split the work so that a page can keep the candidate
+lists and re-fuse them as weights and rules change, without searching again.
+
+`score(query, product_ids)` applies the fusion's normalisation, fixed on the
+query's candidates, to every product's score in each source (RRF: its rank in
+each source's full ranking), so judged products can be reranked; rules are not
+applied there.
 
 The hybrid composes its sources, it does not subclass them: build it from a
 config (it fits its own sources) or from already fitted ones with
@@ -22,21 +34,30 @@ config (it fits its own sources) or from already fitted ones with
 >>> catalog = pd.DataFrame({"product_id": ["a", "b", "c"],
 ...                         "title": ["Red coffee mug", "Lawn mower", "Blue teapot"]})
 >>> hits = HybridRetriever().fit(catalog).search("red mug", k=2)
->>> hits[0].product_id, [reason.text for reason in hits[0].reasons if reason.kind == "rank"]
-('a', ['bm25 rank 1', 'semantic rank 1'])
+>>> hits[0].product_id, sorted(hits[0].sources)
+('a', ['bm25', 'semantic'])
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from recsys.fusion.rrf import fuse_rrf, rrf_contribution
+from recsys.fusion import FusionConfig, apply_rules, attributes_from, check_sources, fuse
 from recsys.search.base import (QUERY_CHUNK, REGISTRY, Retriever, RetrieverConfig, SearchHit,
-                                SearchReason, catalog_ranks, register)
+                                catalog_ranks, check_k, check_query, register, top_k)
+from recsys.timing import stage
+
+# int8 ONNX encodes a query about 8x faster than PyTorch at 0.001 less nDCG@10 on Home Depot
+# (docs/benchmarks.md), within the 0.01 a quantised encoder may lose to be served by default.
+DEFAULT_FUSION = {"method": "weighted", "weights": {"bm25": 0.75, "semantic": 0.25},
+                  "normalisation": "minmax", "candidates": 100, "backend": "onnx-int8"}
+Candidates = dict[str, list[tuple[str, float]]]
 
 
 @dataclass
@@ -45,12 +66,8 @@ class HybridConfig(RetrieverConfig):
     # Config of each source by name, e.g. {"semantic": {"model_path": "models/ft"}};
     # `extra_fields` of the hybrid is passed on to sources that do not set their own.
     source_configs: dict[str, dict] = field(default_factory=dict)
-    # Weight of each source's contributions by name; a source not named weighs 1.
-    # Lexical counts twice semantic by default: with all-MiniLM-L6-v2, equal weights
-    # ranked worse than BM25 alone on Home Depot (docs/benchmarks.md).
-    weights: dict[str, float] = field(default_factory=lambda: {"bm25": 1.0, "semantic": 0.5})
-    rrf_k: int = 60  # the RRF constant of Cormack et al.
-    candidates: int = 100  # how many matches of each source are fused
+    # A `recsys.fusion.FusionConfig` as a dict: method, weights by source, rules, ...
+    fusion: dict = field(default_factory=lambda: json.loads(json.dumps(DEFAULT_FUSION)))
 
 
 @register
@@ -60,55 +77,110 @@ class HybridRetriever(Retriever):
 
     def __init__(self, config=None, **params):
         super().__init__(config, **params)
-        unknown = [name for name in self.config.sources if name not in REGISTRY or name == self.name]
-        if unknown:
-            raise ValueError(f"unknown source retriever(s) {unknown}; choose from "
-                             f"{sorted(set(REGISTRY) - {self.name})}")
+        check_sources(self.config.sources, REGISTRY, self.name)
+        self.fusion = FusionConfig.resolve(self.config.fusion)
         self.sources: list[Retriever] = []
+        self.attributes: dict[str, dict] = {}
 
     @classmethod
-    def from_sources(cls, sources: list[Retriever], weights: dict[str, float] | None = None,
-                     rrf_k: int = 60, candidates: int = 100) -> HybridRetriever:
+    def from_sources(cls, sources: list[Retriever], fusion: FusionConfig | dict | None = None,
+                     attributes: Mapping[str, dict] | None = None) -> HybridRetriever:
         """A hybrid over already fitted `sources`, which must share one catalog.
 
-        `weights` by source name; None keeps the config's default.
+        `fusion` None keeps the default; `attributes` ({product_id: {column: value}})
+        are what business rules test.
         """
         if not sources:
             raise ValueError("a hybrid needs at least one source retriever")
         for source in sources[1:]:
             if not np.array_equal(source.product_ids, sources[0].product_ids):
                 raise ValueError(f"{source.name} was fitted on another catalog than {sources[0].name}")
-        params = {} if weights is None else {"weights": dict(weights)}
+        params = {} if fusion is None else {"fusion": FusionConfig.resolve(fusion).to_dict()}
         hybrid = cls(sources=[s.name for s in sources],
-                     source_configs={s.name: s.config.to_dict() for s in sources},
-                     rrf_k=rrf_k, candidates=candidates, **params)
+                     source_configs={s.name: s.config.to_dict() for s in sources}, **params)
         hybrid.sources = list(sources)
         hybrid.product_ids = sources[0].product_ids
         hybrid._index = dict(sources[0]._index)
+        hybrid.attributes = dict(attributes or {})
         return hybrid
 
+    def with_fusion(self, fusion: FusionConfig | dict) -> HybridRetriever:
+        """The same fitted sources under another fusion config (nothing is refitted)."""
+        return HybridRetriever.from_sources(self.sources, fusion, self.attributes)
+
     def _source_config(self, name: str) -> dict:
-        return {"extra_fields": self.config.extra_fields, **self.config.source_configs.get(name, {})}
+        defaults = {"extra_fields": self.config.extra_fields}
+        if name == "semantic":
+            defaults["backend"] = self.fusion.backend
+        return {**defaults, **self.config.source_configs.get(name, {})}
 
     def _fit(self, catalog: pd.DataFrame) -> None:
         self.sources = [REGISTRY[name](self._source_config(name)).fit(catalog)
                         for name in self.config.sources]
+        self.attributes = attributes_from(catalog)
 
-    @property
-    def _weights(self) -> list[float]:
-        return [float(self.config.weights.get(source.name, 1.0)) for source in self.sources]
+    # --- search: candidates, then fusion and rules --------------------------------------
 
-    def _search_many(self, queries: list[str], k: int, matched_only: bool) -> list[list[SearchHit]]:
-        depth = max(self.config.candidates, k)
-        # Candidates come without reasons; only the fused top k are explained.
-        ranked = [list(source._ranked(queries, depth, matched_only=True)) for source in self.sources]
+    def candidates(self, queries: list[str], depth: int | None = None) -> list[Candidates]:
+        """Each query's candidate lists: {source name: [(product_id, raw score), ...]}, best first.
+
+        Sources of weight 0 are skipped. `depth` defaults to the fusion's `candidates`.
+        """
+        depth = depth or self.fusion.candidates
+        results: list[Candidates] = [{} for _ in queries]
+        for source in self.sources:
+            if self.fusion.weight(source.name) <= 0:
+                continue
+            with stage("retrieve"):
+                found = list(source._ranked(queries, depth, matched_only=True))
+            for lists, (indices, scores) in zip(results, found):
+                lists[source.name] = list(zip(self.product_ids[indices].tolist(), scores.tolist()))
+        return results
+
+    def fuse_candidates(self, query: str, lists: Candidates, k: int,
+                        fusion: FusionConfig | None = None, category: str | None = None,
+                        explain: bool = True) -> list[SearchHit]:
+        """The top-k hits of fusing `lists` (from `candidates`) and applying the rules.
+
+        `fusion` overrides the retriever's own config (for a live preview);
+        `explain` adds the sources' reasons (matched terms, cosine) to each hit.
+        """
+        fusion = fusion or self.fusion
+        with stage("fuse"):
+            items = fuse(lists, fusion)
+        if fusion.rules:
+            with stage("rules"):
+                items = apply_rules(items, fusion.rules, self.attributes,
+                                    query=query, category=category).items
+        hits = [SearchHit(item.product_id, item.score, sources=item.sources, effects=item.effects)
+                for item in items[:k]]
+        if explain:
+            self._explain(query, hits)
+        return hits
+
+    def _explain(self, query: str, hits: list[SearchHit]) -> None:
+        for source in self.sources:
+            found = [(row, hit) for row, hit in enumerate(hits) if source.name in hit.sources]
+            if not found:
+                continue
+            indices = np.array([self._index[hit.product_id] for _, hit in found])
+            scores = np.array([hit.sources[source.name].score for _, hit in found])
+            for (_, hit), why in zip(found, source._reasons(query, indices, scores)):
+                hit.reasons += why
+
+    def search_many(self, queries: list[str], k: int = 10, *, matched_only: bool = False,
+                    category: str | None = None, explain: bool = True) -> list[list[SearchHit]]:
+        """As `Retriever.search_many`; `category` is the request's category, for scoped rules.
+
+        `explain=False` leaves out the sources' reasons (each hit keeps its
+        per-source ranks and contributions and its rule effects): a little faster.
+        """
+        self._check_fitted()
+        queries = [check_query(query) for query in queries]
+        k = check_k(k)
         results = []
-        for position, query in enumerate(queries):
-            lists = [found[position] for found in ranked]
-            fused = fuse_rrf([[(self.product_ids[i], score) for i, score in zip(indices, scores)]
-                              for indices, scores in lists], self.config.rrf_k, self._weights)[:k]
-            hits = [SearchHit(product_id, score) for product_id, score in fused]
-            self._explain(query, hits, lists)
+        for query, lists in zip(queries, self.candidates(queries, max(self.fusion.candidates, k))):
+            hits = self.fuse_candidates(query, lists, k, category=category, explain=explain)
             if not matched_only and len(hits) < k:
                 taken = {hit.product_id for hit in hits}
                 rest = (p for p in self.product_ids if p not in taken)
@@ -116,44 +188,50 @@ class HybridRetriever(Retriever):
             results.append(hits)
         return results
 
-    def _explain(self, query: str, hits: list[SearchHit],
-                 lists: list[tuple[np.ndarray, np.ndarray]]) -> None:
-        """Give each hit its rank in every source that found it, then that source's reasons."""
-        details: list[list[SearchReason]] = [[] for _ in hits]
-        positions = {hit.product_id: row for row, hit in enumerate(hits)}
-        for source, weight, (indices, scores) in zip(self.sources, self._weights, lists):
-            found = [(rank, row) for rank, index in enumerate(indices, start=1)
-                     if (row := positions.get(self.product_ids[index])) is not None]
-            if not found:
-                continue
-            chosen = np.array([rank - 1 for rank, _ in found])
-            reasons = source._reasons(query, indices[chosen], scores[chosen])
-            for (rank, row), why in zip(found, reasons):
-                contribution = rrf_contribution(rank, self.config.rrf_k, weight)
-                hits[row].reasons.append(SearchReason("rank", f"{source.name} rank {rank}", contribution))
-                details[row] += why
-        for hit, why in zip(hits, details):
-            hit.reasons += why
+    def search(self, query: str, k: int = 10, *, matched_only: bool = False,
+               category: str | None = None, explain: bool = True) -> list[SearchHit]:
+        return self.search_many([query], k, matched_only=matched_only, category=category,
+                                explain=explain)[0]
 
     def _score_many(self, queries: list[str], indices: list[np.ndarray]) -> list[np.ndarray]:
         results = [np.zeros(len(chosen)) for chosen in indices]
         for start in range(0, len(queries), QUERY_CHUNK):
             chunk = queries[start:start + QUERY_CHUNK]
-            for source, weight in zip(self.sources, self._weights):
+            for source in self.sources:
+                weight = self.fusion.weight(source.name)
+                if weight <= 0:
+                    continue
                 scores = np.asarray(source._scores(chunk), dtype=np.float64)
                 scores = np.where(source._matches(scores), scores, -np.inf)
                 for row, position in zip(scores, range(start, start + len(chunk))):
                     chosen = indices[position]
                     matched = np.isfinite(row[chosen])
-                    ranks = catalog_ranks(row, chosen[matched])
-                    results[position][matched] += rrf_contribution(ranks, self.config.rrf_k, weight)
+                    results[position][matched] += weight * self._normalised(row, chosen[matched])
         return results
+
+    def _normalised(self, row: np.ndarray, chosen: np.ndarray) -> np.ndarray:
+        """The fusion's normalised score of the products at `chosen`, fixed on the candidates."""
+        if self.fusion.method == "rrf":
+            return 1.0 / (self.fusion.rrf_k + catalog_ranks(row, chosen))
+        candidates = row[top_k(row, self.fusion.candidates)]
+        if len(candidates) == 0:
+            return np.zeros(len(chosen))
+        if self.fusion.normalisation == "minmax":
+            low, high = candidates.min(), candidates.max()
+            return (row[chosen] - low) / (high - low) if high > low else np.ones(len(chosen))
+        mean, spread = candidates.mean(), candidates.std()
+        return (row[chosen] - mean) / spread if spread > 0 else np.zeros(len(chosen))
 
     # --- persistence: each source in a folder of its own -----------------------------
 
     def _save_files(self, folder: Path) -> None:
         for source in self.sources:
             source.save(folder / source.name)
+        (folder / "attributes.json").write_text(json.dumps(
+            self.attributes, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
         self.sources = [Retriever.load(folder / name) for name in self.config.sources]
+        path = folder / "attributes.json"
+        self.attributes = json.loads(path.read_text()) if path.exists() else {}
+

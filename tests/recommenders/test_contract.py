@@ -197,3 +197,10 @@ def test_knn_baseline_refuses_constant_ratings():
     constant = interactions().assign(weight=1.0)
     with pytest.raises(ValueError, match="needs ratings that vary"):
         get("knn_baseline")().fit(constant)
+
+
+def test_history_and_co_purchases(fitted):
+    assert set(fitted.history("u1")) == set(BASKETS["u1"]) and fitted.history("never-seen") == []
+    together = fitted.co_purchases("teapot")
+    assert together["tea"] == 3 and together["mug"] == 2 and "teapot" not in together
+    assert fitted.co_purchases("nope") == {}

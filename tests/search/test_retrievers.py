@@ -103,37 +103,54 @@ def test_dense_model_path_is_checked(catalog, tmp_path):
         get("semantic")(model_path=str(tmp_path)).fit(catalog)
 
 
-def test_hybrid_scores_are_the_rrf_of_its_sources(fitted):
-    hybrid, bm25, dense = fitted["hybrid"], fitted["bm25"], fitted["semantic"]
+def test_hybrid_scores_are_the_weighted_minmax_of_its_sources(fitted):
+    hybrid = fitted["hybrid"]
+    bm25, dense = hybrid.sources
+    assert hybrid.fusion.method == "weighted" and hybrid.fusion.weights == {"bm25": 0.75, "semantic": 0.25}
+    assert dense.config.backend == "onnx-int8"  # the default preset's encoder
+    depth = hybrid.fusion.candidates
+    lexical = {h.product_id: h.score for h in bm25.search("glass teapot", k=depth, matched_only=True)}
+    semantic = {h.product_id: h.score for h in dense.search("glass teapot", k=depth, matched_only=True)}
+
+    def minmax(scores):
+        low, high = min(scores.values()), max(scores.values())
+        return {p: (s - low) / (high - low) if high > low else 1.0 for p, s in scores.items()}
+
+    expected = {p: 0.75 * minmax(lexical).get(p, 0) + 0.25 * minmax(semantic).get(p, 0)
+                for p in {*lexical, *semantic}}
     hits = hybrid.search("glass teapot", k=10)
-    bm25_ranks = {h.product_id: rank for rank, h in
-                  enumerate(bm25.search("glass teapot", k=10, matched_only=True), start=1)}
-    dense_ranks = {h.product_id: rank for rank, h in
-                   enumerate(dense.search("glass teapot", k=10), start=1)}
-    assert hybrid.config.weights == {"bm25": 1.0, "semantic": 0.5}
     for hit in hits:
+        assert hit.score == pytest.approx(expected[hit.product_id])
+        assert sum(part.contribution for part in hit.sources.values()) == pytest.approx(hit.score)
+    assert [h.product_id for h in hits] == sorted(expected, key=lambda p: (-expected[p], p))[:10]
+    top = hits[0]
+    assert top.product_id == "P03" and top.sources["bm25"].rank == 1 and top.sources["semantic"].rank == 1
+    assert {reason.kind for reason in top.reasons} == {"term", "cosine"}
+
+
+def test_hybrid_rrf_scores_are_the_rrf_of_its_sources(fitted):
+    hybrid = fitted["hybrid"].with_fusion({"method": "rrf", "weights": {"bm25": 1.0, "semantic": 0.5}})
+    bm25, dense = hybrid.sources
+    bm25_ranks = {h.product_id: rank for rank, h in
+                  enumerate(bm25.search("glass teapot", k=100, matched_only=True), start=1)}
+    dense_ranks = {h.product_id: rank for rank, h in
+                   enumerate(dense.search("glass teapot", k=100), start=1)}
+    for hit in hybrid.search("glass teapot", k=10):
         expected = rrf_contribution(dense_ranks[hit.product_id], 60, weight=0.5)
         if hit.product_id in bm25_ranks:
             expected += rrf_contribution(bm25_ranks[hit.product_id], 60)
         assert hit.score == pytest.approx(expected)
-        ranks = [r for r in hit.reasons if r.kind == "rank"]
-        assert sum(r.weight for r in ranks) == pytest.approx(hit.score)
-    assert hits[0].product_id == "P03"
-    assert [r.text for r in hits[0].reasons if r.kind == "rank"] == ["bm25 rank 1", "semantic rank 1"]
 
 
 def test_hybrid_from_fitted_sources_with_weights(fitted, catalog):
     bm25, dense = fitted["bm25"], fitted["semantic"]
-    lexical_only = HybridRetriever.from_sources([bm25, dense], weights={"semantic": 0.0})
+    lexical_only = HybridRetriever.from_sources([bm25, dense], {"weights": {"bm25": 1.0, "semantic": 0.0}})
     assert [h.product_id for h in lexical_only.search("pipe", k=2)] == \
         [h.product_id for h in bm25.search("pipe", k=2)]
     assert lexical_only.config.source_configs["bm25"] == bm25.config.to_dict()
     other = get("bm25")().fit(catalog.head(5))
     with pytest.raises(ValueError, match="fitted on another catalog"):
         HybridRetriever.from_sources([other, dense])
-    equal = HybridRetriever.from_sources([bm25, dense], weights={})
-    hit = equal.search("glass teapot", k=1)[0]
-    assert hit.score == pytest.approx(2 * rrf_contribution(1, 60))
     with pytest.raises(ValueError, match="unknown source retriever"):
         HybridRetriever(sources=["bm25", "hybrid"])
 
@@ -144,3 +161,10 @@ def test_hybrid_passes_configs_to_its_sources(catalog):
     assert hybrid.sources[0].config.stemmer is None
     assert hybrid.sources[0].config.extra_fields == ["category"]
     assert hybrid.search("tools", k=1)[0].product_id == "P09"
+
+
+def test_explain_gives_each_products_reasons(fitted):
+    reasons = fitted["bm25"].explain("glass teapot", ["P03", "P05", "nope"])
+    assert {r.term for r in reasons[0]} >= {"teapot"} and reasons[1] == [] and reasons[2] == []
+    cosine = fitted["semantic"].explain("glass teapot", ["P03"])[0]
+    assert cosine[0].kind == "cosine"

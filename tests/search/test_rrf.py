@@ -30,9 +30,10 @@ def test_scores_are_ignored_only_ranks_count():
     assert fuse_rrf([[("a", 1e9), ("b", -5.0)]]) == fuse_rrf([[("a", 0.2), ("b", 0.1)]])
 
 
-def test_ties_keep_first_met_order_and_repeats_count_once():
-    assert [p for p, _ in fuse_rrf([[("x", 1.0)], [("y", 1.0)]])] == ["x", "y"]
-    assert dict(fuse_rrf([[("a", 3.0), ("a", 2.0), ("b", 1.0)]], k=0)) == {"a": 1.0, "b": 1 / 3}
+def test_ties_go_by_product_id_and_repeats_count_once():
+    assert [p for p, _ in fuse_rrf([[("y", 1.0)], [("x", 1.0)]])] == ["x", "y"]
+    # A repeated product keeps its best rank; the list is ranked without the repeat.
+    assert dict(fuse_rrf([[("a", 3.0), ("a", 2.0), ("b", 1.0)]], k=0)) == {"a": 1.0, "b": 1 / 2}
 
 
 def test_bad_arguments():

@@ -1,0 +1,152 @@
+"""What every fusion method shares: the fused item with its explanation, the config, `fuse`.
+
+A fuser takes named, ranked and scored lists from any engines (``{"bm25":
+[(product_id, score), ...], "semantic": [...]}``, each best first) and returns
+one list of `FusedItem`s, best first. Every item carries, per source that found
+it, its rank, raw score, normalised score and contribution to the fused score,
+so that the explanation panel and the offline metrics read the same numbers.
+A fuser composes the components that made the lists; it never subclasses them.
+
+Methods register themselves in `FUSERS` by name (one file each: `weighted.py`,
+`rrf.py`); `fuse(lists, config)` picks the one named by `config.method`.
+
+Ties in the fused score are broken by product id, so the result does not depend
+on the order in which the sources are given.
+
+>>> config = FusionConfig(method="rrf", weights={"bm25": 1.0, "semantic": 0.5})
+>>> items = fuse({"bm25": [("a", 9.1), ("b", 4.0)], "semantic": [("b", 0.8)]}, config)
+>>> [(item.product_id, round(item.score, 4)) for item in items]
+[('b', 0.0243), ('a', 0.0164)]
+>>> items[0].sources["semantic"].rank, round(items[0].sources["semantic"].contribution, 4)
+(1, 0.0082)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from recsys.config import JsonConfig
+from recsys.registry import Registry
+
+Ranked = Sequence[tuple[str, float]]
+FUSERS = Registry("fusion method")
+NORMALISATIONS = ("minmax", "zscore")
+
+
+@dataclass
+class SourceScore:
+    """One source's part in a fused item."""
+
+    rank: int  # 1-based rank of the item in that source's list
+    score: float  # the source's own (raw) score
+    normalised: float  # the score after the method's normalisation (RRF: 1 / (k + rank))
+    contribution: float  # weight x normalised: what the source adds to the fused score
+
+
+@dataclass
+class FusedItem:
+    """A product of the fused list, its fused score and how each source and rule shaped it."""
+
+    product_id: str
+    score: float
+    sources: dict[str, SourceScore] = field(default_factory=dict)
+    effects: list[Any] = field(default_factory=list)  # `recsys.fusion.rules.RuleEffect`s
+
+    def to_dict(self) -> dict:
+        return {"product_id": self.product_id, "score": self.score,
+                "sources": {name: vars(part) for name, part in self.sources.items()},
+                "effects": [vars(effect) for effect in self.effects]}
+
+
+@dataclass
+class FusionConfig(JsonConfig):
+    """How lists are fused, and the business rules applied after: what a preset stores.
+
+    `weights` by source name (a source not named weighs 1; weight 0 removes a
+    source); `normalisation` is used by the weighted method, `rrf_k` by RRF;
+    `candidates` is how many of each source's best items are fused; `rules`
+    are `recsys.fusion.rules.Rule` dicts, applied in order. `backend` is the
+    encoder of the semantic source where an engine is built from the preset
+    (`recsys.embeddings.BACKENDS`: "torch", "onnx-fp32", "onnx-int8"); it is
+    fixed when the engine is fitted, so a live re-fusion does not change it.
+    """
+
+    method: str = "weighted"
+    weights: dict[str, float] = field(default_factory=dict)
+    normalisation: str = "minmax"
+    rrf_k: int = 60
+    candidates: int = 100
+    rules: list[dict] = field(default_factory=list)
+    backend: str = "torch"
+
+    def __post_init__(self) -> None:
+        from recsys.embeddings import check_backend
+
+        check_backend(self.backend)
+        if self.method not in FUSERS:
+            raise ValueError(f"unknown fusion method {self.method!r}; choose one of "
+                             f"{', '.join(FUSERS.names())}")
+        if self.normalisation not in NORMALISATIONS:
+            raise ValueError(f"unknown normalisation {self.normalisation!r}; choose one of "
+                             f"{', '.join(NORMALISATIONS)}")
+        bad = {name: w for name, w in self.weights.items() if not isinstance(w, (int, float)) or w < 0}
+        if bad:
+            raise ValueError(f"fusion weights must be numbers of 0 or more, not {bad}")
+        if self.rrf_k < 0:
+            raise ValueError(f"the RRF constant k must be 0 or more, not {self.rrf_k}")
+        if self.candidates <= 0:
+            raise ValueError(f"candidates must be a positive number, not {self.candidates}")
+        self.weights = {name: float(w) for name, w in self.weights.items()}
+
+    def weight(self, source: str) -> float:
+        return self.weights.get(source, 1.0)
+
+
+Fuser = Callable[[Mapping[str, Ranked], FusionConfig], list[FusedItem]]
+
+
+def register_fuser(name: str) -> Callable[[Fuser], Fuser]:
+    """Decorator: make a fusion function available as `FusionConfig.method` = `name`."""
+    def decorate(function: Fuser) -> Fuser:
+        function.name = name  # type: ignore[attr-defined]
+        return FUSERS.register(function)
+    return decorate
+
+
+def check_sources(sources: Sequence[str], registry: Mapping[str, type], composite: str) -> None:
+    """ValueError unless every name in `sources` is a registered component other than `composite`."""
+    unknown = [name for name in sources if name not in registry or name == composite]
+    if unknown:
+        raise ValueError(f"unknown source {registry.kind}(s) {unknown}; choose from "
+                         f"{sorted(set(registry) - {composite})}")
+
+
+def deduplicated(ranking: Ranked, limit: int) -> list[tuple[str, float]]:
+    """The first `limit` distinct products of `ranking`; a repeated product keeps its best rank."""
+    seen: set[str] = set()
+    kept = []
+    for product_id, score in ranking:
+        if product_id not in seen:
+            seen.add(product_id)
+            kept.append((str(product_id), float(score)))
+            if len(kept) == limit:
+                break
+    return kept
+
+
+def ranked(items: dict[str, FusedItem]) -> list[FusedItem]:
+    """Items best first; equal scores by product id."""
+    return sorted(items.values(), key=lambda item: (-item.score, item.product_id))
+
+
+def fuse(lists: Mapping[str, Ranked], config: FusionConfig | dict | None = None) -> list[FusedItem]:
+    """Fuse the named `lists` as `config` says; see the module docstring.
+
+    Sources of weight 0 are left out entirely: an item only they found does not appear.
+    """
+    config = FusionConfig.resolve(config)
+    kept = {name: deduplicated(ranking, config.candidates) for name, ranking in lists.items()
+            if config.weight(name) > 0}
+    return FUSERS[config.method](kept, config)
