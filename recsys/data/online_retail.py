@@ -21,11 +21,18 @@ Description, Quantity, InvoiceDate, UnitPrice, CustomerID, Country. From it:
   events, and the report counts them under `missing_ids`.
 - Each customer's country (the most frequent one on their lines) is kept on the
   users table.
+- Category: the file has none, so each product gets one from the words of its
+  title (`product_category`: the first group in `CATEGORY_WORDS` with a word in
+  the title, e.g. "WHITE HANGING HEART T-LIGHT HOLDER" is "Candles & lights"),
+  "Other" when no group matches. It is a heuristic for the demo's cards and
+  category rules, not ground truth.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import re
 
 import pandas as pd
 
@@ -48,6 +55,40 @@ EVENTS_MAPPING = {"CustomerID": "user_id", "StockCode": "product_id", "Quantity"
 ONLINE_RETAIL_NON_PRODUCT_CODES = DEFAULT_NON_PRODUCT_CODES + ("M", "D", "C2", "S", "B", "PADS")
 
 
+# Checked in this order: seasonal first ("CHRISTMAS CANDLE" is Christmas), decor last.
+CATEGORY_WORDS: tuple[tuple[str, frozenset[str]], ...] = tuple((name, frozenset(words.split())) for name, words in (
+    ("Christmas", "CHRISTMAS XMAS ADVENT SANTA REINDEER SNOWFLAKE BAUBLE NATIVITY"),
+    ("Easter", "EASTER"),
+    ("Jewellery", "NECKLACE NECKLACE. EARRINGS BRACELET RING CHARM BEAD BEADS DIAMANTE BROOCH HAIR"),
+    ("Candles & lights", "CANDLE CANDLES T-LIGHT T-LIGHTS LANTERN LIGHTS LIGHT NIGHTLIGHT TEALIGHT LAMP"),
+    ("Bags", "BAG BAGS PURSE SHOPPER TOTE"),
+    ("Cards & wrapping", "CARD CARDS WRAP PAPER ENVELOPE ENVELOPES RIBBONS RIBBON TAGS STICKER STICKERS"),
+    ("Stationery", "NOTEBOOK PENCIL PENCILS PEN PENS ERASER CALENDAR DIARY NOTEPAD NOTEBOOKS"),
+    ("Party", "PARTY BIRTHDAY BALLOON BALLOONS BUNTING GARLAND CONFETTI"),
+    ("Toys & games", "TOY TOYS DOLLY GAME GAMES PUZZLE SPACEBOY JIGSAW SKITTLES DOMINOES PLAYHOUSE "
+                     "KIDS CHILDRENS CHILDS"),
+    ("Kitchen & dining", "MUG MUGS CUP CUPS TEA TEACUP BOWL BOWLS PLATE PLATES CUTLERY JAR JARS CAKE "
+                         "BAKING NAPKINS KITCHEN PANTRY TEAPOT COFFEE TRAY TUMBLER SPOON SPOONS LUNCH "
+                         "TEATIME RECIPE JUG EGG CAKESTAND"),
+    ("Garden", "GARDEN PLANT PLANTER WATERING FEEDER DOORMAT"),
+    ("Textiles", "APRON TOWEL TOWELS BLANKET THROW SCARF GLOVES QUILT"),
+    ("Home decor", "CUSHION FRAME CLOCK MIRROR SIGN HOOK HOOKS DRAWER CABINET VASE ORNAMENT DECORATION "
+                   "WALL DOORSTOP HANGING HOLDER STORAGE BOX BOXES"),
+))
+
+
+def product_category(title: str) -> str:
+    """The demo's category of a product from the words of its title (see the module docstring).
+
+    >>> product_category("WHITE HANGING HEART T-LIGHT HOLDER"), product_category("PAPER CHAIN KIT 50'S CHRISTMAS")
+    ('Candles & lights', 'Christmas')
+    >>> product_category("ASSORTED COLOURS SILK FAN")
+    'Other'
+    """
+    words = set(re.split(r"[\s,/]+", str(title).upper()))
+    return next((name for name, group in CATEGORY_WORDS if words & group), "Other")
+
+
 def cleaning_config() -> CleaningConfig:
     return CleaningConfig(id_case="upper", default_event_type="purchase",
                           non_product_codes=ONLINE_RETAIL_NON_PRODUCT_CODES)
@@ -66,6 +107,7 @@ def prepare_online_retail(frame: pd.DataFrame, *, file: str, fmt: str) -> list[P
     config = cleaning_config()
     catalog = prepare(frame, IngestOptions("catalog", CATALOG_MAPPING, cleaning=config),
                       file=file, fmt=fmt)
+    catalog.frame["category"] = catalog.frame["title"].map(product_category)
     lines = frame.assign(is_cancellation=frame["InvoiceNo"].astype("string").str.upper()
                          .str.startswith("C"))
     events = prepare(lines, IngestOptions("events", {**EVENTS_MAPPING,

@@ -113,3 +113,39 @@ def test_wrong_password_then_login_sees_demo_data(server, page):
 
     page.get_by_role("button", name="Log out").click()
     page.get_by_role("button", name="Log in").wait_for()
+
+
+IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
+
+
+def _settle(page) -> None:
+    """Wait until the script run that the last action started has finished."""
+    page.wait_for_timeout(300)
+    page.wait_for_selector(IDLE)
+
+
+def test_moving_a_weight_slider_reorders_the_fused_list(server, page):
+    url, folder = server
+    _log_in(page, url)
+    page.get_by_text("Logged in as admin (admin).").wait_for()
+    page.get_by_role("link", name="Fusion & rules").click()
+    _settle(page)
+    page.locator(".st-key-fusion_query input").fill("pink")
+    page.keyboard.press("Enter")
+    _settle(page)
+    # The working config's table is the one with a "move" column (keyed dataframes get no st-key class).
+    working = page.locator("[data-testid=stDataFrame]").filter(has_text="move")
+    working.wait_for()
+    before = working.text_content()
+    assert "PINK" in before.upper()
+    slider = page.locator(".st-key-fusion_search_weight_bm25").get_by_role("slider")
+    slider.focus()
+    for _ in range(15):  # 0.75 -> 0: lexical matching leaves the fusion
+        page.keyboard.press("ArrowLeft")
+    _settle(page)
+    deadline = time.time() + 60
+    while working.text_content() == before and time.time() < deadline:
+        page.wait_for_timeout(500)
+    after = working.text_content()
+    assert after != before and "new" in after  # products semantic alone brings in are marked
+    page.screenshot(path=str(folder / "fusion.png"), full_page=True)

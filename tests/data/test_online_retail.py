@@ -16,7 +16,8 @@ import pytest
 from db import queries
 from db.engine import session_scope, upgrade
 from recsys.data.clean import DEFAULT_NON_PRODUCT_CODES
-from recsys.data.online_retail import COLUMNS, DEMO_FILE, ingest_online_retail, prepare_online_retail
+from recsys.data.online_retail import (CATEGORY_WORDS, COLUMNS, DEMO_FILE, ingest_online_retail,
+                                      prepare_online_retail)
 from recsys.data.readers import read_table
 from recsys.data.report import IngestError
 
@@ -128,6 +129,14 @@ def test_demo_catalog_has_upper_case_ids_no_fees_and_one_title_each(demo):
     assert titles["22632"] == "HAND WARMER RED RETROSPOT"
     several = next(r for r in demo["result"].reports[0].cleaning if r.rule == "several_titles")
     assert several.rows == 6
+
+
+def test_demo_products_get_a_category_from_their_titles(demo):
+    products = demo["products"].set_index("product_id")
+    assert products["category"].notna().all()
+    assert products.loc["85123A", "category"] == "Candles & lights"  # WHITE HANGING HEART T-LIGHT HOLDER
+    assert products.loc["22632", "category"] == "Other"  # HAND WARMER RED RETROSPOT
+    assert set(products["category"]) <= {name for name, _ in CATEGORY_WORDS} | {"Other"}
 
 
 def test_demo_catalog_report_names_the_postage_line(demo):

@@ -33,3 +33,17 @@ def app_as(role: str | None, page: str | None = None) -> AppTest:
     if page:
         app.switch_page(page).run()
     return app
+
+
+def column(app, title: str):
+    """The result column headed `title` (AppTest does not expose a column's key)."""
+    return next(c for c in app.columns if [s.value for s in c.subheader] == [title])
+
+
+def titles(block) -> list[str]:
+    """Product titles of a column's cards ("1. Red mug · kitchen · £3.50" -> "Red mug")."""
+    return [e.label.split(". ", 1)[1].split(" · ")[0] for e in block.expander]
+
+
+def texts(card) -> list[str]:
+    return [m.value for m in card.markdown]

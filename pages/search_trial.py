@@ -1,0 +1,50 @@
+"""Search trial: one query, its BM25, semantic and hybrid results side by side, each explained."""
+
+import streamlit as st
+
+from db.engine import database_url
+from ui import results
+from ui.engines import active_fusion, catalog, preset_label, search_engine, versions
+from ui.session import require
+
+require("view")
+url = database_url()
+st.title("Search trial")
+st.caption("Type a query as a customer would. Each column is one engine's ranking of the active "
+           "catalog; open a product to see why it is there.")
+catalog_version = versions(url).get("catalog")
+if catalog_version is None:
+    st.info("No catalog is active yet: upload one on the Data page, then come back to search it.")
+    st.stop()
+
+products = catalog(url)
+preset, fusion = active_fusion(url, "search")
+query_column, k_column, category_column = st.columns([3, 1, 2])
+query = query_column.text_input("Query", key="search_query", placeholder="e.g. heart")
+k = int(k_column.number_input("Results per column", 1, 50, 10, key="search_k"))
+categories = sorted(products["category"].dropna().astype(str).unique()) if "category" in products else []
+category = category_column.selectbox(
+    "Category", categories, index=None, key="search_category", placeholder="No category",
+    disabled=not categories,
+    help="The category the search is made in: rules scoped to a category apply only there.")
+st.caption(f"Hybrid: the active search preset, {preset_label(preset)}: {results.fusion_summary(fusion)}.")
+if not query.strip():
+    st.info("Type a query above to compare the engines' results.")
+    st.stop()
+
+engine = search_engine(url, catalog_version)
+# One retrieval per source; the source columns and the fused column all read these lists.
+lists = engine.candidates([query], depth=max(fusion.candidates, k))[0]
+hybrid = engine.fuse_candidates(query, lists, k, fusion=fusion, category=category)
+index = results.catalog_index(products)
+captions = {"bm25": "Lexical: products whose text contains a query word; scores are BM25.",
+            "semantic": "Meaning: cosine similarity of query and product embeddings."}
+columns = st.columns(len(engine.sources) + 1)
+for column, source in zip(columns, engine.sources):
+    with column:
+        rows = results.from_retriever(source, query, lists.get(source.name, [])[:k])
+        results.result_column(results.source_title(source.name), rows, index,
+                              key=f"search_{source.name}", caption=captions.get(source.name))
+with columns[-1]:
+    results.result_column("Hybrid", results.from_hits(hybrid), index, key="search_hybrid",
+                          caption="Fused with the active preset, then its rules.")

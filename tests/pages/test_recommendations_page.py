@@ -1,0 +1,79 @@
+"""pages/recommendations.py: a customer or a session, CF, semantic and hybrid columns, explained."""
+
+from __future__ import annotations
+
+from tests.pages.conftest import app_as, column, titles, texts
+
+PAGE = "pages/recommendations.py"
+CF = "Collaborative filtering (EASE)"
+
+
+def history(app):
+    return next(e for e in app.expander if e.label.startswith("What drives the lists"))
+
+
+def add(app, product_id: str):
+    app.selectbox(key="recs_product").select(product_id).run()
+    app.button(key="recs_add").click().run()
+    assert not app.exception
+    return app
+
+
+def test_without_customer_or_session_every_list_is_the_most_popular(shop):
+    app = app_as("viewer", PAGE)
+    assert not app.exception
+    assert any("most popular" in c.value for c in history(app).caption)
+    assert [len(column(app, t).expander) for t in (CF, "Semantic", "Hybrid")] == [4, 4, 4]
+    assert any("the user is new" in t for t in texts(column(app, CF).expander[0]))
+
+
+def test_the_lists_follow_the_session_as_it_grows(shop):
+    app = add(app_as("viewer", PAGE), "P2")
+    assert app.session_state["recs_session"] == ["P2"]
+    assert app.selectbox(key="recs_product").value is None  # ready for the next product
+    cf, semantic, hybrid = column(app, CF), column(app, "Semantic"), column(app, "Hybrid")
+    assert titles(cf)[0] == "Green teapot"  # bought with the Blue mug by u2
+    assert texts(cf.expander[0]) == ["- because you bought Blue mug"]
+    assert titles(semantic)[0] == "Red mug"
+    assert texts(semantic.expander[0])[0].startswith("- similar to Blue mug you bought (cosine")
+    assert titles(hybrid)[0] == "Green teapot" and "Blue mug" not in titles(hybrid)
+    table = hybrid.expander[0].dataframe[0].value
+    assert sorted(table["source"]) == ["ease", "semantic"]
+    assert "- ease: because you bought Blue mug" in texts(hybrid.expander[0])
+    assert "1 in the session" in history(app).label
+
+    add(app, "P4")
+    assert app.session_state["recs_session"] == ["P2", "P4"]
+    for title in (CF, "Semantic", "Hybrid"):
+        assert "Garden chair" not in titles(column(app, title))  # now in the session
+    assert any("Garden chair" in t for t in texts(column(app, "Semantic").expander[0]))
+    assert "2 in the session" in history(app).label
+
+
+def test_products_leave_the_session_one_by_one_or_all_at_once(shop):
+    app = add(add(app_as("merchandiser", PAGE), "P2"), "P4")
+    app.button(key="recs_remove_P2").click().run()
+    assert app.session_state["recs_session"] == ["P4"]
+    assert "Blue mug" in titles(column(app, "Hybrid"))
+    app.button(key="recs_clear").click().run()
+    assert not app.exception
+    assert app.session_state["recs_session"] == []
+    assert "0 in the session" in history(app).label
+
+
+def test_a_customer_shows_their_history_and_gets_new_products(shop):
+    app = app_as("viewer", PAGE)
+    app.selectbox(key="recs_user").select("u2").run()
+    assert not app.exception
+    shown = " ".join(m.value for m in history(app).markdown)
+    assert "Customer u2" in shown and "Blue mug" in shown and "Green teapot" in shown
+    for title in (CF, "Semantic", "Hybrid"):
+        assert not {"Blue mug", "Green teapot"} & set(titles(column(app, title)))
+    assert titles(column(app, "Semantic"))[0] == "Red mug"
+    assert any("you bought" in t for t in texts(column(app, "Semantic").expander[0]))
+
+
+def test_without_behaviour_data_the_page_says_where_to_upload_it(db_url):
+    app = app_as("viewer", PAGE)
+    assert not app.exception
+    assert any("upload both on the Data page" in i.value for i in app.info)

@@ -1,0 +1,75 @@
+"""pages/search_trial.py: one query, BM25, semantic and hybrid columns, each card explained."""
+
+from __future__ import annotations
+
+from db.engine import session_scope
+from recsys.fusion import FusionConfig
+from recsys.fusion import presets
+from tests.pages.conftest import app_as, column, titles, texts
+
+PAGE = "pages/search_trial.py"
+
+
+def search(app, query: str):
+    app.text_input(key="search_query").input(query).run()
+    assert not app.exception
+    return app
+
+
+def test_a_blank_query_gets_a_prompt_not_results(shop):
+    app = app_as("viewer", PAGE)
+    assert not app.exception
+    assert any("Type a query" in i.value for i in app.info)
+    assert not app.expander
+    assert any("the active search preset, the shipped default" in c.value for c in app.caption)
+
+
+def test_a_query_fills_three_columns_with_explained_products(shop):
+    app = search(app_as("viewer", PAGE), "red mug")
+    bm25, semantic, hybrid = column(app, "BM25"), column(app, "Semantic"), column(app, "Hybrid")
+    # BM25 lists only products containing a query word, best match first.
+    assert titles(bm25) == ["Red mug", "Blue mug"]
+    assert titles(semantic)[0] == "Red mug" and len(titles(semantic)) == 4
+    assert titles(hybrid)[:2] == ["Red mug", "Blue mug"]
+    assert bm25.expander[0].label == "1. Red mug · kitchen · £3.50"
+
+    assert texts(bm25.expander[0])[:2] == ["- 'red' in the text (+0.55)", "- 'mug' in the text (+0.32)"]
+    assert any(t.startswith("- cosine similarity") for t in texts(semantic.expander[0]))
+    card = hybrid.expander[0]
+    table = card.dataframe[0].value
+    assert list(table.columns) == ["source", "rank", "raw score", "normalised", "contribution"]
+    assert sorted(table["source"]) == ["bm25", "semantic"] and list(table["rank"]) == [1, 1]
+    assert "'red' in the text" in " ".join(texts(card)) and "cosine similarity" in " ".join(texts(card))
+
+
+def test_k_bounds_every_column(shop):
+    app = app_as("merchandiser", PAGE)
+    app.number_input(key="search_k").set_value(1)
+    search(app, "mug")
+    assert [len(column(app, t).expander) for t in ("BM25", "Semantic", "Hybrid")] == [1, 1, 1]
+
+
+def test_the_active_preset_and_its_category_rule_move_the_hybrid(shop):
+    rule = {"kind": "boost", "field": "category", "value": "garden", "strength": 2.0,
+            "when_category": "garden"}
+    config = FusionConfig(weights={"bm25": 0.75, "semantic": 0.25}, rules=[rule])
+    with session_scope() as session:
+        presets.save_preset(session, "search", "garden-first", config, "test", activate=True)
+    app = search(app_as("viewer", PAGE), "mug")
+    assert any("garden-first v1" in c.value for c in app.caption)
+    assert titles(column(app, "Hybrid"))[-1] == "Garden chair"
+
+    app.selectbox(key="search_category").select("garden").run()
+    assert not app.exception
+    hybrid = column(app, "Hybrid")
+    assert titles(hybrid)[0] == "Garden chair"
+    assert sorted(titles(column(app, "BM25"))) == ["Blue mug", "Red mug"]  # rules touch only the hybrid
+    effect = [t for t in texts(hybrid.expander[0]) if t.startswith("- rule")]
+    assert effect == [effect[0]] and "boosted, #4 → #1" in effect[0]
+
+
+def test_without_a_catalog_the_page_says_where_to_upload_one(db_url):
+    app = app_as("viewer", PAGE)
+    assert not app.exception
+    assert any("upload one on the Data page" in i.value for i in app.info)
+    assert not app.get("text_input")

@@ -1,0 +1,490 @@
+"""Widgets of the Fusion & rules page: the working config, its live preview and metrics, the presets.
+
+The working config of each scope is a `FusionConfig` dict kept in
+``st.session_state["fusion_<scope>_working"]``; it seeds the widgets (weight
+sliders, method, rules) whenever they are drawn afresh, so it survives a switch
+of scope or page, and is rebuilt from them on every run. The preview and the
+offline metrics compare it with the active preset of the scope: both re-fuse
+cached candidate lists (`recsys.evaluation.live`), so nothing is searched or
+recommended again while the sliders move.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+import pandas as pd
+import streamlit as st
+
+from db import queries
+from db.engine import session_scope
+from recsys.evaluation import live
+from recsys.fusion import FUSERS, NORMALISATIONS, FusionConfig, Rule, RulesResult, apply_rules, fuse
+from recsys.fusion import presets as preset_store
+from recsys.fusion.compare import dropped_out, rank_moves
+from recsys.fusion.rules import RULE_FIELDS, RULE_KINDS
+from ui import engines
+from ui.results import from_hits, from_items, result_column
+
+SCOPES = {"Search": "search", "Recommendations": "recommendations"}
+PREVIEW_K = 10
+MAX_WEIGHT = 2.0
+METRICS = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "coverage@10": "Coverage@10",
+           "diversity@10": "Diversity@10"}
+FLASH_KEY = "fusion_flash"
+NOT_RULE_FIELDS = ("product_id", "title", "description", "price")
+
+
+def _key(scope: str, name: str) -> str:
+    return f"fusion_{scope}_{name}"
+
+
+def flash(kind: str | None = None, text: str = "") -> None:
+    """Show (no arguments) or keep for the next run a message, e.g. after an action that reruns."""
+    if kind:
+        st.session_state[FLASH_KEY] = (kind, text)
+        return
+    kind, text = st.session_state.pop(FLASH_KEY, (None, ""))
+    if kind:
+        getattr(st, kind)(text)
+
+
+def scope_switch() -> str:
+    return SCOPES[st.radio("Scope", list(SCOPES), horizontal=True, key="fusion_scope")]
+
+
+# --- the engines and the data they need ---------------------------------------------------
+
+def preview_engine(url: str, scope: str, versions: dict[str, int]):
+    """The fitted hybrid of `scope` for the preview; stops the page when its data is missing."""
+    if "catalog" not in versions:
+        st.info("There is no active catalog yet: upload one on the Data page.")
+        st.page_link("pages/data.py", label="Data", icon=":material/database:")
+        st.stop()
+    if scope == "search":
+        return engines.search_engine(url, versions["catalog"])
+    if "events" not in versions:
+        st.info("Recommendations need behaviour data (events): upload them on the Data page.")
+        st.page_link("pages/data.py", label="Data", icon=":material/database:")
+        st.stop()
+    return engines.recommendation_engine(url, versions["events"], versions["catalog"])
+
+
+def sources_of(engine) -> list[str]:
+    return [source.name for source in engine.sources]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _search_candidates(url: str, catalog_version: int, query: str, _engine) -> dict:
+    return _engine.candidates([query])[0]
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _recommendation_candidates(url: str, events_version: int, catalog_version: int, user: str,
+                               _engine) -> dict:
+    return _engine.candidates([user])[0]
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _common_word(url: str, catalog_version: int, _catalog: pd.DataFrame) -> str:
+    """The commonest word of the catalog's titles (letters only, 4 or more): a default query."""
+    words = Counter(word for title in _catalog["title"].astype(str) for word in title.lower().split()
+                    if word.isalpha() and len(word) >= 4)
+    return words.most_common(1)[0][0] if words else ""
+
+
+def _rule_values(catalog: pd.DataFrame, field: str | None) -> list[str]:
+    """The distinct values of catalog column `field` as a rule compares them (text)."""
+    if not field or field not in catalog:
+        return []
+    values = catalog[field].dropna().unique()
+    return sorted({("true" if v else "false") if isinstance(v, bool) else str(v) for v in values})
+
+
+# --- the working config -------------------------------------------------------------------
+
+def load_config(scope: str, config: dict) -> None:
+    """Make `config` the working config of `scope` and redraw the widgets from it (a callback)."""
+    st.session_state[_key(scope, "working")] = FusionConfig.from_dict(dict(config)).to_dict()
+    prefix = _key(scope, "")
+    for key in [k for k in st.session_state if str(k).startswith(prefix) and not k.endswith("working")]:
+        if any(part in key for part in ("_weight_", "_method", "_normalisation", "_rrf_k")):
+            del st.session_state[key]
+
+
+def _seed(key: str, value) -> None:
+    if key not in st.session_state:
+        st.session_state[key] = value
+
+
+def _remove_rule(scope: str, position: int) -> None:
+    working = st.session_state[_key(scope, "working")]
+    working["rules"] = [rule for i, rule in enumerate(working["rules"]) if i != position]
+
+
+def _add_rule(scope: str) -> None:
+    """Build a rule from the rule form's widgets; keep the validation error for display."""
+    def value(name: str):
+        return st.session_state.get(_key(scope, f"rule_{name}"))
+
+    kind = value("kind")
+    fields = {"kind": kind, "when_query": (value("query") or "").strip() or None,
+              "when_category": value("category") or None, "note": (value("note") or "").strip()}
+    if kind == "pin":
+        fields.update(product_id=value("product"), position=value("position"))
+    else:
+        fields.update(field=value("field") or None, value=value("value"),
+                      min_price=value("min_price"), max_price=value("max_price"))
+        if kind in ("boost", "bury"):
+            fields["strength"] = value("strength")
+    try:
+        rule = Rule(**fields)
+    except (TypeError, ValueError) as error:
+        st.session_state[_key(scope, "rule_message")] = ("error", f"The rule was not added: {error}.")
+        return
+    st.session_state[_key(scope, "working")]["rules"].append(rule.to_dict())
+    st.session_state[_key(scope, "rule_message")] = ("success", f"Added: {rule.describe()}.")
+
+
+def editor(scope: str, sources: list[str], active_config: FusionConfig, catalog: pd.DataFrame,
+           disabled: bool) -> FusionConfig:
+    """Weights, method and rules of the working config of `scope`; returns it."""
+    working_key = _key(scope, "working")
+    if working_key not in st.session_state:
+        st.session_state[working_key] = active_config.to_dict()
+    working = st.session_state[working_key]
+    st.subheader("Weights")
+    weights = dict(working["weights"])
+    for source in sources:
+        key = _key(scope, f"weight_{source}")
+        _seed(key, min(float(weights.get(source, 1.0)), MAX_WEIGHT))
+        weights[source] = st.slider(f"{source}", 0.0, MAX_WEIGHT, step=0.05, key=key, disabled=disabled,
+                                    help="0 leaves the source out; only the ratio of weights matters")
+    _seed(_key(scope, "method"), working["method"])
+    method = st.radio("Method", FUSERS.names(), key=_key(scope, "method"), horizontal=True,
+                      disabled=disabled, format_func={"weighted": "weighted scores",
+                                                      "rrf": "reciprocal rank fusion"}.get)
+    normalisation, rrf_k = working["normalisation"], working["rrf_k"]
+    if method == "rrf":
+        _seed(_key(scope, "rrf_k"), int(rrf_k))
+        rrf_k = st.number_input("RRF k", 0, 1000, step=10, key=_key(scope, "rrf_k"), disabled=disabled,
+                                help="1 / (k + rank): a larger k flattens the difference between ranks")
+    else:
+        _seed(_key(scope, "normalisation"), normalisation)
+        normalisation = st.selectbox("Normalisation", NORMALISATIONS, key=_key(scope, "normalisation"),
+                                     disabled=disabled, help="how each source's scores are made "
+                                     "comparable before weighting")
+    if not any(weights.get(source, 1.0) > 0 for source in sources):
+        st.warning("Every weight is 0: nothing would be shown.")
+    rules_editor(scope, working["rules"], catalog, disabled)
+    config = FusionConfig(method=method, weights=weights, normalisation=normalisation, rrf_k=int(rrf_k),
+                          candidates=working["candidates"], rules=list(working["rules"]))
+    st.session_state[working_key] = config.to_dict()
+    same = config.to_dict() == active_config.to_dict()
+    st.button("Reset to the active preset", key=_key(scope, "reset"), disabled=disabled or same,
+              on_click=load_config, args=(scope, active_config.to_dict()))
+    st.caption("The working config is the active preset's." if same else
+               "The working config has changes that are not saved.")
+    return config
+
+
+def rules_editor(scope: str, rules: list[dict], catalog: pd.DataFrame, disabled: bool) -> None:
+    st.subheader("Business rules")
+    st.caption("Applied after fusion: filters, then boosts and buries, then pins in order.")
+    if not rules:
+        st.caption("No rules.")
+    for position, rule in enumerate(rules):
+        text, remove = st.columns([5, 2], vertical_alignment="center")
+        note = f" — {rule['note']}" if rule.get("note") else ""
+        text.markdown(f"{position + 1}. {Rule.from_dict(rule).describe()}{note}")
+        remove.button("Remove", key=_key(scope, f"rule_remove_{position}"), disabled=disabled,
+                      on_click=_remove_rule, args=(scope, position))
+    with st.expander("Add a rule", expanded=not rules and not disabled):
+        kind = st.selectbox("Kind", RULE_KINDS, key=_key(scope, "rule_kind"), disabled=disabled,
+                            help="pin: a product at a position; boost/bury: move matching products "
+                            "up/down; filter: keep only matching products")
+        if kind == "pin":
+            titles = dict(zip(catalog["product_id"].astype(str), catalog["title"].astype(str)))
+            st.selectbox("Product", list(titles), index=None, key=_key(scope, "rule_product"),
+                         format_func=lambda p: f"{p} · {titles.get(p, '')}", disabled=disabled,
+                         placeholder="Type to find a product")
+            st.number_input("Position", 1, 100, 1, key=_key(scope, "rule_position"), disabled=disabled)
+        else:
+            fields = [f for f in dict.fromkeys([*RULE_FIELDS, *catalog.columns])
+                      if f in catalog and f not in NOT_RULE_FIELDS and catalog[f].notna().any()]
+            field = st.selectbox("Attribute", fields, index=None, key=_key(scope, "rule_field"),
+                                 disabled=disabled, placeholder="Any (use a price band)")
+            st.selectbox("Value", _rule_values(catalog, field), index=None, key=_key(scope, "rule_value"),
+                         accept_new_options=True, disabled=disabled or not field)
+            low, high = st.columns(2)
+            low.number_input("Price from", 0.0, value=None, key=_key(scope, "rule_min_price"),
+                             disabled=disabled)
+            high.number_input("Price to", 0.0, value=None, key=_key(scope, "rule_max_price"),
+                              disabled=disabled)
+            if kind in ("boost", "bury"):
+                st.slider("Strength", 0.05, 2.0, 0.5, 0.05, key=_key(scope, "rule_strength"),
+                          disabled=disabled, help="share of the list's score span added or taken away")
+        st.text_input("Only for the query", key=_key(scope, "rule_query"), disabled=disabled)
+        categories = _rule_values(catalog, "category")
+        if categories:
+            st.selectbox("Only in the category", categories, index=None, key=_key(scope, "rule_category"),
+                         disabled=disabled, placeholder="Any category")
+        st.text_input("Note", key=_key(scope, "rule_note"), disabled=disabled)
+        st.button("Add rule", key=_key(scope, "rule_add"), disabled=disabled, on_click=_add_rule,
+                  args=(scope,))
+        message = st.session_state.pop(_key(scope, "rule_message"), None)
+        if message:
+            getattr(st, message[0])(message[1])
+
+
+# --- the live preview ---------------------------------------------------------------------
+
+def _fused(lists: dict, config: FusionConfig, attributes: dict, query: str | None,
+           category: str | None) -> RulesResult:
+    return apply_rules(fuse(lists, config), config.rules, attributes, query=query, category=category)
+
+
+def _rows(items, products: dict[str, dict], moves=None) -> pd.DataFrame:
+    rows = []
+    for rank, item in enumerate(items, 1):
+        product = products.get(item.product_id, {})
+        row = {"#": rank, "move": moves[item.product_id].label if moves else None,
+               "product": item.product_id, "title": product.get("title"),
+               "category": product.get("category"), "price": product.get("price"),
+               "score": round(item.score, 4),
+               "rules": "; ".join(dict.fromkeys(effect.action for effect in item.effects))}
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    return frame.dropna(axis="columns", how="all")  # e.g. a catalog without categories or prices
+
+
+def _effects_table(result: RulesResult, products: dict[str, dict]) -> pd.DataFrame:
+    return pd.DataFrame([{"rule": e.rule, "product": e.product_id,
+                          "title": products.get(e.product_id, {}).get("title"), "action": e.action,
+                          "before": e.before, "after": e.after, "score change": round(e.score_change, 4)}
+                         for e in result.effects])
+
+
+def preview(url: str, scope: str, versions: dict[str, int], engine, active_label: str,
+            active_config: FusionConfig, working: FusionConfig, catalog: pd.DataFrame,
+            products: dict[str, dict], default_query: str | None = None) -> None:
+    """The active preset's list next to the working config's, with moves and rule effects."""
+    st.subheader("Live preview")
+    request, in_category = st.columns([3, 2])
+    started = time.perf_counter()
+    with request:
+        if scope == "search":
+            _seed("fusion_query", st.session_state.get("fusion_last_query") or default_query
+                  or _common_word(url, versions["catalog"], catalog))
+            query = st.text_input("Query", key="fusion_query").strip()
+            st.session_state["fusion_last_query"] = query  # kept while the scope is switched
+            if not query:
+                st.info("Type a query to see its results.")
+                return
+            lists = _search_candidates(url, versions["catalog"], query, engine)
+        else:
+            query = None
+            users = list(map(str, engine.user_ids))
+            if not users:
+                st.info("The behaviour data has no customers.")
+                return
+            last = st.session_state.get("fusion_last_customer")
+            _seed("fusion_customer", last if last in users  # else the customer with the most products
+                  else users[int(engine.matrix.getnnz(axis=1).argmax())])
+            user = st.selectbox("Customer", users, key="fusion_customer")
+            st.session_state["fusion_last_customer"] = user
+            lists = _recommendation_candidates(url, versions["events"], versions.get("catalog"), user,
+                                               engine)
+    categories = _rule_values(catalog, "category")
+    category = in_category.selectbox("Request in category", categories, index=None,
+                                     key="fusion_request_category", placeholder="None",
+                                     help="applies the rules scoped to a category, as on a category "
+                                     "page") if categories else None
+    active = _fused(lists, active_config, engine.attributes, query, category)
+    trial = _fused(lists, working, engine.attributes, query, category)
+    active_top, trial_top = active.items[:PREVIEW_K], trial.items[:PREVIEW_K]
+    before = [item.product_id for item in active_top]
+    after = [item.product_id for item in trial_top]
+    moves = {move.product_id: move for move in rank_moves(before, after)}
+    left, right = st.columns(2)
+    left.markdown(f"**Active: {active_label}**")
+    left.dataframe(_rows(active_top, products), hide_index=True, key=_key(scope, "preview_active"))
+    right.markdown("**Working config**")
+    right.dataframe(_rows(trial_top, products, moves), hide_index=True, key=_key(scope, "preview_working"))
+    gone = dropped_out(before, after)
+    changed = sum(move.label != "=" for move in moves.values())
+    st.caption(f"{changed} of {len(after)} places changed; left the top {PREVIEW_K}: "
+               + (", ".join(f"{m.product_id} (was #{m.before})" for m in gone) or "none")
+               + f" · fused in {1000 * (time.perf_counter() - started):.0f} ms")
+    if trial.effects:
+        counts = Counter(effect.rule for effect in trial.effects)
+        st.markdown("**Rule effects**: " + "; ".join(f"{rule}: {n} product{'s' * (n != 1)}"
+                                                     for rule, n in counts.items()))
+        st.dataframe(_effects_table(trial, products), hide_index=True, key=_key(scope, "preview_effects"))
+    elif working.rules:
+        st.caption("No rule changed this list.")
+    if st.toggle("Show product cards with explanations", key=_key(scope, "preview_cards")):
+        cards_left, cards_right = st.columns(2)
+        for column, config, title in ((cards_left, active_config, "Active"),
+                                      (cards_right, working, "Working")):
+            with column:
+                if scope == "search":
+                    rows = from_hits(engine.fuse_candidates(query, lists, PREVIEW_K, config, category))
+                else:
+                    rows = from_items(engine.fuse_candidates(lists, PREVIEW_K, config, category=category),
+                                      lambda p: [reason.text for reason in engine.explain(user, p)])
+                result_column(title, rows, products, key=_key(scope, f"cards_{title}"))
+
+
+# --- the live offline metrics -------------------------------------------------------------
+
+@st.cache_resource(show_spinner="Collecting the held-out queries' candidate lists...", max_entries=2)
+def search_sample(url: str, catalog_version: int, judgments_version: int):
+    """(LiveSample of the judged queries, its fuse function), or the reason there is none."""
+    hybrid = engines.search_engine(url, catalog_version)
+    try:
+        return live.search_sample(hybrid, engines.judgments(url, judgments_version)), live.fuse_search(hybrid)
+    except ValueError as error:
+        return str(error)
+
+
+@st.cache_resource(show_spinner="Collecting the held-out customers' candidate lists...", max_entries=2)
+def recommendation_sample(url: str, events_version: int, catalog_version: int | None):
+    hybrid, test = engines.recommendation_evaluation_engine(url, events_version, catalog_version)
+    try:
+        return live.recommendation_sample(hybrid, test), live.fuse_recommendations(hybrid)
+    except ValueError as error:
+        return str(error)
+
+
+@st.cache_data(show_spinner=False, max_entries=128)
+def _metrics(sample_key: tuple, config: str, _sample, _fuse) -> tuple[dict[str, float], float]:
+    started = time.perf_counter()
+    values = live.evaluate_fusion(_sample, FusionConfig.from_dict(json.loads(config)), _fuse)
+    return values, time.perf_counter() - started
+
+
+def _as_key(config: FusionConfig) -> str:
+    return json.dumps(config.to_dict(), sort_keys=True)
+
+
+def sample_for(url: str, scope: str, versions: dict[str, int]):
+    """The scope's cached sample with its fuse function, or a message saying why there is none."""
+    if scope == "search":
+        if "judgments" not in versions:
+            return None
+        return search_sample(url, versions["catalog"], versions["judgments"])
+    return recommendation_sample(url, versions["events"], versions.get("catalog"))
+
+
+def metrics_panel(url: str, scope: str, versions: dict[str, int], found, active_config: FusionConfig,
+                  working: FusionConfig) -> None:
+    """nDCG@10, Recall@100, coverage@10 and diversity@10 of the working config, as deltas to the active."""
+    st.subheader("Offline quality on held-out data")
+    if found is None:
+        st.info("Search metrics need relevance judgments (query, product_id, grade): upload a judgment "
+                "list on the Data page. The preview works without them.")
+        st.page_link("pages/data.py", label="Upload judgments on the Data page", icon=":material/database:")
+        return
+    if isinstance(found, str):
+        st.warning(f"No offline metrics: {found}.")
+        return
+    sample, fuse_function = found
+    sample_key = (url, scope, tuple(sorted(versions.items())))
+    active, _ = _metrics(sample_key, _as_key(active_config), sample, fuse_function)
+    trial, seconds = _metrics(sample_key, _as_key(working), sample, fuse_function)
+    for column, (name, label) in zip(st.columns(len(METRICS)), METRICS.items()):
+        if name not in trial:
+            column.metric(label, "—", help="needs product embeddings")
+            continue
+        delta = trial[name] - active[name]
+        column.metric(label, f"{trial[name]:.3f}", delta=f"{delta:+.3f}" if abs(delta) >= 5e-4 else None,
+                      help=f"active preset: {active[name]:.3f}")
+    held_out = ("judged queries" if scope == "search"
+                else "customers (temporal split: each one's latest product)")
+    st.caption(f"Working config against the active preset on {len(sample.keys)} held-out {held_out}; "
+               f"re-fused in {1000 * seconds:.0f} ms.")
+
+
+# --- presets ------------------------------------------------------------------------------
+
+def _summary(config: dict) -> str:
+    weights = ", ".join(f"{name} {weight:g}" for name, weight in config.get("weights", {}).items())
+    rules = len(config.get("rules", []))
+    return f"{config.get('method')} ({weights}); {rules} rule{'s' * (rules != 1)}"
+
+
+def presets_panel(url: str, scope: str, actor: str, allowed: bool, working: FusionConfig,
+                  active: preset_store.Preset | None) -> None:
+    """Every stored version of the scope's presets; save the working config, activate, roll back."""
+    st.subheader("Presets")
+    with session_scope(url) as session:
+        frame = preset_store.list_presets(session, scope)
+        log = queries.audit_log(session, 500)
+    if frame.empty:
+        st.info(f"No {scope} preset is stored: the shipped default is served.")
+    else:
+        shown = frame.assign(config=frame["config"].map(_summary))
+        st.dataframe(shown[["id", "name", "version", "active", "config", "created_by", "created_at",
+                            "activated_at", "note"]], hide_index=True, key=_key(scope, "presets"))
+    if not allowed:
+        st.caption("Saving, activating and rolling back presets needs the merchandiser or admin role.")
+    save, switch = st.columns(2)
+    with save:
+        _seed(_key(scope, "preset_name"), active.name if active else preset_store.DEFAULT_NAME)
+        name = st.text_input("Preset name", key=_key(scope, "preset_name"), disabled=not allowed)
+        note = st.text_input("Note", key=_key(scope, "preset_note"), disabled=not allowed)
+        activate = st.checkbox("Activate it for serving", key=_key(scope, "preset_activate"),
+                               disabled=not allowed)
+        if st.button("Save as preset", key=_key(scope, "preset_save"), disabled=not allowed, type="primary"):
+            _save(url, scope, name, working, actor, note, activate)
+    with switch:
+        labels = {row.id: f"{row.name} v{row.version}" + (" (active)" if row.active else "")
+                  for row in frame.itertuples()}
+        if labels and st.session_state.get(_key(scope, "preset_version")) not in labels:
+            st.session_state[_key(scope, "preset_version")] = active.id if active else next(iter(labels))
+        chosen = st.selectbox("Version", list(labels), format_func=labels.get, disabled=frame.empty,
+                              key=_key(scope, "preset_version"))
+        activate_button, load_button, roll_back_button = st.columns(3)
+        if activate_button.button("Activate", key=_key(scope, "preset_activate_version"),
+                                  disabled=not allowed or chosen is None):
+            _change(url, lambda session: preset_store.activate(session, chosen, actor), "Now serving {}.")
+        config = frame.set_index("id")["config"].get(chosen) if chosen is not None else None
+        load_button.button("Load into editor", key=_key(scope, "preset_load"), disabled=config is None,
+                           on_click=load_config, args=(scope, config or {}))
+        if roll_back_button.button("Roll back", key=_key(scope, "preset_roll_back"),
+                                   disabled=not allowed or active is None,
+                                   help="serve the version before the active one"):
+            _change(url, lambda session: preset_store.roll_back(session, scope, actor),
+                    "Rolled back: now serving {}.")
+    changes = log[log["action"].str.contains("preset") & log["target"].fillna("").str.startswith(f"{scope}:")]
+    if not changes.empty:
+        st.caption("Recent preset changes")
+        st.dataframe(changes[["at", "actor", "action", "target"]].head(10), hide_index=True,
+                     key=_key(scope, "preset_log"))
+
+
+def _save(url: str, scope: str, name: str, config: FusionConfig, actor: str, note: str,
+          activate: bool) -> None:
+    try:
+        with session_scope(url) as session:
+            preset = preset_store.save_preset(session, scope, name, config, actor, note.strip(), activate)
+            label = preset.label
+    except ValueError as error:
+        st.error(f"The preset was not saved: {error}.")
+        return
+    flash("success", f"Saved {label}" + (" and made it the served preset." if activate else "."))
+    st.rerun()
+
+
+def _change(url: str, change, message: str) -> None:
+    try:
+        with session_scope(url) as session:
+            label = change(session).label
+    except (LookupError, ValueError) as error:
+        st.warning(str(error).capitalize() + ".")
+        return
+    flash("success", message.format(label))
+    st.rerun()

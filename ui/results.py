@@ -1,0 +1,173 @@
+"""Result columns of the trial pages: product cards that open their explanation.
+
+Every engine's results are shown the same way: a card per product (title,
+category, price, stock) whose expander is the explanation panel: each source's
+rank, raw score, normalised score and contribution to the fused score; the
+sources' own reasons (matched BM25 terms, cosine similarity, "because you
+bought X"); and every business rule that moved it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+# Column titles of the engines' sources; a source not named here is shown by its name.
+SOURCE_TITLES = {"bm25": "BM25", "semantic": "Semantic", "ease": "Collaborative filtering (EASE)",
+                 "item_knn": "Collaborative filtering (item kNN)", "hybrid": "Hybrid"}
+
+
+@dataclass
+class Shown:
+    """One result as the pages show it, whatever engine produced it."""
+
+    product_id: str
+    score: float
+    reasons: list[str] = field(default_factory=list)
+    sources: dict[str, Any] = field(default_factory=dict)  # name -> recsys.fusion.SourceScore
+    effects: list[Any] = field(default_factory=list)  # recsys.fusion.RuleEffect
+
+
+def from_hits(hits) -> list[Shown]:
+    """`Shown` rows from search hits (`recsys.search.SearchHit`)."""
+    return [Shown(hit.product_id, hit.score, [reason.text for reason in hit.reasons],
+                  dict(hit.sources), list(hit.effects)) for hit in hits]
+
+
+def from_items(items, reasons_of=None) -> list[Shown]:
+    """`Shown` rows from fused items or (product_id, score) pairs; `reasons_of(product_id)` gives texts."""
+    shown = []
+    for item in items:
+        if isinstance(item, tuple):
+            product_id, score, sources, effects = item[0], item[1], {}, []
+        else:
+            product_id, score, sources, effects = item.product_id, item.score, item.sources, item.effects
+        reasons = reasons_of(product_id) if reasons_of else []
+        shown.append(Shown(product_id, score, reasons, dict(sources), list(effects)))
+    return shown
+
+
+def from_retriever(retriever, query: str, ranking) -> list[Shown]:
+    """`Shown` rows of one retriever's [(product_id, raw score), ...] for `query` with its own reasons.
+
+    The ranking comes from `HybridRetriever.candidates`, so the query is not
+    searched again: only the reasons (matched BM25 terms, cosine) are computed.
+    """
+    reasons = retriever.explain(query, [product_id for product_id, _ in ranking]) if ranking else []
+    return [Shown(product_id, score, [reason.text for reason in why])
+            for (product_id, score), why in zip(ranking, reasons)]
+
+
+def source_title(name: str) -> str:
+    return SOURCE_TITLES.get(name, name)
+
+
+def fusion_summary(config) -> str:
+    """A `recsys.fusion.FusionConfig` in words: method, weights, rules."""
+    if config.method == "rrf":
+        method = f"reciprocal rank fusion (k={config.rrf_k})"
+    else:
+        method = f"weighted, {config.normalisation} normalisation"
+    weights = ", ".join(f"{source_title(name)} {weight:g}" for name, weight in config.weights.items())
+    rules = len(config.rules)
+    return (f"{method}; weights {weights or 'all 1'}; {config.candidates} candidates per source; "
+            f"{rules} rule{'' if rules == 1 else 's'}")
+
+
+def catalog_index(catalog: pd.DataFrame | None) -> dict[str, dict]:
+    if catalog is None or catalog.empty:
+        return {}
+    frame = catalog.drop_duplicates("product_id").set_index("product_id")
+    return frame.to_dict("index")
+
+
+def _price(value) -> str:
+    return "—" if value is None or pd.isna(value) else f"£{float(value):,.2f}"
+
+
+def product_label(product_id: str, products: dict[str, dict]) -> str:
+    """"Title · category · price (id)" of a catalog product, for pickers and history lists."""
+    product = products.get(product_id) or {}
+    title = product.get("title") or product_id
+    category = product.get("category") or "no category"
+    return f"{title} · {category} · {_price(product.get('price'))} ({product_id})"
+
+
+def product_picker(label: str, products: dict[str, dict], key: str,
+                   placeholder: str = "Type to search the catalog by title") -> str | None:
+    """A searchable selectbox over the catalog's products; the chosen product id or None."""
+    return st.selectbox(label, list(products), index=None, key=key, placeholder=placeholder,
+                        format_func=lambda product_id: product_label(product_id, products))
+
+
+def history_list(product_ids: list[str], products: dict[str, dict], limit: int = 20) -> None:
+    """The products of a history, one a line, at most `limit` of them."""
+    for product_id in product_ids[:limit]:
+        st.markdown(f"- {product_label(product_id, products)}")
+    if len(product_ids) > limit:
+        st.caption(f"... and {len(product_ids) - limit:,} more")
+
+
+def similar_lists(recommender, product_id: str, depth: int) -> dict[str, list[tuple[str, float]]]:
+    """{source name: the source's `similar_items` of `product_id`} of a hybrid recommender.
+
+    Sources without item-to-item similarity are left out, as `HybridRecommender.similar_items`
+    does; so are neighbours of similarity 0 or less (an EASE weight of 0: no co-purchase signal).
+    """
+    lists = {}
+    for source in recommender.sources:
+        try:
+            ranking = source.similar_items(product_id, depth)
+        except NotImplementedError:
+            continue
+        lists[source.name] = [(other, score) for other, score in ranking if score > 0]
+    return lists
+
+
+def card_label(rank: int, product_id: str, product: dict | None) -> str:
+    product = product or {}
+    title = product.get("title") or product_id
+    category = product.get("category") or "no category"
+    return f"{rank}. {title} · {category} · {_price(product.get('price'))}"
+
+
+def explanation(row: Shown) -> None:
+    """The explanation panel of one result."""
+    if row.sources:
+        table = pd.DataFrame([{"source": name, "rank": part.rank, "raw score": part.score,
+                               "normalised": part.normalised, "contribution": part.contribution}
+                              for name, part in row.sources.items()])
+        st.dataframe(table, hide_index=True, width="stretch", column_config={
+            column: st.column_config.NumberColumn(format="%.3f")
+            for column in ("raw score", "normalised", "contribution")})
+    for text in row.reasons:
+        st.markdown(f"- {text}")
+    for effect in row.effects:
+        before = "not found" if effect.before is None else f"#{effect.before}"
+        after = "removed" if effect.after is None else f"#{effect.after}"
+        change = f", score {effect.score_change:+.3f}" if effect.score_change else ""
+        st.markdown(f"- rule **{effect.rule}**: {effect.action}, {before} → {after}{change}")
+    if not (row.sources or row.reasons or row.effects):
+        st.caption("No explanation available for this result.")
+
+
+def result_column(title: str, rows: list[Shown], products: dict[str, dict], key: str,
+                  caption: str | None = None) -> None:
+    """A titled list of product cards; each card expands to its explanation."""
+    st.subheader(title)
+    if caption:
+        st.caption(caption)
+    if not rows:
+        st.info("No results.")
+        return
+    for rank, row in enumerate(rows, 1):
+        product = products.get(row.product_id)
+        with st.expander(card_label(rank, row.product_id, product), expanded=False):
+            details = [f"id `{row.product_id}`", f"score {row.score:.4f}"]
+            if product and product.get("in_stock") is not None and not pd.isna(product.get("in_stock")):
+                details.append("in stock" if product.get("in_stock") else "out of stock")
+            st.caption(" · ".join(details))
+            explanation(row)
