@@ -11,6 +11,13 @@ item it is closest to: "similar to X you bought".
 It needs no co-purchase data, so it covers products nobody bought yet (every
 catalog product is a candidate), at the price of recommending near-duplicates.
 Reference: Reimers and Gurevych, "Sentence-BERT", EMNLP 2019.
+
+Large catalogs are searched approximately: from `ann_threshold` products on
+(default 20,000) a faiss HNSW graph (Malkov and Yashunin, 2018) gives each
+profile its `ann_candidates` nearest products plus as many as the user has
+seen, and every other product scores -inf. On Home Depot's 54,667 titles the
+500 nearest took 1.4 ms instead of 3.3 ms for the exact scan, with 99.5% of
+the exact top 100 found (docs/benchmarks.md, "REST service").
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from recsys.recommenders.base import Reason, Recommender, RecommenderConfig, reg
 @dataclass
 class SemanticConfig(RecommenderConfig):
     model_path: str | None = None  # None: the shipped all-MiniLM-L6-v2
+    ann_threshold: int = 20_000  # products from which scoring uses the HNSW graph (0: never)
+    ann_candidates: int = 300  # products taken from the graph per profile, besides the seen ones
 
 
 def product_texts(catalog: pd.DataFrame, item_ids: np.ndarray) -> list[str]:
@@ -50,6 +59,20 @@ class Semantic(Recommender):
         from recsys.embeddings import cached_encode
 
         self.embeddings = cached_encode(product_texts(catalog, self.item_ids), self.config.model_path)
+        self._index_embeddings()
+
+    def _index_embeddings(self) -> None:
+        # Scoring reads every product's vector per call; one (1 x d) @ (d x n) product over a
+        # contiguous dimension-major copy took 3.3 ms for 54,667 products, (n x d) @ (d x 1)
+        # over the row-major matrix 8.6 ms (one thread): the copy costs the matrix's size again.
+        self._by_dimension = np.ascontiguousarray(self.embeddings.T, dtype=np.float32)
+        self._graph = None
+        if self.config.ann_threshold and len(self.embeddings) >= self.config.ann_threshold:
+            import faiss
+
+            self._graph = faiss.IndexHNSWFlat(self.embeddings.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+            self._graph.hnsw.efConstruction = 64
+            self._graph.add(np.ascontiguousarray(self.embeddings, dtype=np.float32))
 
     def _profiles(self, histories: sp.csr_matrix) -> np.ndarray:
         weights = histories.copy().astype(np.float32)
@@ -68,11 +91,20 @@ class Semantic(Recommender):
                 @ torch.from_numpy(np.ascontiguousarray(right, dtype=np.float32))).numpy()
 
     def _score(self, user_indices: np.ndarray, histories: sp.csr_matrix) -> np.ndarray:
-        # (E P^T)^T keeps the large matrix as stored; transposing it copies it.
-        return self._matmul(self.embeddings, self._profiles(histories).T).T
+        profiles = self._profiles(histories)
+        if self._graph is None:
+            return self._matmul(profiles, self._by_dimension)
+        scores = np.full((len(profiles), len(self.item_ids)), -np.inf, dtype=np.float32)
+        for row, profile in enumerate(profiles):
+            wanted = self.config.ann_candidates + histories[row].nnz
+            self._graph.hnsw.efSearch = max(wanted, 64)
+            similarity, found = self._graph.search(profile[None, :].astype(np.float32), wanted)
+            kept = found[0] >= 0
+            scores[row, found[0][kept]] = similarity[0][kept]
+        return scores
 
     def _similar(self, item_index: int) -> np.ndarray:
-        return self._matmul(self.embeddings, self.embeddings[item_index])
+        return self._matmul(self.embeddings[item_index][None, :], self._by_dimension)[0]
 
     def _reasons(self, user_index: int, history: np.ndarray, item_index: int) -> list[Reason]:
         seen = np.flatnonzero(history > 0)
@@ -93,3 +125,4 @@ class Semantic(Recommender):
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         self.embeddings = arrays["embeddings"]
+        self._index_embeddings()

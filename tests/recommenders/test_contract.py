@@ -204,3 +204,12 @@ def test_history_and_co_purchases(fitted):
     together = fitted.co_purchases("teapot")
     assert together["tea"] == 3 and together["mug"] == 2 and "teapot" not in together
     assert fitted.co_purchases("nope") == {}
+
+
+def test_semantic_on_the_hnsw_graph_ranks_like_the_exact_scan():
+    exact = get("semantic")().fit(interactions(), CATALOG)
+    graph = get("semantic")(ann_threshold=1, ann_candidates=5).fit(interactions(), CATALOG)
+    assert graph._graph is not None and exact._graph is None
+    for user in ("u1", "g2", "mix"):
+        assert same(graph.recommend(user, k=3), exact.recommend(user, k=3))
+    assert same(graph.recommend(None, k=2, history=["chair"]), exact.recommend(None, k=2, history=["chair"]))

@@ -1,0 +1,140 @@
+"""`python -m recsys serve` and `python -m recsys apikey create|list|revoke`.
+
+    python -m recsys serve --host 127.0.0.1 --port 8000
+    python -m recsys apikey create --name shop-frontend     # prints the key, once
+    python -m recsys apikey list
+    python -m recsys apikey revoke --id 3
+
+`add_parser(subparsers)` adds both commands to the CLI's subparsers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+ENVIRONMENT = {  # serve's options, passed to uvicorn's worker processes through the environment
+    "compute_threads": "WORKBENCH_SERVE_COMPUTE_THREADS",
+    "blas_threads": "WORKBENCH_SERVE_BLAS_THREADS",
+    "alerts_interval": "WORKBENCH_SERVE_ALERTS_INTERVAL",
+}
+
+
+def add_parser(subparsers) -> None:
+    """Add `serve` and `apikey` to the CLI's subparsers."""
+    serve = subparsers.add_parser(
+        "serve", help="run the REST service (FastAPI on uvicorn)",
+        description="Serve /search, /recommend/{user_id}, /similar/{product_id}, /health and "
+                    "/metrics over the active catalog, events and presets; the schema is at /docs.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1,
+                       help="uvicorn worker processes, each with its own copy of the models (default 1)")
+    serve.add_argument("--threads", type=int, default=1,
+                       help="torch threads per worker; 0: the cores divided among the workers "
+                            "(default 1: with the cores busy serving several requests, 2 threads "
+                            "made one search several times slower)")
+    serve.add_argument("--compute-threads", type=int, default=1,
+                       help="requests computed at once per worker (default 1; 0: on the event loop)")
+    serve.add_argument("--blas-threads", type=int, default=1,
+                       help="numpy BLAS threads (default 1: BLAS and torch sharing 2 cores slowed "
+                            "single requests down)")
+    serve.add_argument("--alerts-interval", type=float, default=15.0,
+                       help="seconds between alert evaluations (0: do not evaluate alerts here)")
+    serve.add_argument("--log-level", default="warning",
+                       choices=["critical", "error", "warning", "info", "debug"])
+    serve.set_defaults(func=cmd_serve)
+
+    apikey = subparsers.add_parser("apikey", help="issue, list or revoke API keys of the REST service")
+    apikey.add_argument("action", choices=["create", "list", "revoke"])
+    apikey.add_argument("--name", help="who or what will use the key (create)")
+    apikey.add_argument("--id", type=int, help="the key to revoke")
+    apikey.add_argument("--actor", help="who is acting (default $USER)")
+    apikey.set_defaults(func=cmd_apikey)
+
+
+def configure_threads(torch_threads: int, blas_threads: int) -> None:
+    """Fix torch's and numpy BLAS's thread counts before the models load."""
+    from threadpoolctl import threadpool_limits
+
+    from recsys.embeddings import configure_threads as configure_torch
+
+    configure_torch(torch_threads or None)
+    if blas_threads > 0:
+        threadpool_limits(blas_threads, user_api="blas")
+
+
+def app_from_environment():
+    """The app of one uvicorn worker, configured by `serve` through the environment."""
+    from recsys.serving.app import create_app
+
+    configure_threads(int(os.environ.get("WORKBENCH_THREADS", 0)),
+                      int(os.environ.get(ENVIRONMENT["blas_threads"], 1)))
+    interval = float(os.environ.get(ENVIRONMENT["alerts_interval"], 15.0))
+    return create_app(compute_threads=int(os.environ.get(ENVIRONMENT["compute_threads"], 1)),
+                      alerts_interval_s=interval if interval > 0 else None)
+
+
+def cmd_serve(args) -> int:
+    import uvicorn
+
+    from db.engine import upgrade
+
+    if args.workers < 1 or args.compute_threads < 0 or args.threads < 0:
+        print("error: --workers must be at least 1, --threads and --compute-threads 0 or more",
+              file=sys.stderr)
+        return 1
+    upgrade()
+    threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
+    os.environ["WORKBENCH_THREADS"] = str(threads)
+    os.environ[ENVIRONMENT["compute_threads"]] = str(args.compute_threads)
+    os.environ[ENVIRONMENT["blas_threads"]] = str(args.blas_threads)
+    os.environ[ENVIRONMENT["alerts_interval"]] = str(args.alerts_interval)
+    print(f"serving on http://{args.host}:{args.port} (schema: http://{args.host}:{args.port}/docs); "
+          f"{args.workers} worker(s), {threads} torch thread(s) each", file=sys.stderr)
+    uvicorn.run("recsys.serving.cli:app_from_environment", factory=True, host=args.host,
+                port=args.port, workers=args.workers, log_level=args.log_level,
+                access_log=False, timeout_graceful_shutdown=30)
+    return 0
+
+
+def cmd_apikey(args) -> int:
+    from recsys.serving.keys import issue_key, list_keys, revoke_key
+
+    actor = args.actor or os.environ.get("USER") or "cli"
+    if args.action == "create":
+        if not args.name or not args.name.strip():
+            print("error: apikey create needs --name, e.g. --name shop-frontend", file=sys.stderr)
+            return 1
+        issued = issue_key(args.name, actor=actor)
+        print("This key is shown only this once; only its hash is kept. Store it now.",
+              file=sys.stderr)
+        print(json.dumps({"id": issued.id, "name": issued.name, "prefix": issued.prefix,
+                          "key": issued.key}))
+    elif args.action == "list":
+        print(json.dumps(list_keys().to_dict("records"), default=str, indent=2))
+    else:
+        if args.id is None:
+            print("error: apikey revoke needs --id (see `apikey list`)", file=sys.stderr)
+            return 1
+        revoke_key(args.id, actor=actor)
+        print(json.dumps({"revoked": args.id}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run these commands alone: `python -m recsys.serving.cli serve ...` (used by bench/)."""
+    parser = argparse.ArgumentParser(prog="python -m recsys.serving.cli")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except LookupError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
