@@ -20,6 +20,9 @@ init: $(STAMP)
 run: init
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port 8501
 
+serve: init
+	$(PY) -m recsys serve --host 127.0.0.1 --port 8000
+
 system-deps:
 	bash scripts/system-deps.sh
 

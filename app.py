@@ -2,6 +2,7 @@
 
 import streamlit as st
 
+from ui.monitoring import firing_alerts_notice
 from ui.session import identity, log_out, start
 
 st.set_page_config(page_title="Search & recommendation workbench", layout="wide")
@@ -12,11 +13,18 @@ if who is None:
 else:
     pages = [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
              st.Page("pages/data.py", title="Data", icon=":material/database:"),
-             st.Page("pages/evaluation.py", title="Evaluation", icon=":material/query_stats:")]
+             st.Page("pages/search_trial.py", title="Search trial", icon=":material/search:"),
+             st.Page("pages/recommendations.py", title="Recommendations", icon=":material/recommend:"),
+             st.Page("pages/similar_items.py", title="Similar items", icon=":material/join_inner:"),
+             st.Page("pages/fusion.py", title="Fusion & rules", icon=":material/tune:"),
+             st.Page("pages/evaluation.py", title="Evaluation", icon=":material/query_stats:"),
+             st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
+             st.Page("pages/serving.py", title="Serving", icon=":material/api:")]
     if who.can("admin"):
         pages.append(st.Page("pages/admin.py", title="Accounts", icon=":material/group:"))
     page = st.navigation(pages)
     st.sidebar.caption(f"{who.username} ({who.role})")
+    firing_alerts_notice()
     if st.sidebar.button("Log out", key="logout"):
         log_out()
         st.rerun()

@@ -57,8 +57,11 @@ def cmd_init(args) -> int:
         print(f"Created the admin account '{ADMIN_USERNAME}' with the password: {password}\n"
               "It is shown only this once; keep it, or set WORKBENCH_ADMIN_PASSWORD before "
               "the first start.", file=sys.stderr)
+    from recsys.fusion.presets import ensure_default_presets
+
     with session_scope() as session:
         empty = not queries.has_data(session)
+        presets = [preset.scope for preset in ensure_default_presets(session)]
     loaded = None
     if empty and not args.no_demo:
         print("Loading the Online Retail demo data (about 15 s)...", file=sys.stderr)
@@ -66,7 +69,8 @@ def cmd_init(args) -> int:
 
         result = ingest_online_retail(actor="system")
         loaded = [r.message() for r in result.reports]
-    _print_json({"migrated": True, "admin_created": password is not None, "demo_loaded": loaded})
+    _print_json({"migrated": True, "admin_created": password is not None, "demo_loaded": loaded,
+                 "default_presets_created": presets})
     return 0
 
 
@@ -194,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
     from recsys.evaluation import search as search_evaluation
 
     search_evaluation.add_parser(commands)
+    from recsys import alerts
+
+    alerts.add_parser(commands)
+    from recsys.serving import cli as serving_cli
+
+    serving_cli.add_parser(commands)
+    from recsys import onnx_encoder
+
+    onnx_encoder.add_parser(commands)
     worker = commands.add_parser("worker", help="run one background job (started by the app)")
     worker.add_argument("job_id", type=int)
     worker.set_defaults(func=cmd_worker)
