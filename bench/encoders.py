@@ -47,7 +47,7 @@ INT8_NDCG_TOLERANCE = 0.01
 WARMUP = 20
 sys.path.insert(0, str(ROOT / "bench"))
 
-from search import DATA, load_data, machine  # noqa: E402  (bench/search.py)
+from search import data_missing, load_data, machine  # noqa: E402  (bench/search.py)
 
 
 def interleaved_latency(encoders: dict, queries: list[str]) -> dict[str, dict[str, float]]:
@@ -91,9 +91,7 @@ def main() -> int:
     parser.add_argument("--throughput-titles", type=int, default=1000,
                         help="titles encoded per thread setting (0: skip)")
     args = parser.parse_args()
-    if not (DATA / "products.csv").exists() or not (DATA / "judgments_dev.csv").exists():
-        print(f"skipped: the Home Depot data is not at {DATA} (it is never copied into the repo)",
-              file=sys.stderr)
+    if data_missing():
         return 0
 
     sys.path.insert(0, str(ROOT))

@@ -48,7 +48,7 @@ RESULTS = ROOT / "bench" / "results" / "fusion.json"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from search import DATA, load_data, machine  # noqa: E402  (bench/search.py)
+from search import data_missing, load_data, machine  # noqa: E402  (bench/search.py)
 
 REFUSE_BAR_S = 1.0
 RULES_BAR_MS = 5.0
@@ -165,9 +165,7 @@ def overhead(hybrid, judgments, count: int = 200, warmup: int = 20) -> dict:
 
 
 def main() -> int:
-    if not (DATA / "products.csv").exists() or not (DATA / "judgments_dev.csv").exists():
-        print(f"skipped: the Home Depot data is not at {DATA} (it is never copied into the repo)",
-              file=sys.stderr)
+    if data_missing():
         return 0
 
     from recsys.embeddings import configure_threads

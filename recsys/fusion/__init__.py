@@ -11,12 +11,12 @@ from recsys.fusion.base import (FUSERS, NORMALISATIONS, FusedItem, FusionConfig,
                                 check_sources, fuse, register_fuser)
 from recsys.fusion.rrf import fuse_rrf, fuse_rrf_items, rrf_contribution
 from recsys.fusion.rules import (RULE_KINDS, Rule, RuleEffect, RulesResult, apply_rules,
-                                 attributes_from, rules_from)
+                                 attributes_from, load_attributes, rules_from, save_attributes)
 from recsys.fusion.weighted import fuse_weighted, normalise
 
 methods = FUSERS.names
 
 __all__ = ["FUSERS", "NORMALISATIONS", "RULE_KINDS", "FusedItem", "FusionConfig", "Rule", "RuleEffect",
            "RulesResult", "SourceScore", "apply_rules", "attributes_from", "check_sources", "fuse",
-           "fuse_rrf", "fuse_rrf_items", "fuse_weighted", "methods", "normalise", "register_fuser",
-           "rrf_contribution", "rules_from"]
+           "fuse_rrf", "fuse_rrf_items", "fuse_weighted", "load_attributes", "methods", "normalise",
+           "register_fuser", "rrf_contribution", "rules_from", "save_attributes"]

@@ -35,8 +35,10 @@ rules, and the change in score.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -170,6 +172,18 @@ def attributes_from(catalog: pd.DataFrame) -> dict[str, dict[str, Any]]:
     frame = catalog.drop_duplicates("product_id")
     values = frame[columns].astype(object).where(frame[columns].notna(), None)
     return dict(zip(frame["product_id"].astype(str), values.to_dict("records")))
+
+
+def save_attributes(attributes: Mapping[str, Mapping[str, Any]], folder: Path) -> None:
+    """Write `attributes` (as made by `attributes_from`) to folder/attributes.json."""
+    (folder / "attributes.json").write_text(json.dumps(
+        attributes, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+
+
+def load_attributes(folder: Path) -> dict[str, dict[str, Any]]:
+    """What `save_attributes` wrote into `folder`; {} when it wrote nothing."""
+    path = folder / "attributes.json"
+    return json.loads(path.read_text()) if path.exists() else {}
 
 
 def apply_rules(items: Sequence[FusedItem], rules: Sequence[Rule | Mapping],

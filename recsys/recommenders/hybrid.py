@@ -32,7 +32,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.fusion import FusedItem, FusionConfig, apply_rules, attributes_from, check_sources, fuse
+from recsys.fusion import (FusedItem, FusionConfig, apply_rules, attributes_from, check_sources,
+                           fuse, load_attributes, save_attributes)
 from recsys.recommenders.base import REGISTRY, Ranking, Reason, Recommender, RecommenderConfig, register
 from recsys.timing import stage
 
@@ -166,11 +167,9 @@ class HybridRecommender(Recommender):
     def _save_files(self, folder: Path) -> None:
         for source in self.sources:
             source.save(folder / source.name)
-        (folder / "attributes.json").write_text(json.dumps(
-            self.attributes, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+        save_attributes(self.attributes, folder)
 
     def _restore_files(self, folder: Path) -> None:
         self.sources = [Recommender.load(folder / name) for name in self.config.sources]
-        path = folder / "attributes.json"
-        self.attributes = json.loads(path.read_text()) if path.exists() else {}
+        self.attributes = load_attributes(folder)
 

@@ -48,7 +48,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.fusion import FusionConfig, apply_rules, attributes_from, check_sources, fuse
+from recsys.fusion import (FusionConfig, apply_rules, attributes_from, check_sources, fuse,
+                           load_attributes, save_attributes)
 from recsys.search.base import (QUERY_CHUNK, REGISTRY, Retriever, RetrieverConfig, SearchHit,
                                 catalog_ranks, check_k, check_query, register, top_k)
 from recsys.timing import stage
@@ -227,11 +228,9 @@ class HybridRetriever(Retriever):
     def _save_files(self, folder: Path) -> None:
         for source in self.sources:
             source.save(folder / source.name)
-        (folder / "attributes.json").write_text(json.dumps(
-            self.attributes, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+        save_attributes(self.attributes, folder)
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
         self.sources = [Retriever.load(folder / name) for name in self.config.sources]
-        path = folder / "attributes.json"
-        self.attributes = json.loads(path.read_text()) if path.exists() else {}
+        self.attributes = load_attributes(folder)
 
