@@ -254,6 +254,50 @@ class Preset(Base):
     activated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
+MODEL_KINDS = ("embedding", "reranker")
+
+
+class ModelVersion(Base):
+    """One fine-tuned model of a kind (embedding or reranker), with how it was made.
+
+    Versions are numbered per kind; the model itself is a folder on disk
+    (`artifact_path`). One version per kind is active (served); none active
+    means the shipped base model. Activating an earlier version is a roll-back.
+    """
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("kind", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    base_model: Mapped[str] = mapped_column(String(512))
+    # e.g. {"source": "judgments", "dataset_version_ids": {...}, "pairs": {...}}
+    training_data: Mapped[dict] = mapped_column(JSON, default=dict)
+    hyperparameters: Mapped[dict] = mapped_column(JSON, default=dict)
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+    artifact_path: Mapped[str] = mapped_column(String(1024))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+    is_active: Mapped[bool] = mapped_column(Boolean, default=False)
+    activated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class JobLog(Base):
+    """One line of a job's log: a message and the metrics of a step (loss, validation score)."""
+
+    __tablename__ = "job_logs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    message: Mapped[str] = mapped_column(Text, default="")
+    metrics: Mapped[dict] = mapped_column(JSON, default=dict)
+
+
 class ApiKey(Base):
     """A key of the REST service; only its SHA-256 is kept, the key is shown once."""
 

@@ -27,9 +27,9 @@ from sqlalchemy import select
 
 from db import queries
 from db.engine import PROJECT_ROOT, database_url, session_scope
-from db.models import Job, utc_now
+from db.models import Job, JobLog, utc_now
 
-RUNNER_MODULES = ("recsys.evaluation.jobs",)
+RUNNER_MODULES = ("recsys.evaluation.jobs", "recsys.training.jobs")
 RUNNERS: dict[str, Callable[[JobContext], dict]] = {}
 LOG_DIR = PROJECT_ROOT / "var" / "jobs"
 ACTIVE = ("queued", "running")
@@ -70,6 +70,14 @@ class JobContext:
             cancelled = job.cancel_requested
         if cancelled:
             raise JobCancelled()
+
+    def log(self, message: str = "", step: int | None = None, **metrics) -> None:
+        """Add a line to the job's log, e.g. ``log("step 50", step=50, loss=0.41)``.
+
+        Unlike `progress` it never raises JobCancelled, so it is safe in cleanup code.
+        """
+        with session_scope(self.url) as session:
+            session.add(JobLog(job_id=self.job_id, step=step, message=message, metrics=metrics))
 
 
 def _alive(pid: int | None) -> bool:
@@ -184,6 +192,15 @@ def get_job(job_id: int, url: str | None = None) -> dict:
         if job is None:
             raise LookupError(f"there is no job {job_id}")
         return {c.name: getattr(job, c.name) for c in Job.__table__.columns}
+
+
+def job_logs(job_id: int, url: str | None = None) -> list[dict]:
+    """The log of job `job_id`, oldest first: [{"at", "step", "message", "metrics"}, ...]."""
+    with session_scope(url) as session:
+        rows = session.execute(select(JobLog.at, JobLog.step, JobLog.message, JobLog.metrics)
+                               .where(JobLog.job_id == job_id).order_by(JobLog.id)).all()
+    return [{"at": at, "step": step, "message": message, "metrics": metrics}
+            for at, step, message, metrics in rows]
 
 
 def list_jobs(kind: str | None = None, url: str | None = None, limit: int = 50) -> list[dict]:

@@ -94,3 +94,21 @@ def test_the_worker_process_runs_an_evaluation(db_url, catalog_file, events_file
         stored = queries.evaluation_results(session)
     assert sorted(stored["algorithm"]) == ["item_knn", "popularity"]
     assert set(stored["run"]) == {job_id} and "ndcg@2" in stored
+
+
+@runner("test_log")
+def _logging(context: JobContext) -> dict:
+    context.log("loaded 3 pairs", pairs=3)
+    jobs.cancel(context.job_id, "someone", url=context.url)
+    context.log("step 1", step=1, loss=0.5, val_ndcg=None)  # logging does not stop a cancelled job
+    return {}
+
+
+def test_a_job_log_keeps_messages_steps_and_metrics_in_order(db_url):
+    job_id = jobs.submit("test_log", {}, "olga", spawn=False)
+    assert jobs.run_job(job_id) == "succeeded"
+    logs = jobs.job_logs(job_id)
+    assert [(line["message"], line["step"], line["metrics"]) for line in logs] == [
+        ("loaded 3 pairs", None, {"pairs": 3}), ("step 1", 1, {"loss": 0.5, "val_ndcg": None})]
+    assert logs[0]["at"] <= logs[1]["at"]
+    assert jobs.job_logs(job_id + 1) == []

@@ -1,9 +1,12 @@
-"""The fitted engines behind the trial pages, cached per active data version, and the active presets.
+"""The fitted engines behind the trial pages, cached per active data version and embedding
+model, and the active presets.
 
-Fitting is keyed by the active catalog and events versions, so uploading or
-activating data refits on the next page view; the fusion config (a preset, or
-the sliders of the Fusion & rules page) is applied per request with
-`with_fusion`, which refits nothing.
+Fitting is keyed by the active catalog and events versions and the active
+embedding model of the registry (`recsys.training.registry`), whose folder the
+semantic sources encode with, so uploading or activating data or a model refits
+on the next page view; the fusion config (a preset, or the sliders of the
+Fusion & rules page) is applied per request with `with_fusion`, which refits
+nothing.
 """
 
 from __future__ import annotations
@@ -34,31 +37,65 @@ def catalog(url: str) -> pd.DataFrame | None:
     return None if catalog_version is None else products(url, catalog_version)
 
 
-@st.cache_resource(show_spinner="Indexing the catalog (BM25 and embeddings)...", max_entries=2)
+def embedding_model(url: str) -> tuple[int | None, str | None]:
+    """(id, folder) of the active embedding model; (None, None): the shipped all-MiniLM-L6-v2.
+
+    Not cached: it is part of the engines' cache keys, so an activation is seen at the next view.
+    """
+    from recsys.training import registry
+
+    model = registry.active_model("embedding", url)
+    if model is None:
+        return None, None
+    return model["id"], str(registry.artifact_folder(model["artifact_path"]))
+
+
+def _semantic_model(model_path: str | None) -> dict:
+    """The hybrid's params that make its semantic source encode with `model_path`."""
+    return {} if model_path is None else {"source_configs": {"semantic": {"model_path": model_path}}}
+
+
 def search_engine(url: str, catalog_version: int):
-    """The hybrid retriever fitted on catalog version `catalog_version`."""
+    """The hybrid retriever fitted on catalog version `catalog_version` with the active embedding model."""
+    return _search_engine(url, catalog_version, *embedding_model(url))
+
+
+def recommendation_engine(url: str, events_version: int, catalog_version: int):
+    """The hybrid recommender fitted on all active events, with the active embedding model."""
+    return _recommendation_engine(url, events_version, catalog_version, *embedding_model(url))
+
+
+def recommendation_evaluation_engine(url: str, events_version: int, catalog_version: int):
+    """(hybrid recommender fitted on the train part of `LIVE_SPLIT`, the held-out test part)."""
+    return _recommendation_evaluation_engine(url, events_version, catalog_version, *embedding_model(url))
+
+
+# `model_id` is in the cached functions' arguments only to key the cache; `model_path` follows it.
+
+@st.cache_resource(show_spinner="Indexing the catalog (BM25 and embeddings)...", max_entries=2)
+def _search_engine(url: str, catalog_version: int, model_id: int | None, model_path: str | None):
     from recsys.search import get
 
-    return get("hybrid")().fit(products(url, catalog_version))
+    return get("hybrid")(**_semantic_model(model_path)).fit(products(url, catalog_version))
 
 
 @st.cache_resource(show_spinner="Fitting the recommenders (EASE and semantic)...", max_entries=2)
-def recommendation_engine(url: str, events_version: int, catalog_version: int):
-    """The hybrid recommender fitted on all active events."""
+def _recommendation_engine(url: str, events_version: int, catalog_version: int, model_id: int | None,
+                           model_path: str | None):
     from recsys.recommenders import get
 
     interactions, frame, _ = load_active(url)
-    return get("hybrid")().fit(interactions, frame)
+    return get("hybrid")(**_semantic_model(model_path)).fit(interactions, frame)
 
 
 @st.cache_resource(show_spinner="Fitting on the training split for the offline metrics...", max_entries=2)
-def recommendation_evaluation_engine(url: str, events_version: int, catalog_version: int):
-    """(hybrid recommender fitted on the train part of `LIVE_SPLIT`, the held-out test part)."""
+def _recommendation_evaluation_engine(url: str, events_version: int, catalog_version: int,
+                                      model_id: int | None, model_path: str | None):
     from recsys.recommenders import get
 
     interactions, frame, _ = load_active(url)
     train, test = split_interactions(interactions, LIVE_SPLIT)
-    return get("hybrid")().fit(train, frame), test
+    return get("hybrid")(**_semantic_model(model_path)).fit(train, frame), test
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

@@ -1,15 +1,18 @@
 """What the REST service serves: one retriever and one recommender, fitted once, with versions.
 
 `ServingEngine.from_database(url)` loads the active catalog and events (weighted
-by the stored implicit-feedback setting, `recsys.data.interactions.load_active`)
-and the active fusion presets; `ServingEngine.from_frames(catalog, interactions)`
+by the stored implicit-feedback setting, `recsys.data.interactions.load_active`),
+the active fusion presets and the active embedding model of the model registry
+(`recsys.training.registry`), which the semantic sources of search and
+recommendations encode with; `ServingEngine.from_frames(catalog, interactions)`
 does the same from frames (benchmarks, tests). The engine is built once when
-the service starts; a new data version or preset is served after a restart.
+the service starts; a new data version, preset or model is served after a restart.
 
 Every answer carries the items (product id, title, score and, on request, why),
 the per-stage times of the request (`recsys.timing.StageTimer`: the library
 marks "encode", "retrieve", "fuse", "rules"; time the library does not mark
-counts as "retrieve"), the model version and the preset version.
+counts as "retrieve"), the model version (components, embedding model and data
+versions, e.g. "hybrid+hybrid:embedding-v2@catalog-v1.events-v2") and the preset version.
 
 >>> import pandas as pd
 >>> catalog = pd.DataFrame({"product_id": ["a", "b", "c"],
@@ -52,6 +55,14 @@ class Fusion:
     label: str = DEFAULT_PRESET
 
 
+@dataclass
+class EmbeddingModel:
+    """The embedding model the semantic sources encode with, and its label, e.g. "embedding-v2"."""
+
+    path: str | None = None  # a sentence-transformers folder; None: the shipped all-MiniLM-L6-v2
+    label: str = "embedding-base"
+
+
 def _plain(value) -> dict:
     return asdict(value) if is_dataclass(value) else dict(vars(value))
 
@@ -72,20 +83,39 @@ def active_fusion(url: str | None = None) -> dict[str, Fusion]:
     return chosen
 
 
-def build_retriever(catalog: pd.DataFrame, fusion: Fusion):
-    """The hybrid retriever (BM25 + semantic) with the scope's fusion config, fitted on `catalog`."""
+def active_embedding_model(url: str | None = None) -> EmbeddingModel:
+    """The registry's active embedding model, or the shipped one where none is active."""
+    from recsys.training import registry
+
+    model = registry.active_model("embedding", url)
+    if model is None:
+        return EmbeddingModel()
+    return EmbeddingModel(str(registry.artifact_folder(model["artifact_path"])),
+                          f"embedding-v{model['version']}")
+
+
+def _hybrid_params(fusion: Fusion, model_path: str | None) -> dict:
+    params = {} if fusion.config is None else {"fusion": fusion.config}
+    if model_path is not None:
+        params["source_configs"] = {"semantic": {"model_path": model_path}}
+    return params
+
+
+def build_retriever(catalog: pd.DataFrame, fusion: Fusion, model_path: str | None = None):
+    """The hybrid retriever (BM25 + semantic) with the scope's fusion config, fitted on `catalog`;
+    the semantic source encodes with the model in folder `model_path` (None: the shipped one)."""
     from recsys.search import get
 
-    params = {} if fusion.config is None else {"fusion": fusion.config}
-    return get("hybrid")(**params).fit(catalog)
+    return get("hybrid")(**_hybrid_params(fusion, model_path)).fit(catalog)
 
 
-def build_recommender(interactions: pd.DataFrame, catalog: pd.DataFrame, fusion: Fusion):
-    """The hybrid recommender (CF + semantic) with the scope's fusion config, fitted on `interactions`."""
+def build_recommender(interactions: pd.DataFrame, catalog: pd.DataFrame, fusion: Fusion,
+                      model_path: str | None = None):
+    """The hybrid recommender (CF + semantic) with the scope's fusion config, fitted on
+    `interactions`; the semantic source encodes with `model_path` (None: the shipped model)."""
     from recsys import recommenders
 
-    params = {} if fusion.config is None else {"fusion": fusion.config}
-    return recommenders.get("hybrid")(**params).fit(interactions, catalog)
+    return recommenders.get("hybrid")(**_hybrid_params(fusion, model_path)).fit(interactions, catalog)
 
 
 @dataclass
@@ -105,27 +135,31 @@ class ServingEngine:
     @classmethod
     def from_frames(cls, catalog: pd.DataFrame, interactions: pd.DataFrame, *,
                     presets: dict[str, Fusion] | None = None,
-                    data_versions: dict[str, int] | None = None) -> ServingEngine:
+                    data_versions: dict[str, int] | None = None,
+                    embedding: EmbeddingModel | None = None) -> ServingEngine:
         """Fit both components: search on `catalog` (product_id, title, optional category,
-        price, in_stock), recommendations on `interactions` (user_id, product_id, weight)."""
+        price, in_stock), recommendations on `interactions` (user_id, product_id, weight);
+        their semantic sources encode with `embedding` (default: the shipped model)."""
         presets = presets or {scope: Fusion() for scope in SCOPES}
+        embedding = embedding or EmbeddingModel()
         catalog = catalog.assign(product_id=catalog["product_id"].astype(str))
-        retriever = build_retriever(catalog, presets["search"])
-        recommender = build_recommender(interactions, catalog, presets["recommendations"])
+        retriever = build_retriever(catalog, presets["search"], embedding.path)
+        recommender = build_recommender(interactions, catalog, presets["recommendations"], embedding.path)
         data = data_versions or {}
-        model_version = (f"{retriever.name}+{recommender.name}"
+        model_version = (f"{retriever.name}+{recommender.name}:{embedding.label}"
                          f"@catalog-v{data.get('catalog', '-')}.events-v{data.get('events', '-')}")
         titles = dict(zip(catalog["product_id"], catalog["title"].astype(str)))
         return cls(retriever, recommender, titles, model_version, presets)
 
     @classmethod
     def from_database(cls, url: str | None = None) -> ServingEngine:
-        """The engine of the active catalog, events and presets; LookupError without data."""
+        """The engine of the active catalog, events, presets and embedding model; LookupError
+        without data."""
         from recsys.data.interactions import load_active
 
         interactions, catalog, versions = load_active(url)
         return cls.from_frames(catalog, interactions, presets=active_fusion(url),
-                               data_versions=versions)
+                               data_versions=versions, embedding=active_embedding_model(url))
 
     def warm_up(self) -> None:
         """Answer one request of each kind, so the first client does not pay for lazy loading

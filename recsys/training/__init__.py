@@ -1,0 +1,1 @@
+"""Fine-tuning the embedding model and the cross-encoder reranker, and the model registry."""

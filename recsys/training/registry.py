@@ -1,0 +1,127 @@
+"""The model registry: fine-tuned models, numbered per kind, one of them served per kind.
+
+A fine-tune writes its model to a folder (`model_dir`) and registers it with
+how it was made (base model, training data versions, hyperparameters, metrics,
+the job); registering serves nothing. `activate_model` makes a version the
+served one of its kind, `use_base_model` goes back to the shipped base model
+(all-MiniLM-L6-v2 for "embedding", no reranker for "reranker") and
+`rollback_model` to whatever was served before. The engines ask
+`active_model_path(kind)` what to load. Every change goes to the audit log (see
+`db.model_registry`); each function opens its own session.
+
+>>> model = register_model("embedding", "var/models/embedding/job7", base_model="all-MiniLM-L6-v2",
+...                        training_data={"source": "judgments"}, hyperparameters={"epochs": 1},
+...                        metrics={"val_ndcg@10_after": 0.41}, actor="olga")  # doctest: +SKIP
+>>> activate_model(model["id"], "olga")["version"]  # doctest: +SKIP
+1
+>>> active_model_path("embedding")  # doctest: +SKIP
+'/.../var/models/embedding/job7'
+"""
+
+from __future__ import annotations
+
+import os
+
+from pathlib import Path
+
+import pandas as pd
+
+from db import model_registry as store
+from db.engine import PROJECT_ROOT, session_scope
+from db.models import MODEL_KINDS, ModelVersion
+
+__all__ = ["MODEL_KINDS", "activate_model", "active_model", "active_model_path", "artifact_folder",
+           "get_model", "list_models", "model_dir", "register_model", "rollback_model", "use_base_model"]
+
+MODELS_DIR = Path(os.environ.get("WORKBENCH_MODELS_DIR") or PROJECT_ROOT / "var" / "models")
+
+
+def model_dir(kind: str, version: int | str) -> Path:
+    """The folder for a model's artifact: var/models/<kind>/v<version>, or /<version> for a name
+    such as "job12" (a job writes its model before the registry numbers it)."""
+    if kind not in MODEL_KINDS:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+    return MODELS_DIR / kind / (f"v{version}" if isinstance(version, int) else str(version))
+
+
+def artifact_folder(path: str) -> Path:
+    """The folder of a stored artifact path; a relative one is relative to the project folder."""
+    return Path(path) if Path(path).is_absolute() else PROJECT_ROOT / path
+
+
+def _plain(model: ModelVersion) -> dict:
+    return {column.name: getattr(model, column.name) for column in ModelVersion.__table__.columns}
+
+
+def _check_artifact(model: ModelVersion) -> None:
+    folder = artifact_folder(model.artifact_path)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"{model.kind} v{model.version} cannot be served: its folder {folder} no longer "
+            "exists. Fine-tune again, or activate another version.")
+
+
+def register_model(kind: str, artifact_path: str | Path, *, base_model: str, training_data: dict,
+                   hyperparameters: dict, metrics: dict, actor: str, job_id: int | None = None,
+                   note: str = "", url: str | None = None) -> dict:
+    """Store the model in `artifact_path` as the next version of `kind`, not active yet."""
+    with session_scope(url) as session:
+        return _plain(store.add_model_version(
+            session, kind, artifact_path=str(artifact_path), base_model=base_model,
+            training_data=training_data, hyperparameters=hyperparameters, metrics=metrics,
+            actor=actor, job_id=job_id, note=note))
+
+
+def activate_model(model_id: int, actor: str, url: str | None = None) -> dict:
+    """Serve version `model_id` of its kind.
+
+    LookupError for an unknown id; FileNotFoundError, with nothing changed, when
+    the model's folder no longer exists.
+    """
+    with session_scope(url) as session:
+        _check_artifact(store.get_model_version(session, model_id))
+        return _plain(store.activate_model_version(session, model_id, actor))
+
+
+def use_base_model(kind: str, actor: str, url: str | None = None) -> None:
+    """Serve the shipped base model of `kind` again (all-MiniLM-L6-v2; no reranker)."""
+    with session_scope(url) as session:
+        store.deactivate_models(session, kind, actor)
+
+
+def rollback_model(kind: str, actor: str, url: str | None = None) -> dict | None:
+    """Serve what was served before the active version: the version active before it, or the
+    base model (None) when there was none. LookupError when no version is active;
+    FileNotFoundError, with nothing changed, when the earlier version's folder is gone."""
+    with session_scope(url) as session:
+        model = store.rollback_model(session, kind, actor)
+        if model is None:
+            return None
+        _check_artifact(model)  # raising here rolls the session back
+        return _plain(model)
+
+
+def active_model(kind: str, url: str | None = None) -> dict | None:
+    """The served version of `kind`, or None when the base model is served."""
+    with session_scope(url) as session:
+        model = store.active_model_version(session, kind)
+        return None if model is None else _plain(model)
+
+
+def active_model_path(kind: str, url: str | None = None) -> str | None:
+    """The folder of the served model of `kind`; None: the shipped all-MiniLM-L6-v2 for
+    "embedding", no reranker for "reranker"."""
+    model = active_model(kind, url)
+    return None if model is None else str(artifact_folder(model["artifact_path"]))
+
+
+def get_model(model_id: int, url: str | None = None) -> dict:
+    """Version `model_id` with all its facts; LookupError when there is none."""
+    with session_scope(url) as session:
+        return _plain(store.get_model_version(session, model_id))
+
+
+def list_models(kind: str | None = None, url: str | None = None) -> pd.DataFrame:
+    """Every version (of `kind`, or all), newest first, headline metrics as columns."""
+    with session_scope(url) as session:
+        return store.list_model_versions(session, kind)
