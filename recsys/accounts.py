@@ -29,8 +29,9 @@ from db.engine import PROJECT_ROOT, session_scope
 from db.models import ROLES
 
 PERMISSIONS: dict[str, frozenset[str]] = {
-    "admin": frozenset({"view", "upload", "activate", "settings", "merchandise", "evaluate", "admin"}),
-    "operator": frozenset({"view", "upload", "activate", "settings", "evaluate"}),
+    "admin": frozenset({"view", "upload", "activate", "settings", "merchandise", "evaluate", "train",
+                        "admin"}),
+    "operator": frozenset({"view", "upload", "activate", "settings", "evaluate", "train"}),
     "merchandiser": frozenset({"view", "merchandise", "evaluate"}),
     "viewer": frozenset({"view"}),
 }

@@ -207,6 +207,9 @@ def build_parser() -> argparse.ArgumentParser:
     from recsys import onnx_encoder
 
     onnx_encoder.add_parser(commands)
+    from recsys.training import cli as training_cli
+
+    training_cli.add_parser(commands)
     worker = commands.add_parser("worker", help="run one background job (started by the app)")
     worker.add_argument("job_id", type=int)
     worker.set_defaults(func=cmd_worker)

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # Tests never touch the real embedding cache under var/.
 os.environ.setdefault("WORKBENCH_EMBEDDINGS_DIR", tempfile.mkdtemp(prefix="workbench-embeddings-"))
+# ... nor the models folder: fine-tunes started by tests write to a temporary one.
+os.environ.setdefault("WORKBENCH_MODELS_DIR", tempfile.mkdtemp(prefix="workbench-models-"))
 
 
 @pytest.fixture

@@ -1,0 +1,103 @@
+"""`python -m recsys finetune`: fine-tune the embedding model on a catalog and judgments in files.
+
+The judgments are split by query (seeded, 80/10/10); the model is trained on
+the train part's query -> product pairs graded >= --min-grade and validated on
+the validation part; the best checkpoint is saved to --out, a
+sentence-transformers folder that `evaluate-search --model OUT` and the
+workbench load. Prints one JSON object on stdout: train_pairs, train_s, steps,
+steps_per_s, device, val_ndcg@10_before and val_ndcg@10_after (the validation
+queries against their judged products plus seeded random catalog products, the
+corpus `validation_corpus` counts), and the test queries that training never
+saw are left for `evaluate-search`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+
+from recsys.evaluation.search import InputError, _grades, read_columns
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "finetune", help="fine-tune the embedding model on judgments (JSON on stdout)",
+        description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", required=True, help="products: CSV, TSV or Parquet")
+    parser.add_argument("--id-col", required=True, help="product id column of the catalog")
+    parser.add_argument("--text-col", required=True, help="text column of the catalog")
+    parser.add_argument("--judgments", required=True, help="graded (query, product) pairs")
+    parser.add_argument("--query-col", default="query")
+    parser.add_argument("--item-col", default="product_uid", help="product id column of the judgments")
+    parser.add_argument("--grade-col", default="relevance")
+    parser.add_argument("--min-grade", type=float,
+                        help="grade at or above which a product is a positive "
+                             "(default: the top third of the grades seen, 2.33 on 1..3)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, help="passes over the training pairs (default 1)")
+    length.add_argument("--max-steps", type=int, help="training steps (wins over epochs)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--lr", type=float, default=5e-5, help="learning rate (default 5e-5)")
+    parser.add_argument("--warmup-ratio", type=float, default=0.1)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--hard-negatives", action="store_true",
+                        help="add one BM25-mined hard negative per pair")
+    parser.add_argument("--base-model", help="sentence-transformers folder to start from "
+                                             "(default: the shipped all-MiniLM-L6-v2)")
+    parser.add_argument("--validation-corpus", type=int, default=5000,
+                        help="catalog products the validation queries search (default 5000)")
+    parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    parser.add_argument("--out", required=True, help="folder the fine-tuned model is saved to")
+    parser.set_defaults(func=run)
+    return parser
+
+
+def _inputs(args):
+    from recsys.training.jobs import prepare_pairs
+
+    catalog = read_columns(args.catalog, {args.id_col: "product_id", args.text_col: "title"}, "catalog")
+    judgments = read_columns(args.judgments, {args.query_col: "query", args.item_col: "product_id",
+                                              args.grade_col: "grade"}, "judgments")
+    judgments = _grades(judgments, args.judgments, args.grade_col)
+    if not judgments["product_id"].isin(set(catalog["product_id"])).any():
+        raise InputError(f"{args.judgments}: none of the judged products in column "
+                         f"'{args.item_col}' is in the catalog's column '{args.id_col}'")
+    return catalog, prepare_pairs("judgments", catalog, judgments=judgments, min_grade=args.min_grade)
+
+
+def run(args) -> int:
+    from recsys.training.finetune import FinetuneConfig, finetune
+
+    stdout = sys.stdout
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger("bm25s").setLevel(logging.WARNING)
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            config = FinetuneConfig(
+                base_model=args.base_model, epochs=args.epochs or 1.0, max_steps=args.max_steps,
+                batch_size=args.batch_size, learning_rate=args.lr, warmup_ratio=args.warmup_ratio,
+                seed=args.seed, hard_negatives=args.hard_negatives,
+                validation_corpus=args.validation_corpus, device=args.device)
+            catalog, prepared = _inputs(args)
+            pairs = prepared["pairs"]
+            print(f"{len(pairs['train']):,} training pairs (grade >= {prepared['min_grade']}), "
+                  f"{len(pairs['validation']):,} validation, {len(pairs['test']):,} test", file=sys.stderr)
+
+            def report(row: dict) -> None:
+                print(json.dumps(row), file=sys.stderr, flush=True)
+
+            result = finetune(pairs["train"], pairs["validation"], catalog, config, args.out,
+                              report=report, validation_extra=prepared["judgments"]["validation"]["product_id"])
+        except (InputError, OSError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+    summary = {key: value for key, value in result.items() if key not in ("loss_history", "validation_metrics")}
+    summary.update({"min_grade": prepared["min_grade"], "test_pairs": len(pairs["test"]), "out": args.out,
+                    "validation_corpus": config.validation_corpus})
+    print(json.dumps(summary), file=stdout)
+    return 0

@@ -1,0 +1,308 @@
+"""Fine-tuning the embedding model on a shop's own pairs, with sentence-transformers' trainer.
+
+What it computes: a bi-encoder (by default the shipped all-MiniLM-L6-v2) trained
+on (anchor, positive) pairs with MultipleNegativesRankingLoss: each anchor must
+score its own positive above the other positives of the batch (in-batch
+negatives; Henderson et al., "Efficient Natural Language Response Suggestion",
+2017), optionally above one extra hard negative per pair mined from BM25's top
+hits (`hard_negatives=True`). Batches never hold the same text twice
+(`no_duplicates`), so a query's second relevant product is never taken for a
+negative of the first.
+
+Validation is sentence-transformers' InformationRetrievalEvaluator over the
+validation queries and a corpus of their judged products plus seeded random
+catalog products (`validation_corpus`); it runs before training, every
+`eval_steps` and at the end, and the checkpoint with the best nDCG@10 is what
+is saved (`load_best_model_at_end`). CUDA is used when present, the CPU
+otherwise (with `recsys.embeddings.configure_threads`).
+
+>>> config = FinetuneConfig(max_steps=100, batch_size=32)      # doctest: +SKIP
+>>> result = finetune(split["train"], split["validation"], catalog, config, "var/models/ft")
+>>> result["val_ndcg@10_after"] > result["val_ndcg@10_before"]
+True
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recsys import embeddings
+from recsys.training.pairs import product_texts
+
+NDCG_KEY = "cosine_ndcg@10"
+EVALUATOR_NAME = "validation"
+
+
+@dataclass
+class FinetuneConfig:
+    """Hyperparameters of one fine-tune; round-trips to JSON (`to_dict` / `from_dict`)."""
+
+    base_model: str | None = None  # a sentence-transformers folder; None: the shipped MiniLM
+    epochs: float = 1.0
+    max_steps: int | None = None  # when set, wins over epochs
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup_ratio: float = 0.1
+    seed: int = 42
+    hard_negatives: bool = False
+    eval_steps: int | None = None  # None: about four validations per run
+    validation_corpus: int = 5000  # catalog products the validation queries search
+    max_seq_length: int = 64
+    device: str | None = None  # None: "cuda" when available, else "cpu"
+
+    def __post_init__(self):
+        problems = []
+        if self.batch_size < 2:
+            problems.append("batch size must be at least 2 (in-batch negatives)")
+        if self.max_steps is not None and self.max_steps < 1:
+            problems.append("max steps must be at least 1")
+        if self.epochs <= 0:
+            problems.append("epochs must be positive")
+        if not 0 < self.learning_rate < 1:
+            problems.append("learning rate must be in (0, 1)")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append("warm-up ratio must be in [0, 1)")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> FinetuneConfig:
+        known = {field.name for field in fields(cls)}
+        return cls(**{key: value for key, value in (data or {}).items() if key in known})
+
+
+def resolve_device(requested: str | None = None) -> str:
+    import torch
+
+    if requested:
+        return requested
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _st():
+    """sentence-transformers' training names (their module paths moved in v6)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
+                                           SentenceTransformerTrainingArguments)
+        try:
+            from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+            from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+        except ImportError:
+            from sentence_transformers.evaluation import InformationRetrievalEvaluator
+            from sentence_transformers.losses import MultipleNegativesRankingLoss
+    return (SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments,
+            InformationRetrievalEvaluator, MultipleNegativesRankingLoss)
+
+
+def validation_evaluator(validation: pd.DataFrame, catalog: pd.DataFrame, corpus_size: int = 5000,
+                         seed: int = 42, extra_products: pd.Series | None = None, batch_size: int = 64):
+    """An InformationRetrievalEvaluator over the validation pairs' anchors.
+
+    Its corpus holds every validation positive, `extra_products` (e.g. the
+    other judged products of those queries: the hard distractors) and seeded
+    random catalog products up to `corpus_size` in all (the whole catalog when
+    it is smaller). Anchors are deduplicated. Product anchors (co-purchases) are
+    kept out of the corpus unless they are another anchor's positive, so that an
+    anchor rarely finds its own text.
+    """
+    *_, InformationRetrievalEvaluator, _ = _st()
+    texts = product_texts(catalog)
+    wanted = set(validation["positive_id"])
+    if extra_products is not None:
+        wanted |= set(extra_products.astype(str)) & set(texts.index)
+    anchors = set(validation["anchor_id"].astype(str)) & set(texts.index)
+    others = texts.index[~texts.index.isin(wanted | anchors)]
+    room = max(0, corpus_size - len(wanted))
+    if room:
+        picked = np.random.default_rng(seed).choice(len(others), size=min(room, len(others)), replace=False)
+        wanted |= set(others[np.sort(picked)])
+    corpus = {product_id: texts[product_id] for product_id in sorted(wanted)}
+    queries = dict(zip(validation["anchor_id"].astype(str), validation["anchor"]))
+    relevant: dict[str, set[str]] = {}
+    for anchor_id, positive_id in zip(validation["anchor_id"].astype(str), validation["positive_id"]):
+        relevant.setdefault(anchor_id, set()).add(positive_id)
+    from sentence_transformers.util import cos_sim
+
+    return InformationRetrievalEvaluator(
+        queries=queries, corpus=corpus, relevant_docs=relevant, name=EVALUATOR_NAME,
+        score_functions={"cosine": cos_sim}, main_score_function="cosine",
+        mrr_at_k=[10], ndcg_at_k=[10], accuracy_at_k=[1, 10], precision_recall_at_k=[10, 100],
+        map_at_k=[100], batch_size=batch_size, show_progress_bar=False, write_csv=False)
+
+
+def bm25_negatives(train: pd.DataFrame, catalog: pd.DataFrame, seed: int = 42, depth: int = 30,
+                   exclude: dict[str, set[str]] | None = None) -> list[str]:
+    """One hard negative text per pair: a random product of BM25's top `depth` for the anchor
+    that is neither one of the anchor's positives nor in `exclude[anchor_id]`.
+
+    Anchors whose top hits are all positives get a random catalog product.
+    """
+    from recsys.search import get
+
+    retriever = get("bm25")().fit(catalog)
+    texts = product_texts(catalog)
+    positives = train.groupby("anchor_id")["positive_id"].agg(set).to_dict()
+    anchors = list(dict.fromkeys(train["anchor_id"]))
+    anchor_text = dict(zip(train["anchor_id"], train["anchor"]))
+    hits = retriever.search_many([anchor_text[anchor] for anchor in anchors], depth)
+    rng = np.random.default_rng(seed)
+    candidates = {}
+    for anchor, found in zip(anchors, hits):
+        skip = positives.get(anchor, set()) | (exclude or {}).get(anchor, set()) | {anchor}
+        candidates[anchor] = [hit.product_id for hit in found if hit.product_id not in skip]
+    negatives = []
+    for anchor in train["anchor_id"]:
+        pool = candidates[anchor]
+        product = pool[rng.integers(len(pool))] if pool else texts.index[rng.integers(len(texts))]
+        negatives.append(texts[product])
+    return negatives
+
+
+def _progress_callback(report: Callable[[dict], None] | None, total_steps: int, timings: dict):
+    from transformers import TrainerCallback
+
+    class Progress(TrainerCallback):
+        def __init__(self):
+            self.started = time.perf_counter()
+            self.loss = None
+            self.validation = None
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            logs = logs or {}
+            if "loss" in logs:
+                self.loss = float(logs["loss"])
+            score = logs.get(f"eval_{EVALUATOR_NAME}_{NDCG_KEY}")
+            if score is not None:
+                self.validation = float(score)
+            if report is not None:
+                elapsed = time.perf_counter() - self.started
+                left = elapsed / max(state.global_step, 1) * (total_steps - state.global_step)
+                report({"step": state.global_step, "total_steps": total_steps, "loss": self.loss,
+                        "val_ndcg@10": self.validation, "elapsed_s": round(elapsed, 1),
+                        "left_s": round(left, 1), "epoch": state.epoch})
+
+        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
+            timings["evaluations"] = timings.get("evaluations", 0) + 1
+
+    return Progress()
+
+
+def _best_evaluation(history: list[dict], best: float | None) -> dict[str, float] | None:
+    """The validation metrics of the kept (best) checkpoint, from the trainer's log; None if none ran."""
+    prefix = f"eval_{EVALUATOR_NAME}_"
+    for entry in history:
+        if best is not None and entry.get(prefix + NDCG_KEY) == best:
+            return {key.removeprefix(prefix): float(value) for key, value in entry.items()
+                    if key.startswith(prefix)}
+    return None
+
+
+def total_steps(n_pairs: int, config: FinetuneConfig) -> int:
+    if config.max_steps:
+        return config.max_steps
+    return max(1, math.ceil(n_pairs / config.batch_size) * math.ceil(config.epochs))
+
+
+def finetune(train: pd.DataFrame, validation: pd.DataFrame, catalog: pd.DataFrame,
+             config: FinetuneConfig, out_dir: str | Path,
+             report: Callable[[dict], None] | None = None,
+             validation_extra: pd.Series | None = None,
+             negatives_exclude: dict[str, set[str]] | None = None) -> dict:
+    """Fine-tune `config.base_model` on `train` pairs; the best model by validation nDCG@10
+    is saved to `out_dir` (a sentence-transformers folder).
+
+    `train` and `validation` are pair frames (`recsys.training.pairs`); `report`
+    is called with {step, total_steps, loss, val_ndcg@10, elapsed_s, left_s}
+    at every log line and may raise to stop training (a cancel). Returns
+    train_pairs, steps, train_s, steps_per_s, device and val_ndcg@10_before /
+    _after (plus the evaluator's other metrics after).
+    """
+    if len(train) < config.batch_size:
+        raise ValueError(f"only {len(train)} training pairs: fewer than one batch of {config.batch_size}")
+    if validation.empty:
+        raise ValueError("no validation pairs: the split left the validation part empty")
+    from datasets import Dataset
+
+    SentenceTransformer, Trainer, Arguments, _, MultipleNegativesRankingLoss = _st()
+    device = resolve_device(config.device)
+    if device == "cpu":
+        embeddings.configure_threads()
+    base = str(config.base_model or embeddings.default_model_path())
+    model = SentenceTransformer(base, device=device, local_files_only=True)
+    # Weights stored in half precision (a smaller copy of a model) are trained in float32.
+    model.float()
+    model.max_seq_length = config.max_seq_length
+    evaluator = validation_evaluator(validation, catalog, config.validation_corpus, config.seed,
+                                     validation_extra)
+    started = time.perf_counter()
+    before = float(evaluator(model)[f"{EVALUATOR_NAME}_{NDCG_KEY}"])
+    before_s = time.perf_counter() - started
+    columns = {"anchor": train["anchor"].tolist(), "positive": train["positive"].tolist()}
+    if config.hard_negatives:
+        columns["negative"] = bm25_negatives(train, catalog, config.seed, exclude=negatives_exclude)
+    dataset = Dataset.from_dict(columns)
+    steps = total_steps(len(train), config)
+    eval_steps = config.eval_steps or max(1, steps // 4)
+    timings: dict = {}
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="checkpoints-", dir=out_dir.parent) as checkpoints:
+        arguments = Arguments(
+            output_dir=checkpoints, num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
+            per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+            warmup_steps=int(config.warmup_ratio * steps), seed=config.seed, data_seed=config.seed,
+            batch_sampler="no_duplicates", eval_strategy="steps", eval_steps=eval_steps,
+            save_strategy="steps", save_steps=eval_steps, save_total_limit=2, save_only_model=True,
+            load_best_model_at_end=True, metric_for_best_model=f"eval_{EVALUATOR_NAME}_{NDCG_KEY}",
+            greater_is_better=True, logging_steps=max(1, min(25, eval_steps)), report_to="none",
+            disable_tqdm=True, use_cpu=device == "cpu", bf16=device == "cuda", dataloader_num_workers=0)
+        trainer = Trainer(model=model, args=arguments, train_dataset=dataset,
+                          loss=MultipleNegativesRankingLoss(model), evaluator=evaluator,
+                          callbacks=[_progress_callback(report, steps, timings)])
+        train_started = time.perf_counter()
+        output = trainer.train()
+        train_s = time.perf_counter() - train_started
+        best_checkpoint = trainer.state.best_model_checkpoint
+        history = [entry for entry in trainer.state.log_history]
+        tmp_out = out_dir.with_name(out_dir.name + ".partial")
+        shutil.rmtree(tmp_out, ignore_errors=True)
+        model.save(str(tmp_out))
+    after_metrics = _best_evaluation(history, trainer.state.best_metric) or {
+        key.removeprefix(f"{EVALUATOR_NAME}_"): float(value) for key, value in evaluator(model).items()}
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp_out.rename(out_dir)
+    evaluations = timings.get("evaluations", 0)
+    validation_s = sum(float(entry.get("eval_runtime", 0)) for entry in history)
+    result = {
+        "train_pairs": len(train), "validation_queries": int(validation["anchor_id"].nunique()),
+        "steps": int(output.global_step), "train_s": round(train_s, 2),
+        "steps_per_s": round(output.global_step / train_s, 3), "device": device,
+        # Time the periodic validations took inside training, and the training speed without it.
+        "validation_s": round(validation_s, 2),
+        "training_steps_per_s": round(output.global_step / max(train_s - validation_s, 1e-9), 3),
+        "evaluations": evaluations, "validation_eval_s": round(before_s, 2),
+        "val_ndcg@10_before": round(before, 4), "val_ndcg@10_after": round(after_metrics[NDCG_KEY], 4),
+        "best_checkpoint": Path(best_checkpoint).name if best_checkpoint else None,
+        "validation_metrics": after_metrics,
+        "loss_history": [{"step": entry["step"], "loss": entry["loss"]} for entry in history if "loss" in entry],
+        "validation_history": [{"step": entry["step"], "ndcg@10": entry[f"eval_{EVALUATOR_NAME}_{NDCG_KEY}"]}
+                               for entry in history if f"eval_{EVALUATOR_NAME}_{NDCG_KEY}" in entry],
+        "config": config.to_dict(),
+    }
+    (out_dir / "workbench_training.json").write_text(json.dumps(result, indent=2, default=str))
+    return result

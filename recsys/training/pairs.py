@@ -1,0 +1,178 @@
+"""Training pairs for fine-tuning, from each kind of shop data, and leak-free splits.
+
+A pair is (anchor, positive): a text and a product text that should embed close
+together. Three sources:
+
+- `pairs_from_judgments`: query -> each product graded at or above `min_grade`.
+- `pairs_from_search_log`: query -> each product clicked after it (a click is a
+  search-log row with a product id).
+- `pairs_from_co_purchases`: product -> another product bought in the same basket
+  (an order, i.e. session, or else the same customer on the same day), by the
+  number of baskets they share.
+
+Every frame has the columns `group` (what a split keeps together: the query,
+lower-cased and trimmed, or the anchor product's id), `anchor`, `anchor_id`,
+`positive`, `positive_id` and `grade` (the judgment's grade, the click count or
+the number of shared baskets).
+
+`split_pairs` assigns whole groups to train, validation and test by a seeded
+hash of the group key, so no query (or anchor product) is in two parts, and a
+group keeps its part when other groups are added or removed.
+
+>>> import pandas as pd
+>>> catalog = pd.DataFrame({"product_id": ["1", "2"], "title": ["Red mug", "Lawn mower"]})
+>>> judgments = pd.DataFrame({"query": ["mug", "mug"], "product_id": ["1", "2"], "grade": [3, 1]})
+>>> pairs_from_judgments(judgments, catalog, min_grade=2.5)[["anchor", "positive"]].values.tolist()
+[['mug', 'Red mug']]
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import pandas as pd
+
+PAIR_COLUMNS = ["group", "anchor", "anchor_id", "positive", "positive_id", "grade"]
+SOURCES = ("judgments", "search_log", "co_purchases")
+PARTS = ("train", "validation", "test")
+
+
+def product_texts(catalog: pd.DataFrame) -> pd.Series:
+    """product_id (str) -> the text that is embedded: the title, with the description if any."""
+    titles = catalog["title"].fillna("").astype(str)
+    if "description" in catalog.columns:
+        descriptions = catalog["description"].fillna("").astype(str)
+        titles = titles.where(descriptions.str.strip() == "", titles + ". " + descriptions)
+    return pd.Series(titles.str.strip().to_numpy(), index=catalog["product_id"].astype(str))
+
+
+def query_group(query: str) -> str:
+    """The split key of a query: lower-cased, inner spaces collapsed."""
+    return " ".join(str(query).lower().split())
+
+
+def _with_texts(frame: pd.DataFrame, texts: pd.Series) -> pd.DataFrame:
+    frame = frame[frame["positive_id"].isin(texts.index)].copy()
+    frame["positive"] = texts.reindex(frame["positive_id"]).to_numpy()
+    frame = frame[frame["positive"].str.len() > 0]
+    return frame[PAIR_COLUMNS].reset_index(drop=True)
+
+
+def pairs_from_judgments(judgments: pd.DataFrame, catalog: pd.DataFrame, min_grade: float) -> pd.DataFrame:
+    """Query -> product pairs for every judgment with grade >= `min_grade`.
+
+    `judgments` has columns query, product_id, grade; repeated (query, product)
+    judgments are averaged first. Products not in `catalog` are dropped.
+    """
+    frame = judgments.assign(query=judgments["query"].astype(str).str.strip(),
+                             product_id=judgments["product_id"].astype(str),
+                             grade=pd.to_numeric(judgments["grade"]).astype(float))
+    frame = frame[frame["query"] != ""]
+    frame = frame.groupby(["query", "product_id"], as_index=False, sort=False)["grade"].mean()
+    frame = frame[frame["grade"] >= min_grade]
+    pairs = pd.DataFrame({"group": frame["query"].map(query_group), "anchor": frame["query"],
+                          "anchor_id": frame["query"], "positive_id": frame["product_id"],
+                          "grade": frame["grade"]})
+    return _with_texts(pairs, product_texts(catalog))
+
+
+def pairs_from_search_log(search_log: pd.DataFrame, catalog: pd.DataFrame, min_clicks: int = 1) -> pd.DataFrame:
+    """Query -> clicked product pairs; `grade` is the number of clicks, at least `min_clicks`.
+
+    `search_log` has columns query and product_id (blank for a search without a click).
+    """
+    clicks = search_log[search_log["product_id"].notna() & (search_log["product_id"].astype(str) != "")]
+    clicks = clicks.assign(query=clicks["query"].astype(str).str.strip(),
+                           product_id=clicks["product_id"].astype(str))
+    clicks = clicks[clicks["query"] != ""]
+    counted = clicks.groupby(["query", "product_id"], as_index=False, sort=False).size()
+    counted = counted[counted["size"] >= min_clicks]
+    pairs = pd.DataFrame({"group": counted["query"].map(query_group), "anchor": counted["query"],
+                          "anchor_id": counted["query"], "positive_id": counted["product_id"],
+                          "grade": counted["size"].astype(float)})
+    return _with_texts(pairs, product_texts(catalog))
+
+
+def baskets(events: pd.DataFrame, event_types: tuple[str, ...] = ("purchase", "cart")) -> pd.Series:
+    """The basket key of each event of `event_types`: its session, else customer and day."""
+    chosen = events[events["event_type"].isin(event_types)]
+    day = pd.to_datetime(chosen["timestamp"]).dt.strftime("%Y-%m-%d")
+    fallback = chosen["user_id"].astype(str) + "@" + day
+    if "session_id" in chosen.columns:
+        session = chosen["session_id"].astype("string")
+        return session.where(session.notna() & (session != ""), fallback).astype(str)
+    return fallback
+
+
+def pairs_from_co_purchases(events: pd.DataFrame, catalog: pd.DataFrame, min_baskets: int = 2,
+                            max_per_anchor: int = 5, max_basket_size: int = 50) -> pd.DataFrame:
+    """Product -> product pairs bought together in at least `min_baskets` baskets.
+
+    Each anchor keeps its `max_per_anchor` most frequent partners; baskets
+    larger than `max_basket_size` (wholesale orders of everything) are skipped.
+    `events` has columns user_id, product_id, event_type, timestamp and
+    optionally session_id.
+    """
+    keys = baskets(events)
+    items = pd.DataFrame({"basket": keys.to_numpy(),
+                          "product_id": events.loc[keys.index, "product_id"].astype(str).to_numpy()})
+    items = items.drop_duplicates()
+    sizes = items.groupby("basket")["product_id"].transform("size")
+    items = items[(sizes >= 2) & (sizes <= max_basket_size)]
+    together = items.merge(items, on="basket", suffixes=("_anchor", "_positive"))
+    together = together[together["product_id_anchor"] != together["product_id_positive"]]
+    counted = together.groupby(["product_id_anchor", "product_id_positive"], as_index=False).size()
+    counted = counted[counted["size"] >= min_baskets]
+    counted = counted.sort_values(["product_id_anchor", "size", "product_id_positive"],
+                                  ascending=[True, False, True])
+    counted = counted.groupby("product_id_anchor", sort=False).head(max_per_anchor)
+    texts = product_texts(catalog)
+    counted = counted[counted["product_id_anchor"].isin(texts.index)]
+    pairs = pd.DataFrame({"group": counted["product_id_anchor"],
+                          "anchor": texts.reindex(counted["product_id_anchor"]).to_numpy(),
+                          "anchor_id": counted["product_id_anchor"],
+                          "positive_id": counted["product_id_positive"],
+                          "grade": counted["size"].astype(float)})
+    return _with_texts(pairs, texts)
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    """Shares of the groups for validation and test; train gets the rest."""
+
+    validation: float = 0.1
+    test: float = 0.1
+    seed: int = 42
+
+    def __post_init__(self):
+        if not (0 <= self.validation < 1 and 0 <= self.test < 1 and self.validation + self.test < 1):
+            raise ValueError("validation and test shares must be in [0, 1) and leave some for training")
+
+
+def _unit_hash(group: str, seed: int) -> float:
+    digest = hashlib.blake2b(f"{seed}:{group}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def assign_parts(groups: pd.Series, fractions: SplitFractions = SplitFractions()) -> pd.Series:
+    """"train", "validation" or "test" for each group key, by a seeded hash of the key."""
+    unique = pd.Series(groups.unique())
+    position = unique.map(lambda group: _unit_hash(str(group), fractions.seed))
+    parts = pd.Series("train", index=unique.to_numpy())
+    parts[(position < fractions.validation).to_numpy()] = "validation"
+    parts[((position >= fractions.validation)
+           & (position < fractions.validation + fractions.test)).to_numpy()] = "test"
+    return groups.map(parts)
+
+
+def split_pairs(pairs: pd.DataFrame, fractions: SplitFractions = SplitFractions()) -> dict[str, pd.DataFrame]:
+    """{"train", "validation", "test": pairs}, whole groups per part (no query in two parts)."""
+    parts = assign_parts(pairs["group"], fractions)
+    return {part: pairs[parts == part].reset_index(drop=True) for part in PARTS}
+
+
+def split_judgments(judgments: pd.DataFrame, fractions: SplitFractions = SplitFractions()) -> dict[str, pd.DataFrame]:
+    """All judgments (every grade) split like `split_pairs` splits their pairs, for evaluation."""
+    parts = assign_parts(judgments["query"].astype(str).map(query_group), fractions)
+    return {part: judgments[parts == part].reset_index(drop=True) for part in PARTS}
