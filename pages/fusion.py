@@ -26,7 +26,9 @@ found = fusion.sample_for(url, scope, versions)
 
 controls, results = st.columns([1, 2], gap="large")
 with controls:
-    working = fusion.editor(scope, fusion.sources_of(engine), active_config, catalog, disabled=not allowed)
+    reranker = fusion.available_reranker(url) if scope == "search" else None
+    working = fusion.editor(scope, fusion.sources_of(engine), active_config, catalog, disabled=not allowed,
+                            reranker=reranker)
 with results:
     fusion.metrics_panel(url, scope, versions, found, active_config, working)
     first_query = found[0].keys[0] if scope == "search" and isinstance(found, tuple) else None

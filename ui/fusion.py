@@ -2,8 +2,10 @@
 
 The working config of each scope is a `FusionConfig` dict kept in
 ``st.session_state["fusion_<scope>_working"]``; it seeds the widgets (weight
-sliders, method, rules) whenever they are drawn afresh, so it survives a switch
-of scope or page, and is rebuilt from them on every run. The preview and the
+sliders, method, reranking, rules) whenever they are drawn afresh, so it
+survives a switch of scope or page, and is rebuilt from them on every run.
+Search can rerank the fused top N with the cross-encoder that the model
+registry marks active; without one the control is shown disabled. The preview and the
 offline metrics compare it with the active preset of the scope: both re-fuse
 cached candidate lists (`recsys.evaluation.live`), so nothing is searched or
 recommended again while the sliders move.
@@ -34,6 +36,8 @@ MAX_WEIGHT = 2.0
 METRICS = {"ndcg@10": "nDCG@10", "recall@100": "Recall@100", "coverage@10": "Coverage@10",
            "diversity@10": "Diversity@10"}
 FLASH_KEY = "fusion_flash"
+DEFAULT_RERANK_TOP = 20
+MAX_RERANK_TOP = 200
 NOT_RULE_FIELDS = ("product_id", "title", "description", "price")
 
 
@@ -110,7 +114,7 @@ def load_config(scope: str, config: dict) -> None:
     st.session_state[_key(scope, "working")] = FusionConfig.from_dict(dict(config)).to_dict()
     prefix = _key(scope, "")
     for key in [k for k in st.session_state if str(k).startswith(prefix) and not k.endswith("working")]:
-        if any(part in key for part in ("_weight_", "_method", "_normalisation", "_rrf_k")):
+        if any(part in key for part in ("_weight_", "_method", "_normalisation", "_rrf_k", "_rerank")):
             del st.session_state[key]
 
 
@@ -148,9 +152,42 @@ def _add_rule(scope: str) -> None:
     st.session_state[_key(scope, "rule_message")] = ("success", f"Added: {rule.describe()}.")
 
 
+def available_reranker(url: str) -> str | None:
+    """The folder of the active cross-encoder reranker in the model registry, or None."""
+    try:
+        from recsys.training.registry import active_model_path
+    except ImportError:  # a workbench without the model registry has no reranker either
+        return None
+    return active_model_path("reranker", url)
+
+
+def rerank_editor(scope: str, working: dict, reranker: str | None, disabled: bool) -> tuple[str | None, int]:
+    """The reranking control of the working config: (reranker folder, rerank_top), 0 when off.
+
+    `reranker` is the registry's active model; without one the control is
+    disabled and the working config keeps whatever its preset says.
+    """
+    st.subheader("Reranking")
+    _seed(_key(scope, "rerank"), working.get("rerank_top", 0) > 0)
+    _seed(_key(scope, "rerank_top"), working.get("rerank_top") or DEFAULT_RERANK_TOP)
+    locked = disabled or reranker is None
+    on = st.checkbox("Rerank the top N with the cross-encoder", key=_key(scope, "rerank"), disabled=locked,
+                     help="after fusion, a cross-encoder reads the query with each of the N best products "
+                     "and reorders them; the rules apply after it. Slower: about N model calls a search")
+    top = st.number_input("N", 1, MAX_RERANK_TOP, step=5, key=_key(scope, "rerank_top"),
+                          disabled=locked or not on)
+    if reranker is None:
+        st.caption("No reranker model is active: train one (a cross-encoder) and activate it to use this.")
+        return working.get("reranker"), working.get("rerank_top", 0)
+    return (reranker, int(top)) if on else (None, 0)
+
+
 def editor(scope: str, sources: list[str], active_config: FusionConfig, catalog: pd.DataFrame,
-           disabled: bool) -> FusionConfig:
-    """Weights, method and rules of the working config of `scope`; returns it."""
+           disabled: bool, reranker: str | None = None) -> FusionConfig:
+    """Weights, method, reranking (search) and rules of the working config of `scope`; returns it.
+
+    `reranker` is the folder of the cross-encoder that reranking would use (`available_reranker`).
+    """
     working_key = _key(scope, "working")
     if working_key not in st.session_state:
         st.session_state[working_key] = active_config.to_dict()
@@ -178,9 +215,13 @@ def editor(scope: str, sources: list[str], active_config: FusionConfig, catalog:
                                      "comparable before weighting")
     if not any(weights.get(source, 1.0) > 0 for source in sources):
         st.warning("Every weight is 0: nothing would be shown.")
+    rerank = (working.get("reranker"), working.get("rerank_top", 0))
+    if scope == "search":
+        rerank = rerank_editor(scope, working, reranker, disabled)
     rules_editor(scope, working["rules"], catalog, disabled)
     config = FusionConfig(method=method, weights=weights, normalisation=normalisation, rrf_k=int(rrf_k),
-                          candidates=working["candidates"], rules=list(working["rules"]))
+                          candidates=working["candidates"], rules=list(working["rules"]),
+                          backend=working.get("backend", "torch"), reranker=rerank[0], rerank_top=rerank[1])
     st.session_state[working_key] = config.to_dict()
     same = config.to_dict() == active_config.to_dict()
     st.button("Reset to the active preset", key=_key(scope, "reset"), disabled=disabled or same,
@@ -241,9 +282,11 @@ def rules_editor(scope: str, rules: list[dict], catalog: pd.DataFrame, disabled:
 
 # --- the live preview ---------------------------------------------------------------------
 
-def _fused(lists: dict, config: FusionConfig, attributes: dict, query: str | None,
+def _fused(engine, scope: str, lists: dict, config: FusionConfig, query: str | None,
            category: str | None) -> RulesResult:
-    return apply_rules(fuse(lists, config), config.rules, attributes, query=query, category=category)
+    if scope == "search":  # fused, reranked when the config says so, then the rules
+        return engine.rank_candidates([query], [lists], config, category)[0]
+    return apply_rules(fuse(lists, config), config.rules, engine.attributes, query=query, category=category)
 
 
 def _rows(items, products: dict[str, dict], moves=None) -> pd.DataFrame:
@@ -302,8 +345,8 @@ def preview(url: str, scope: str, versions: dict[str, int], engine, active_label
                                      key="fusion_request_category", placeholder="None",
                                      help="applies the rules scoped to a category, as on a category "
                                      "page") if categories else None
-    active = _fused(lists, active_config, engine.attributes, query, category)
-    trial = _fused(lists, working, engine.attributes, query, category)
+    active = _fused(engine, scope, lists, active_config, query, category)
+    trial = _fused(engine, scope, lists, working, query, category)
     active_top, trial_top = active.items[:PREVIEW_K], trial.items[:PREVIEW_K]
     before = [item.product_id for item in active_top]
     after = [item.product_id for item in trial_top]
@@ -341,8 +384,11 @@ def preview(url: str, scope: str, versions: dict[str, int], engine, active_label
 # --- the live offline metrics -------------------------------------------------------------
 
 @st.cache_resource(show_spinner="Collecting the held-out queries' candidate lists...", max_entries=2)
-def search_sample(url: str, catalog_version: int, judgments_version: int):
-    """(LiveSample of the judged queries, its fuse function), or the reason there is none."""
+def search_sample(url: str, catalog_version: int, judgments_version: int, model_id: int | None):
+    """(LiveSample of the judged queries, its fuse function), or the reason there is none.
+
+    `model_id` (the active embedding model's) keys the cache: activating a model resamples.
+    """
     hybrid = engines.search_engine(url, catalog_version)
     try:
         return live.search_sample(hybrid, engines.judgments(url, judgments_version)), live.fuse_search(hybrid)
@@ -351,7 +397,8 @@ def search_sample(url: str, catalog_version: int, judgments_version: int):
 
 
 @st.cache_resource(show_spinner="Collecting the held-out customers' candidate lists...", max_entries=2)
-def recommendation_sample(url: str, events_version: int, catalog_version: int | None):
+def recommendation_sample(url: str, events_version: int, catalog_version: int | None,
+                          model_id: int | None):
     hybrid, test = engines.recommendation_evaluation_engine(url, events_version, catalog_version)
     try:
         return live.recommendation_sample(hybrid, test), live.fuse_recommendations(hybrid)
@@ -375,8 +422,8 @@ def sample_for(url: str, scope: str, versions: dict[str, int]):
     if scope == "search":
         if "judgments" not in versions:
             return None
-        return search_sample(url, versions["catalog"], versions["judgments"])
-    return recommendation_sample(url, versions["events"], versions.get("catalog"))
+        return search_sample(url, versions["catalog"], versions["judgments"], engines.embedding_model(url)[0])
+    return recommendation_sample(url, versions["events"], versions.get("catalog"), engines.embedding_model(url)[0])
 
 
 def metrics_panel(url: str, scope: str, versions: dict[str, int], found, active_config: FusionConfig,
@@ -413,7 +460,8 @@ def metrics_panel(url: str, scope: str, versions: dict[str, int], found, active_
 def _summary(config: dict) -> str:
     weights = ", ".join(f"{name} {weight:g}" for name, weight in config.get("weights", {}).items())
     rules = len(config.get("rules", []))
-    return f"{config.get('method')} ({weights}); {rules} rule{'s' * (rules != 1)}"
+    rerank = f"; rerank top {config['rerank_top']}" if config.get("rerank_top") else ""
+    return f"{config.get('method')} ({weights}){rerank}; {rules} rule{'s' * (rules != 1)}"
 
 
 def presets_panel(url: str, scope: str, actor: str, allowed: bool, working: FusionConfig,

@@ -71,6 +71,10 @@ class FusionConfig(JsonConfig):
     encoder of the semantic source where an engine is built from the preset
     (`recsys.embeddings.BACKENDS`: "torch", "onnx-fp32", "onnx-int8"); it is
     fixed when the engine is fitted, so a live re-fusion does not change it.
+    `reranker` is a cross-encoder folder (`recsys.training.reranker`) and
+    `rerank_top` how many of the fused list's best items it reorders, after
+    fusion and before the rules (0: no reranking); it applies to search only.
+    Presets stored before these two fields existed load with reranking off.
     """
 
     method: str = "weighted"
@@ -80,6 +84,8 @@ class FusionConfig(JsonConfig):
     candidates: int = 100
     rules: list[dict] = field(default_factory=list)
     backend: str = "torch"
+    reranker: str | None = None
+    rerank_top: int = 0
 
     def __post_init__(self) -> None:
         from recsys.embeddings import check_backend
@@ -98,7 +104,20 @@ class FusionConfig(JsonConfig):
             raise ValueError(f"the RRF constant k must be 0 or more, not {self.rrf_k}")
         if self.candidates <= 0:
             raise ValueError(f"candidates must be a positive number, not {self.candidates}")
+        if isinstance(self.rerank_top, bool) or not isinstance(self.rerank_top, int) or self.rerank_top < 0:
+            raise ValueError(f"rerank_top, how many fused items the cross-encoder reorders, must be a "
+                             f"whole number of 0 or more (0: off), not {self.rerank_top!r}")
+        if self.reranker is not None and (not isinstance(self.reranker, str) or not self.reranker.strip()):
+            raise ValueError(f"the reranker must be the folder of a cross-encoder, not {self.reranker!r}")
+        if self.rerank_top and self.reranker is None:
+            raise ValueError(f"rerank_top is {self.rerank_top} but no reranker is set: name a cross-encoder "
+                             "folder, or set rerank_top to 0")
         self.weights = {name: float(w) for name, w in self.weights.items()}
+
+    @property
+    def reranks(self) -> bool:
+        """Whether a cross-encoder reorders the fused list's top `rerank_top` items."""
+        return bool(self.reranker) and self.rerank_top > 0
 
     def weight(self, source: str) -> float:
         return self.weights.get(source, 1.0)

@@ -1,10 +1,14 @@
-"""Hybrid search: lexical (BM25) and semantic retrieval fused, then business rules.
+"""Hybrid search: lexical (BM25) and semantic retrieval fused, optionally reranked, then business rules.
 
 What it computes: each source retriever ranks the catalog for the query and
 keeps its `candidates` best matches (BM25 contributes only products that
 contain a query word); the named lists are fused by `recsys.fusion.fuse` with
-the config's method (weighted min-max by default, or reciprocal rank fusion),
-then the business rules of `recsys.fusion.rules` are applied, with the
+the config's method (weighted min-max by default, or reciprocal rank fusion);
+when the fusion names a `reranker` and a `rerank_top` N, a cross-encoder
+(`recsys.search.rerank`) reorders the fused list's N best items over the
+product texts (title and description, as it was trained on them); then the
+business rules of `recsys.fusion.rules` are applied (so pins and filters still
+win over the rerank), with the
 product attributes (category, price, in_stock, ...) of the catalog it was
 fitted on. The fusion's `backend` is the semantic source's encoder (by default
 the int8 ONNX export of the model) unless `source_configs` names another. When k exceeds what the sources matched, the rest of the catalog
@@ -16,19 +20,21 @@ queries (nDCG@10 0.386 against 0.380 for BM25; the weight was chosen on one
 half of the queries and confirmed on the other; docs/benchmarks.md).
 
 Each hit carries `sources` (per source: rank, raw score, normalised score and
-contribution), its sources' own reasons (matched terms, cosine) and the
+contribution; a reranked hit also has a "rerank" part: the cross-encoder's
+probability, its rank after the rerank and, as `fused_rank`, before), its
+sources' own reasons (matched terms, cosine, the rerank's move) and the
 `effects` of any rule that moved it. `candidates(queries)` and
 `fuse_candidates(...)` split the work so that a page can keep the candidate
 lists and re-fuse them as weights and rules change, without searching again.
 
 `score(query, product_ids)` applies the fusion's normalisation, fixed on the
 query's candidates, to every product's score in each source (RRF: its rank in
-each source's full ranking), so judged products can be reranked; rules are not
-applied there.
+each source's full ranking), so judged products can be reranked; neither the
+cross-encoder nor the rules are applied there.
 
 The hybrid composes its sources, it does not subclass them: build it from a
-config (it fits its own sources) or from already fitted ones with
-`HybridRetriever.from_sources`.
+config (it fits its own sources and keeps the product texts) or from already
+fitted ones with `HybridRetriever.from_sources` (give it the texts to rerank).
 
 >>> import pandas as pd
 >>> catalog = pd.DataFrame({"product_id": ["a", "b", "c"],
@@ -48,17 +54,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.fusion import (FusionConfig, apply_rules, attributes_from, check_sources, fuse,
-                           load_attributes, save_attributes)
+from recsys.fusion import (FusedItem, FusionConfig, RulesResult, apply_rules, attributes_from,
+                           check_sources, fuse, load_attributes, save_attributes)
 from recsys.search.base import (QUERY_CHUNK, REGISTRY, Retriever, RetrieverConfig, SearchHit,
-                                catalog_ranks, check_k, check_query, register, top_k)
+                                SearchReason, catalog_ranks, check_k, check_query, register, top_k)
+from recsys.search.rerank import RERANK_SOURCE, Reranker
 from recsys.timing import stage
+from recsys.training.pairs import product_texts
 
 # int8 ONNX encodes a query about 8x faster than PyTorch at 0.001 less nDCG@10 on Home Depot
 # (docs/benchmarks.md), within the 0.01 a quantised encoder may lose to be served by default.
 DEFAULT_FUSION = {"method": "weighted", "weights": {"bm25": 0.75, "semantic": 0.25},
                   "normalisation": "minmax", "candidates": 100, "backend": "onnx-int8"}
 Candidates = dict[str, list[tuple[str, float]]]
+TEXTS_FILE = "texts.json"
 
 
 @dataclass
@@ -82,14 +91,18 @@ class HybridRetriever(Retriever):
         self.fusion = FusionConfig.resolve(self.config.fusion)
         self.sources: list[Retriever] = []
         self.attributes: dict[str, dict] = {}
+        # product_id -> the text the cross-encoder reads (`recsys.training.pairs.product_texts`)
+        self.product_texts: dict[str, str] | None = None
 
     @classmethod
     def from_sources(cls, sources: list[Retriever], fusion: FusionConfig | dict | None = None,
-                     attributes: Mapping[str, dict] | None = None) -> HybridRetriever:
+                     attributes: Mapping[str, dict] | None = None,
+                     texts: Mapping[str, str] | pd.Series | None = None) -> HybridRetriever:
         """A hybrid over already fitted `sources`, which must share one catalog.
 
         `fusion` None keeps the default; `attributes` ({product_id: {column: value}})
-        are what business rules test.
+        are what business rules test; `texts` ({product_id: text}, e.g.
+        `recsys.training.pairs.product_texts(catalog)`) are what a reranker reads.
         """
         if not sources:
             raise ValueError("a hybrid needs at least one source retriever")
@@ -103,11 +116,14 @@ class HybridRetriever(Retriever):
         hybrid.product_ids = sources[0].product_ids
         hybrid._index = dict(sources[0]._index)
         hybrid.attributes = dict(attributes or {})
+        hybrid.product_texts = None if texts is None else _first_per_product(texts)
         return hybrid
 
     def with_fusion(self, fusion: FusionConfig | dict) -> HybridRetriever:
         """The same fitted sources under another fusion config (nothing is refitted)."""
-        return HybridRetriever.from_sources(self.sources, fusion, self.attributes)
+        hybrid = HybridRetriever.from_sources(self.sources, fusion, self.attributes)
+        hybrid.product_texts = self.product_texts  # shared, not copied: they are only read
+        return hybrid
 
     def _source_config(self, name: str) -> dict:
         defaults = {"extra_fields": self.config.extra_fields}
@@ -119,8 +135,9 @@ class HybridRetriever(Retriever):
         self.sources = [REGISTRY[name](self._source_config(name)).fit(catalog)
                         for name in self.config.sources]
         self.attributes = attributes_from(catalog)
+        self.product_texts = _first_per_product(product_texts(catalog))
 
-    # --- search: candidates, then fusion and rules --------------------------------------
+    # --- search: candidates, then fusion, the rerank and the rules -----------------------
 
     def candidates(self, queries: list[str], depth: int | None = None) -> list[Candidates]:
         """Each query's candidate lists: {source name: [(product_id, raw score), ...]}, best first.
@@ -138,21 +155,45 @@ class HybridRetriever(Retriever):
                 lists[source.name] = list(zip(self.product_ids[indices].tolist(), scores.tolist()))
         return results
 
-    def fuse_candidates(self, query: str, lists: Candidates, k: int,
-                        fusion: FusionConfig | None = None, category: str | None = None,
-                        explain: bool = True) -> list[SearchHit]:
-        """The top-k hits of fusing `lists` (from `candidates`) and applying the rules.
+    def rank_candidates(self, queries: list[str], lists: list[Candidates],
+                        fusion: FusionConfig | None = None,
+                        category: str | None = None) -> list[RulesResult]:
+        """Each query's whole list: its candidate `lists` fused, the top reranked, the rules applied.
 
-        `fusion` overrides the retriever's own config (for a live preview);
-        `explain` adds the sources' reasons (matched terms, cosine) to each hit.
+        `fusion` overrides the retriever's own config (for a live preview). The
+        cross-encoder reads every query's top items in one batched pass.
         """
         fusion = fusion or self.fusion
         with stage("fuse"):
-            items = fuse(lists, fusion)
-        if fusion.rules:
-            with stage("rules"):
-                items = apply_rules(items, fusion.rules, self.attributes,
-                                    query=query, category=category).items
+            fused = [fuse(candidates, fusion) for candidates in lists]
+        if fusion.reranks:
+            fused = self._rerank(queries, fused, fusion)
+        if not fusion.rules:
+            return [RulesResult(items) for items in fused]
+        with stage("rules"):
+            return [apply_rules(items, fusion.rules, self.attributes, query=query, category=category)
+                    for query, items in zip(queries, fused)]
+
+    def _rerank(self, queries: list[str], fused: list[list[FusedItem]],
+                fusion: FusionConfig) -> list[list[FusedItem]]:
+        if self.product_texts is None:
+            raise ValueError("this hybrid has no product texts for the cross-encoder to read: fit it on "
+                             "the catalog, or give from_sources the texts (recsys.training.pairs."
+                             "product_texts(catalog))")
+        return Reranker(fusion.reranker).rerank_items(queries, fused, self.product_texts, fusion.rerank_top)
+
+    def fuse_candidates(self, query: str, lists: Candidates, k: int,
+                        fusion: FusionConfig | None = None, category: str | None = None,
+                        explain: bool = True) -> list[SearchHit]:
+        """The top-k hits of fusing `lists` (from `candidates`), reranking and applying the rules.
+
+        `fusion` overrides the retriever's own config (for a live preview);
+        `explain` adds the sources' reasons (matched terms, cosine, the rerank) to each hit.
+        """
+        items = self.rank_candidates([query], [lists], fusion, category)[0].items
+        return self._fused_hits(query, items, k, explain)
+
+    def _fused_hits(self, query: str, items: list[FusedItem], k: int, explain: bool) -> list[SearchHit]:
         hits = [SearchHit(item.product_id, item.score, sources=item.sources, effects=item.effects)
                 for item in items[:k]]
         if explain:
@@ -168,6 +209,12 @@ class HybridRetriever(Retriever):
             scores = np.array([hit.sources[source.name].score for _, hit in found])
             for (_, hit), why in zip(found, source._reasons(query, indices, scores)):
                 hit.reasons += why
+        for hit in hits:
+            part = hit.sources.get(RERANK_SOURCE)
+            if part is not None:
+                hit.reasons.append(SearchReason(
+                    "rerank", f"cross-encoder {part.score:.3f}: #{part.fused_rank} in the fused list, "
+                    f"#{part.rank} after the rerank", part.score))
 
     def search_many(self, queries: list[str], k: int = 10, *, matched_only: bool = False,
                     category: str | None = None, explain: bool = True) -> list[list[SearchHit]]:
@@ -180,13 +227,19 @@ class HybridRetriever(Retriever):
         queries = [check_query(query) for query in queries]
         k = check_k(k)
         results = []
-        for query, lists in zip(queries, self.candidates(queries, max(self.fusion.candidates, k))):
-            hits = self.fuse_candidates(query, lists, k, category=category, explain=explain)
-            if not matched_only and len(hits) < k:
-                taken = {hit.product_id for hit in hits}
-                rest = (p for p in self.product_ids if p not in taken)
-                hits += [SearchHit(p, 0.0) for p, _ in zip(rest, range(k - len(hits)))]
-            results.append(hits)
+        found = self.candidates(queries, max(self.fusion.candidates, k))
+        # A chunk of queries at a time: the cross-encoder reads a chunk's top items in one
+        # pass, and only one chunk's fused lists are held at once.
+        for start in range(0, len(queries), QUERY_CHUNK):
+            chunk = queries[start:start + QUERY_CHUNK]
+            ranked = self.rank_candidates(chunk, found[start:start + QUERY_CHUNK], category=category)
+            for query, result in zip(chunk, ranked):
+                hits = self._fused_hits(query, result.items, k, explain)
+                if not matched_only and len(hits) < k:
+                    taken = {hit.product_id for hit in hits}
+                    rest = (p for p in self.product_ids if p not in taken)
+                    hits += [SearchHit(p, 0.0) for p, _ in zip(rest, range(k - len(hits)))]
+                results.append(hits)
         return results
 
     def search(self, query: str, k: int = 10, *, matched_only: bool = False,
@@ -223,14 +276,26 @@ class HybridRetriever(Retriever):
         mean, spread = candidates.mean(), candidates.std()
         return (row[chosen] - mean) / spread if spread > 0 else np.zeros(len(chosen))
 
-    # --- persistence: each source in a folder of its own -----------------------------
+    # --- persistence: each source in a folder of its own, the texts as JSON -------------
 
     def _save_files(self, folder: Path) -> None:
         for source in self.sources:
             source.save(folder / source.name)
         save_attributes(self.attributes, folder)
+        if self.product_texts is not None:
+            (folder / TEXTS_FILE).write_text(json.dumps(self.product_texts), encoding="utf-8")
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
         self.sources = [Retriever.load(folder / name) for name in self.config.sources]
         self.attributes = load_attributes(folder)
+        texts = folder / TEXTS_FILE
+        self.product_texts = json.loads(texts.read_text(encoding="utf-8")) if texts.exists() else None
+
+
+def _first_per_product(texts: Mapping[str, str] | pd.Series) -> dict[str, str]:
+    """{product_id (str): text}; a repeated id keeps its first text, as `Retriever.fit` its first row."""
+    if isinstance(texts, pd.Series):
+        texts = texts[~texts.index.astype(str).duplicated()]
+        return dict(zip(texts.index.astype(str), texts.astype(str)))
+    return {str(product_id): str(text) for product_id, text in texts.items()}
 

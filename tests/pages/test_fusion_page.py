@@ -135,6 +135,8 @@ def test_presets_are_saved_activated_and_rolled_back(judged_shop):
     assert not app.exception
     assert any("Saved semantic first v1" in s.value for s in app.success)
     assert active_label() is None  # saved, not served
+    # The page keeps what it does not edit, such as the served encoder.
+    assert presets.preset_config("search", "semantic first").backend == "onnx-int8"
 
     app.slider(key="fusion_search_weight_bm25").set_value(0.0).run()
     app.checkbox(key="fusion_search_preset_activate").check()
