@@ -18,6 +18,7 @@ else:
              st.Page("pages/similar_items.py", title="Similar items", icon=":material/join_inner:"),
              st.Page("pages/fusion.py", title="Fusion & rules", icon=":material/tune:"),
              st.Page("pages/evaluation.py", title="Evaluation", icon=":material/query_stats:"),
+             st.Page("pages/finetune.py", title="Fine-tune", icon=":material/model_training:"),
              st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
              st.Page("pages/serving.py", title="Serving", icon=":material/api:")]
     if who.can("admin"):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from recsys import jobs
 
 
-def job_status(kind: str, url: str, can_cancel: bool, key: str, limit: int = 5) -> None:
-    """The latest jobs of `kind` with progress; reruns itself every 2 s while one is active."""
+def job_status(kind: str, url: str, can_cancel: bool, key: str, limit: int = 5,
+               details: Callable[[dict], None] | None = None) -> None:
+    """The latest jobs of `kind` with progress; reruns itself every 2 s while one is active.
+
+    `details(job)` draws more of the newest job under its line (e.g. a training curve).
+    """
 
     @st.fragment(run_every=2)
     def panel() -> None:
@@ -27,5 +33,7 @@ def job_status(kind: str, url: str, can_cancel: bool, key: str, limit: int = 5) 
                 st.error(f"{label}: {job['message']}")
             else:
                 st.caption(f"{label} ({job['finished_at']:%Y-%m-%d %H:%M}); {job['message']}")
+            if details is not None and job is recent[0]:
+                details(job)
 
     panel()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -149,3 +150,31 @@ def test_moving_a_weight_slider_reorders_the_fused_list(server, page):
     after = working.text_content()
     assert after != before and "new" in after  # products semantic alone brings in are marked
     page.screenshot(path=str(folder / "fusion.png"), full_page=True)
+
+
+def test_fine_tune_on_the_demo_watch_it_and_activate_the_model(server, page):
+    url, folder = server
+    _log_in(page, url)
+    page.get_by_text("Logged in as admin (admin).").wait_for()
+    page.get_by_role("link", name="Fine-tune").click()
+    _settle(page)
+    page.get_by_text("the shipped all-MiniLM-L6-v2").first.wait_for()
+    # The demo has co-purchases only: that is the training data offered.
+    page.get_by_text("Co-purchases (baskets)").first.wait_for()
+    page.locator(".st-key-ft_steps input").fill("12")
+    page.locator(".st-key-ft_batch input").fill("16")
+    page.get_by_role("button", name="Start fine-tuning").click()
+    page.get_by_text("Started fine-tune").wait_for()
+    # The progress line polls SQL: steps, loss and time left appear while it trains.
+    page.get_by_text(re.compile(r"step \d+/12, loss")).first.wait_for(timeout=240_000)
+    page.get_by_text(re.compile(r"Run \d+ by admin: succeeded")).first.wait_for(timeout=420_000)
+    page.reload()
+    _settle(page)
+    page.get_by_text("Before and after").wait_for()
+    page.locator("[data-testid=stDataFrame]").filter(has_text="recall@100").first.wait_for()
+    page.get_by_role("button", name="Activate").click()
+    page.get_by_text("Activated embedding model v1").wait_for()
+    page.screenshot(path=str(folder / "finetune.png"), full_page=True)
+    page.reload()
+    _settle(page)
+    page.get_by_text(re.compile(r"v1\*\* \(fine-tuned on co_purchases\)|v1 \(fine-tuned on co_purchases\)")).first.wait_for()

@@ -1,0 +1,115 @@
+"""Widgets of the Fine-tune page: data on hand, the training curve, before/after results, the models."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+from plotly.subplots import make_subplots
+
+from recsys import jobs
+from recsys.training import registry
+from ui.data import active_versions
+
+SOURCE_LABELS = {"judgments": "Relevance judgments", "search_log": "Search log clicks",
+                 "co_purchases": "Co-purchases (baskets)"}
+DATA_KIND = {"judgments": "judgments", "search_log": "search_log", "co_purchases": "events"}
+
+
+def available_sources(url: str) -> dict[str, int]:
+    """{training source: rows of its active data version} (0 when there is none or no catalog)."""
+    versions = active_versions(url)
+    if "catalog" not in versions:
+        return {}
+    return {source: versions.get(kind, {}).get("rows", 0) for source, kind in DATA_KIND.items()}
+
+
+def training_chart(job: dict, url: str) -> None:
+    """Loss and validation nDCG@10 by step of a fine-tune, from its logs in SQL."""
+    logs = [row for row in jobs.job_logs(job["id"], url=url) if row["step"] is not None]
+    if not logs:
+        return
+    frame = pd.DataFrame([{"step": row["step"], **row["metrics"]} for row in logs])
+    figure = make_subplots(specs=[[{"secondary_y": True}]])
+    loss = frame.dropna(subset=["loss"]).drop_duplicates("step", keep="last") if "loss" in frame else frame[[]]
+    if not loss.empty:
+        figure.add_trace(go.Scatter(x=loss["step"], y=loss["loss"], name="training loss"))
+    if "val_ndcg" in frame:
+        validation = frame.dropna(subset=["val_ndcg"]).drop_duplicates("val_ndcg", keep="first")
+        figure.add_trace(go.Scatter(x=validation["step"], y=validation["val_ndcg"], mode="lines+markers",
+                                    name="validation nDCG@10"), secondary_y=True)
+    figure.update_layout(height=260, margin={"t": 10, "b": 10}, xaxis_title="step",
+                         legend={"orientation": "h"})
+    st.plotly_chart(figure, key=f"ft_chart_{job['id']}")
+
+
+def metrics_frame(full_catalog: dict) -> pd.DataFrame:
+    """part x (metric before, after, change) from a run's full-catalog metrics."""
+    rows = []
+    for part, by_model in full_catalog.items():
+        for metric in by_model["before"]:
+            before, after = by_model["before"][metric], by_model["after"][metric]
+            rows.append({"part": part, "metric": metric, "before": round(before, 4), "after": round(after, 4),
+                         "change": f"{(after - before) / before:+.1%}" if before else "n/a"})
+    return pd.DataFrame(rows)
+
+
+def run_results(result: dict) -> None:
+    """A finished fine-tune: before/after metrics on validation and test, and changed queries."""
+    pairs = result.get("pairs", {})
+    st.caption(f"{pairs.get('train', 0):,} training pairs from {SOURCE_LABELS.get(result.get('source'), '?')}, "
+               f"{result.get('steps')} steps in {result.get('train_s', 0) / 60:.1f} min on "
+               f"{result.get('device')}. Before: the model that was active when the run started. "
+               "The whole catalog is searched for every validation and test query; none was trained on.")
+    if result.get("kind") == "reranker":
+        st.caption("Validation: each validation query's BM25 top 30 reordered by the cross-encoder "
+                   "(before: BM25's order).")
+    full_catalog = result.get("full_catalog") or {"validation": {
+        "before": {"ndcg@10": result["val_ndcg@10_before"]}, "after": {"ndcg@10": result["val_ndcg@10_after"]}}}
+    st.dataframe(metrics_frame(full_catalog), hide_index=True, key="ft_metrics")
+    examples = result.get("examples", [])
+    if not examples:
+        return
+    st.markdown("**Test queries whose top 5 changed** (grade in brackets when judged)")
+    for example in examples:
+        with st.expander(example["query"]):
+            before, after = st.columns(2)
+            for column, name in ((before, "before"), (after, "after")):
+                column.markdown(f"*{name}*")
+                for rank, hit in enumerate(example[name], 1):
+                    grade = "" if hit["grade"] is None else f" [{hit['grade']:g}]"
+                    column.write(f"{rank}. {hit['title']}{grade}")
+
+
+def models_table(url: str) -> pd.DataFrame:
+    return registry.list_models(url=url)
+
+
+NOTES = {"embedding": "Search and recommendations use it from the next page view; restart the REST "
+                      "service to serve it.",
+         "reranker": "Turn reranking on for a search preset on Fusion & rules."}
+NO_MODEL = {"embedding": "the shipped all-MiniLM-L6-v2", "reranker": "no reranker"}
+
+
+def model_actions(table: pd.DataFrame, url: str, actor: str, allowed: bool) -> None:
+    """Activate a version, roll back, or go back to the shipped model / no reranker (operators, admins)."""
+    kinds = [kind for kind in registry.MODEL_KINDS if (table["kind"] == kind).any()]
+    kind = st.radio("Models of", kinds, horizontal=True, key="ft_model_kind")
+    of_kind = table[table["kind"] == kind].set_index("id")
+    left, middle, right = st.columns([2, 1, 1])
+    chosen = left.selectbox("Model version", of_kind.index.tolist(), key="ft_model",
+                            format_func=lambda i: f"{kind} v{int(of_kind.loc[i, 'version'])}")
+    note = NOTES[kind]
+    try:
+        if middle.button("Activate", key="ft_activate", disabled=not allowed or chosen is None):
+            model = registry.activate_model(int(chosen), actor, url=url)
+            st.success(f"Activated {kind} model v{model['version']}. {note}")
+        if right.button("Roll back", key="ft_rollback", disabled=not allowed):
+            model = registry.rollback_model(kind, actor, url=url)
+            target = f"{kind} model v{model['version']}" if model else NO_MODEL[kind]
+            st.success(f"Rolled back to {target}. {note}")
+        if st.button(f"Use {NO_MODEL[kind]}", key="ft_shipped", disabled=not allowed):
+            registry.use_base_model(kind, actor, url=url)
+            st.success(f"Now using {NO_MODEL[kind]}. {note}")
+    except (LookupError, FileNotFoundError) as error:
+        st.error(str(error))
