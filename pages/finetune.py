@@ -9,13 +9,14 @@ from recsys.training.jobs import DEMO_CONFIG
 from recsys.training.pairs import SOURCES
 from ui.jobs import job_status
 from ui.session import require
-from ui.training import (SOURCE_LABELS, available_sources, model_actions, models_table, run_results,
+from ui.training import (SOURCE_LABELS, available_sources, flash, model_actions, models_table, run_results,
                          training_chart)
 
 who = require("view")
 url = database_url()
 allowed = who.can("train")
 st.title("Fine-tune")
+flash()
 active = registry.active_model("embedding", url)
 st.caption("Search, semantic recommendations and the REST service embed with the active model: "
            + (f"**v{active['version']}** (fine-tuned on {active['training_data'].get('source', '?')})"
@@ -51,9 +52,11 @@ if submitted:
     params = {"source": source, "config": config, "start_from": start_from, "min_grade": min_grade}
     job_kind = "finetune" if kind == "embedding" else "train_reranker"
     try:
+        if kind == "reranker" and not counts.get("judgments"):
+            raise ValueError("A reranker learns from relevance judgments: upload them on the Data page first.")
         job_id = jobs.submit(job_kind, params, who.username, url=url, lock=kind)
         st.success(f"Started fine-tune {job_id}; it runs in the background, so you may leave this page.")
-    except jobs.JobBusy as error:
+    except (jobs.JobBusy, ValueError) as error:
         st.warning(str(error))
 if not allowed:
     st.caption("Operators and admins can start fine-tuning and activate models.")

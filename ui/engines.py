@@ -47,7 +47,12 @@ def embedding_model(url: str) -> tuple[int | None, str | None]:
     model = registry.active_model("embedding", url)
     if model is None:
         return None, None
-    return model["id"], str(registry.artifact_folder(model["artifact_path"]))
+    folder = registry.artifact_folder(model["artifact_path"])
+    if not folder.is_dir():
+        st.warning(f"The active embedding model v{model['version']} is missing its folder {folder}; "
+                   "the shipped all-MiniLM-L6-v2 is used. Activate another model on the Fine-tune page.")
+        return None, None
+    return model["id"], str(folder)
 
 
 def _semantic_model(model_path: str | None) -> dict:

@@ -35,7 +35,7 @@ def training_chart(job: dict, url: str) -> None:
     if not loss.empty:
         figure.add_trace(go.Scatter(x=loss["step"], y=loss["loss"], name="training loss"))
     if "val_ndcg" in frame:
-        validation = frame.dropna(subset=["val_ndcg"]).drop_duplicates("val_ndcg", keep="first")
+        validation = frame.dropna(subset=["val_ndcg"])
         figure.add_trace(go.Scatter(x=validation["step"], y=validation["val_ndcg"], mode="lines+markers",
                                     name="validation nDCG@10"), secondary_y=True)
     figure.update_layout(height=260, margin={"t": 10, "b": 10}, xaxis_title="step",
@@ -57,13 +57,15 @@ def metrics_frame(full_catalog: dict) -> pd.DataFrame:
 def run_results(result: dict) -> None:
     """A finished fine-tune: before/after metrics on validation and test, and changed queries."""
     pairs = result.get("pairs", {})
-    st.caption(f"{pairs.get('train', 0):,} training pairs from {SOURCE_LABELS.get(result.get('source'), '?')}, "
-               f"{result.get('steps')} steps in {result.get('train_s', 0) / 60:.1f} min on "
-               f"{result.get('device')}. Before: the model that was active when the run started. "
-               "The whole catalog is searched for every validation and test query; none was trained on.")
+    trained = (f"{pairs.get('train', 0):,} training examples from "
+               f"{SOURCE_LABELS.get(result.get('source'), '?')}, {result.get('steps')} steps in "
+               f"{result.get('train_s', 0) / 60:.1f} min on {result.get('device')}.")
     if result.get("kind") == "reranker":
-        st.caption("Validation: each validation query's BM25 top 30 reordered by the cross-encoder "
-                   "(before: BM25's order).")
+        st.caption(f"{trained} Validation: each validation query's BM25 top 30 reordered by the "
+                   "cross-encoder (before: BM25's order); its best checkpoint was kept.")
+    else:
+        st.caption(f"{trained} Before: the model that was active when the run started. The whole catalog "
+                   "is searched for every validation and test query; none was trained on.")
     full_catalog = result.get("full_catalog") or {"validation": {
         "before": {"ndcg@10": result["val_ndcg@10_before"]}, "after": {"ndcg@10": result["val_ndcg@10_after"]}}}
     st.dataframe(metrics_frame(full_catalog), hide_index=True, key="ft_metrics")
@@ -87,7 +89,8 @@ def models_table(url: str) -> pd.DataFrame:
 
 NOTES = {"embedding": "Search and recommendations use it from the next page view; restart the REST "
                       "service to serve it.",
-         "reranker": "Turn reranking on for a search preset on Fusion & rules."}
+         "reranker": "Search presets name the reranker folder they use: turn reranking off and on "
+                     "again on Fusion & rules to switch a preset to this one."}
 NO_MODEL = {"embedding": "the shipped all-MiniLM-L6-v2", "reranker": "no reranker"}
 
 
@@ -100,16 +103,31 @@ def model_actions(table: pd.DataFrame, url: str, actor: str, allowed: bool) -> N
     chosen = left.selectbox("Model version", of_kind.index.tolist(), key="ft_model",
                             format_func=lambda i: f"{kind} v{int(of_kind.loc[i, 'version'])}")
     note = NOTES[kind]
+    done = None
     try:
         if middle.button("Activate", key="ft_activate", disabled=not allowed or chosen is None):
             model = registry.activate_model(int(chosen), actor, url=url)
-            st.success(f"Activated {kind} model v{model['version']}. {note}")
+            done = f"Activated {kind} model v{model['version']}. {note}"
         if right.button("Roll back", key="ft_rollback", disabled=not allowed):
             model = registry.rollback_model(kind, actor, url=url)
             target = f"{kind} model v{model['version']}" if model else NO_MODEL[kind]
-            st.success(f"Rolled back to {target}. {note}")
+            done = f"Rolled back to {target}. {note}"
         if st.button(f"Use {NO_MODEL[kind]}", key="ft_shipped", disabled=not allowed):
             registry.use_base_model(kind, actor, url=url)
-            st.success(f"Now using {NO_MODEL[kind]}. {note}")
+            done = f"Now using {NO_MODEL[kind]}. {note}"
     except (LookupError, FileNotFoundError) as error:
         st.error(str(error))
+    if done:
+        # Rerun so that the caption and the table above show the new active model.
+        st.session_state[FLASH] = done
+        st.rerun()
+
+
+FLASH = "ft_flash"
+
+
+def flash() -> None:
+    """The message of the last model action, once, after the rerun it caused."""
+    message = st.session_state.pop(FLASH, None)
+    if message:
+        st.success(message)

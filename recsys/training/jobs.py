@@ -16,7 +16,10 @@ model as it was.
 
 from __future__ import annotations
 
+import shutil
 import time
+from contextlib import contextmanager
+from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
@@ -24,14 +27,27 @@ import pandas as pd
 from recsys.jobs import JobContext, runner
 from recsys.training.finetune import FinetuneConfig, finetune
 from recsys.training.pairs import (SOURCES, SplitFractions, pairs_from_co_purchases, pairs_from_judgments,
-                                   pairs_from_search_log, split_judgments, split_pairs)
+                                   pairs_from_search_log, query_group, split_judgments, split_pairs)
 
-LOCK = "embedding"
-# Defaults of the fine-tune offered on the Fine-tune page for the shipped demo (co-purchases of
-# Online Retail): 150 steps of batch 32 take about 3 minutes on the project's 2-core machine.
-DEMO_CONFIG = FinetuneConfig(max_steps=150, batch_size=32, learning_rate=5e-5, eval_steps=50,
-                             validation_corpus=4000)
+# Defaults of the fine-tune offered on the Fine-tune page, sized for the shipped demo (co-purchases
+# of Online Retail) to finish in under 5 minutes on the project's 2-core machine, comparison and
+# catalog embedding included (bench/finetune_demo.py; docs/benchmarks.md).
+DEMO_CONFIG = FinetuneConfig(max_steps=120, batch_size=32, learning_rate=5e-5, eval_steps=40,
+                             validation_corpus=2000)
 EXAMPLES = 5
+SPLIT_SEED = 42
+
+
+@contextmanager
+def removed_on_failure(folder: Path):
+    """Delete `folder` (and its half-written siblings) if the block raises, cancels included,
+    so that a failed job leaves no unregistered model behind."""
+    try:
+        yield
+    except BaseException:
+        for path in (folder, folder.with_name(folder.name + ".partial")):
+            shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def default_min_grade(grades: pd.Series) -> float:
@@ -73,43 +89,57 @@ def prepare_pairs(source: str, catalog: pd.DataFrame, *, judgments: pd.DataFrame
         pairs = pairs_from_co_purchases(events, catalog)
     if pairs.empty:
         raise ValueError(f"the {source.replace('_', ' ')} gave no training pairs of products in the catalog")
-    parts = split_pairs(pairs, fractions)
-    return {"pairs": parts, "judgments": evaluation_judgments(source, parts, judged), "min_grade": min_grade}
+    parts = split_pairs(pairs, fractions, both_products=source == "co_purchases")
+    return {"pairs": parts, "judgments": evaluation_judgments(source, parts, judged), "min_grade": min_grade,
+            "source": source,
+            # The zero of the gains of every part: the lowest grade of the whole scale.
+            "scale_min": float(judgments["grade"].min()) if judged is not None else 0.0}
 
 
-def compare_models(catalog: pd.DataFrame, judgments: dict[str, pd.DataFrame], before: str | None,
-                   after: str, examples: int = EXAMPLES) -> dict:
-    """Full-catalog nDCG@10 / Recall@100 of the `before` and `after` models on each part, and
-    up to `examples` test queries whose top 5 changed most (with titles and grades)."""
+def compare_models(catalog: pd.DataFrame, prepared: dict, before: str | None, after: str,
+                   examples: int = EXAMPLES) -> dict:
+    """Full-catalog nDCG@10 / Recall@100 of the `before` and `after` models on the validation
+    and test parts of `prepared` (`prepare_pairs`), and up to `examples` test queries whose
+    top 5 changed most (with titles and grades).
+
+    Gains are grade minus the lowest grade of the scale (a click or a co-purchase: 1); recall
+    counts the products a pair would have been made of (grade >= the training threshold).
+    """
     from recsys.evaluation.search import evaluate_full_catalog
     from recsys.search import get
 
     retrievers = {"before": get("semantic")(model_path=before).fit(catalog),
                   "after": get("semantic")(model_path=after).fit(catalog)}
-    scale = 0.0 if all(frame["grade"].eq(1.0).all() for frame in judgments.values()) else None
-    metrics = {part: {name: evaluate_full_catalog(retriever, frame, min_grade=scale,
-                                                  relevant_grade=1.0 if scale == 0.0 else 2.5)
+    scale_min = prepared["scale_min"]
+    relevant = prepared["min_grade"] if prepared["source"] == "judgments" else 1.0
+    judgments = prepared["judgments"]
+    metrics = {part: {name: evaluate_full_catalog(retriever, judgments[part], min_grade=scale_min,
+                                                  relevant_grade=relevant)
                       for name, retriever in retrievers.items()}
-               for part, frame in judgments.items() if part != "train" and not frame.empty}
-    return {"metrics": metrics, "examples": changed_examples(catalog, judgments.get("test"), retrievers, examples)}
+               for part in ("validation", "test") if not judgments[part].empty}
+    return {"metrics": metrics, "examples": changed_examples(catalog, judgments["test"], retrievers, examples,
+                                                             scale_min)}
 
 
-def changed_examples(catalog: pd.DataFrame, judgments: pd.DataFrame | None, retrievers: dict,
-                     count: int, pool: int = 200) -> list[dict]:
-    """Test queries whose top 5 differ most between the models, with each hit's grade (or None)."""
-    if judgments is None or judgments.empty:
+def changed_examples(catalog: pd.DataFrame, judgments: pd.DataFrame, retrievers: dict, count: int,
+                     scale_min: float = 0.0, pool: int = 200, seed: int = 0) -> list[dict]:
+    """Test queries (a seeded sample of `pool`) whose top 5 differ most between the models, ties
+    broken by the change of gain (grade - `scale_min`), with each hit's grade (or None)."""
+    if judgments.empty:
         return []
     titles = dict(zip(catalog["product_id"].astype(str), catalog["title"]))
     grades = {(q, p): g for q, p, g in zip(judgments["query"], judgments["product_id"].astype(str),
                                            judgments["grade"])}
-    queries = list(dict.fromkeys(judgments["query"]))[:pool]
+    queries = list(dict.fromkeys(judgments["query"]))
+    if len(queries) > pool:
+        queries = sorted(pd.Series(queries).sample(pool, random_state=seed))
     found = {name: retriever.search_many(queries, 5) for name, retriever in retrievers.items()}
     rows = []
     for index, query in enumerate(queries):
         lists = {name: [hit.product_id for hit in hits[index]] for name, hits in found.items()}
         changed = len(set(lists["before"]) ^ set(lists["after"]))
-        gain = (sum(grades.get((query, p), 0) for p in lists["after"])
-                - sum(grades.get((query, p), 0) for p in lists["before"]))
+        gain = (sum(grades.get((query, p), scale_min) - scale_min for p in lists["after"])
+                - sum(grades.get((query, p), scale_min) - scale_min for p in lists["before"]))
         rows.append((changed, abs(gain), query, lists))
     rows.sort(key=lambda row: (-row[0], -row[1], row[2]))
     return [{"query": query,
@@ -170,13 +200,35 @@ def progress_reporter(context: JobContext, start: float = 0.05, end: float = 0.8
         loss = "" if row["loss"] is None else f", loss {row['loss']:.4f}"
         message = (f"step {row['step']}/{row['total_steps']}{loss}{validation}, "
                    f"about {row['left_s'] / 60:.1f} min left")
-        if row["step"] != last_logged["step"] or row["val_ndcg@10"] is not None:
-            context.log(message, step=row["step"], loss=row["loss"], val_ndcg=row["val_ndcg@10"],
+        # The trainer logs a step twice when it also evaluates it: the second line carries the
+        # validation score, which is logged only then (not repeated on later steps).
+        evaluated = row["val_ndcg@10"] is not None and row["step"] == last_logged["step"]
+        if row["step"] != last_logged["step"] or evaluated:
+            context.log(message, step=row["step"], loss=row["loss"],
+                        val_ndcg=row["val_ndcg@10"] if evaluated else None,
                         elapsed_s=row["elapsed_s"], left_s=row["left_s"])
             last_logged["step"] = row["step"]
         context.progress(fraction, message)
 
     return report
+
+
+def split_fractions(params: dict) -> SplitFractions:
+    """The split of a job: its own seed (not the training seed), so that every run of a shop
+    keeps the same test queries and a model started from the active one never is tested on
+    queries that one was trained on."""
+    return SplitFractions(validation=float(params.get("validation", 0.1)), test=float(params.get("test", 0.1)),
+                          seed=int(params.get("split_seed", SPLIT_SEED)))
+
+
+def _judged_products(prepared: dict, judgments: pd.DataFrame | None) -> dict[str, set[str]] | None:
+    """{anchor: every product judged for its query under any spelling}: never a hard negative."""
+    if judgments is None:
+        return None
+    by_group = judgments.groupby(judgments["query"].astype(str).map(query_group))["product_id"].agg(
+        lambda ids: set(ids.astype(str))).to_dict()
+    train = prepared["pairs"]["train"]
+    return {anchor: by_group.get(group, set()) for anchor, group in zip(train["anchor_id"], train["group"])}
 
 
 @runner("finetune")
@@ -192,8 +244,7 @@ def run_finetune(context: JobContext) -> dict:
     source = params.get("source", "co_purchases")
     context.progress(0.01, f"loading the active catalog and {source.replace('_', ' ')}")
     catalog, data, versions = _load_active_data(context.url, source)
-    fractions = SplitFractions(validation=float(params.get("validation", 0.1)),
-                               test=float(params.get("test", 0.1)), seed=config.seed)
+    fractions = split_fractions(params)
     prepared = prepare_pairs(source, catalog, min_grade=params.get("min_grade"), fractions=fractions, **data)
     pairs = prepared["pairs"]
     counts = {part: len(frame) for part, frame in pairs.items()}
@@ -204,26 +255,28 @@ def run_finetune(context: JobContext) -> dict:
         config.base_model = active
     base = config.base_model
     out_dir = Path(registry.model_dir("embedding", f"job{context.job_id}"))
-    report = progress_reporter(context)
     context.progress(0.05, "training")
     extra = prepared["judgments"]["validation"]["product_id"].astype(str)
-    trained = finetune(pairs["train"], pairs["validation"], catalog, config, out_dir, report=report,
-                       validation_extra=extra)
-    context.progress(0.82, "comparing the base and the fine-tuned model on validation and test")
-    started = time.perf_counter()
-    comparison = compare_models(catalog, prepared["judgments"], active, str(out_dir))
-    context.log(f"compared in {time.perf_counter() - started:.0f} s", **{
-        f"{part}_{name}_ndcg@10": scores["ndcg@10"]
-        for part, by_model in comparison["metrics"].items() for name, scores in by_model.items()})
-    context.progress(0.92, "embedding the catalog with the new model")
-    embed_catalog(catalog, str(out_dir), served_backends(context.url))
+    with removed_on_failure(out_dir):
+        trained = finetune(pairs["train"], pairs["validation"], catalog, config, out_dir,
+                           report=progress_reporter(context), validation_extra=extra,
+                           negatives_exclude=_judged_products(prepared, data.get("judgments")))
+        context.progress(0.82, "comparing the base and the fine-tuned model on validation and test")
+        started = time.perf_counter()
+        comparison = compare_models(catalog, prepared, active, str(out_dir))
+        context.log(f"compared in {time.perf_counter() - started:.0f} s", **{
+            f"{part}_{name}_ndcg@10": scores["ndcg@10"]
+            for part, by_model in comparison["metrics"].items() for name, scores in by_model.items()})
+        context.progress(0.92, "embedding the catalog with the new model")
+        embed_catalog(catalog, str(out_dir), served_backends(context.url))
+        context.progress(0.99, "registering the model")
     metrics = {"train_s": trained["train_s"], "steps": trained["steps"], "steps_per_s": trained["steps_per_s"],
                "val_ndcg@10_before": trained["val_ndcg@10_before"],
                "val_ndcg@10_after": trained["val_ndcg@10_after"], "full_catalog": comparison["metrics"]}
     model = registry.register_model(
         "embedding", str(out_dir), base_model=str(base or default_model_path()),
         training_data={"source": source, "dataset_version_ids": versions, "pairs": counts,
-                       "min_grade": prepared["min_grade"]},
+                       "min_grade": prepared["min_grade"], "split": asdict(fractions)},
         hyperparameters=config.to_dict(), metrics=metrics, actor=context.actor, job_id=context.job_id)
     return {"model_id": model["id"], "version": model["version"], "source": source, "pairs": counts,
             **{key: trained[key] for key in ("train_pairs", "train_s", "steps", "steps_per_s", "device",
@@ -249,8 +302,7 @@ def run_train_reranker(context: JobContext) -> dict:
         raise ValueError("there are no judgments: upload relevance judgments on the Data page first")
     min_grade = params.get("min_grade")
     min_grade = default_min_grade(judgments["grade"]) if min_grade is None else float(min_grade)
-    fractions = SplitFractions(validation=float(params.get("validation", 0.1)),
-                               test=float(params.get("test", 0.1)), seed=config.seed)
+    fractions = split_fractions(params)
     judged = split_judgments(judgments, fractions)
     context.progress(0.03, "labelling judged products and mining BM25 negatives")
     examples = reranker_examples(judged["train"], catalog, min_grade, config.negatives_per_query, config.seed)
@@ -258,14 +310,16 @@ def run_train_reranker(context: JobContext) -> dict:
                 f"{judged['validation']['query'].nunique():,} validation queries",
                 train=len(examples), positives=int(examples["label"].sum()))
     out_dir = Path(registry.model_dir("reranker", f"job{context.job_id}"))
-    trained = train_reranker(examples, judged["validation"], catalog, config, out_dir,
-                             report=progress_reporter(context, 0.05, 0.95))
+    with removed_on_failure(out_dir):
+        trained = train_reranker(examples, judged["validation"], catalog, config, out_dir,
+                                 report=progress_reporter(context, 0.05, 0.95))
+        context.progress(0.99, "registering the model")
     metrics = {key: trained[key] for key in ("train_s", "steps", "steps_per_s", "val_ndcg@10_before",
                                              "val_ndcg@10_after")}
     model = registry.register_model(
         "reranker", str(out_dir), base_model=str(config.base_model or "all-MiniLM-L6-v2 (shipped)"),
         training_data={"source": "judgments", "dataset_version_ids": versions, "min_grade": min_grade,
-                       "examples": len(examples)},
+                       "examples": len(examples), "split": asdict(fractions)},
         hyperparameters=config.to_dict(), metrics=metrics, actor=context.actor, job_id=context.job_id)
     return {"model_id": model["id"], "version": model["version"], "source": "judgments", "kind": "reranker",
             "pairs": {"train": len(examples)}, **{key: trained[key] for key in (

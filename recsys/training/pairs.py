@@ -166,9 +166,18 @@ def assign_parts(groups: pd.Series, fractions: SplitFractions = SplitFractions()
     return groups.map(parts)
 
 
-def split_pairs(pairs: pd.DataFrame, fractions: SplitFractions = SplitFractions()) -> dict[str, pd.DataFrame]:
-    """{"train", "validation", "test": pairs}, whole groups per part (no query in two parts)."""
+def split_pairs(pairs: pd.DataFrame, fractions: SplitFractions = SplitFractions(),
+                both_products: bool = False) -> dict[str, pd.DataFrame]:
+    """{"train", "validation", "test": pairs}, whole groups per part (no query in two parts).
+
+    `both_products` (product -> product pairs): products, not anchors, get parts, and a pair
+    is kept only when its two products share a part; otherwise the test pair B -> A would be
+    the training pair A -> B turned round, which a symmetric similarity scores the same.
+    """
     parts = assign_parts(pairs["group"], fractions)
+    if both_products:
+        partner = assign_parts(pairs["positive_id"], fractions)
+        parts = parts.where(parts == partner, "dropped")
     return {part: pairs[parts == part].reset_index(drop=True) for part in PARTS}
 
 
