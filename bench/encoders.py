@@ -33,7 +33,6 @@ bench/results/encoders.json).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -47,7 +46,7 @@ INT8_NDCG_TOLERANCE = 0.01
 WARMUP = 20
 sys.path.insert(0, str(ROOT / "bench"))
 
-from search import data_missing, load_data, machine  # noqa: E402  (bench/search.py)
+from search import data_missing, load_data, machine, save_result  # noqa: E402  (bench/search.py)
 
 
 def interleaved_latency(encoders: dict, queries: list[str]) -> dict[str, dict[str, float]]:
@@ -196,9 +195,7 @@ def main() -> int:
         "quality": quality, "bars": bars, "default_backend": serve,
     }
     print(f"\nbars: {bars}; backend to serve by default: {serve}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result))
+    save_result(result, RESULTS)
     return 0
 
 

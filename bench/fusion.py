@@ -36,7 +36,6 @@ bench/results/fusion.json).
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -48,7 +47,7 @@ RESULTS = ROOT / "bench" / "results" / "fusion.json"
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from search import data_missing, load_data, machine  # noqa: E402  (bench/search.py)
+from search import data_missing, load_data, machine, save_result  # noqa: E402  (bench/search.py)
 
 REFUSE_BAR_S = 1.0
 RULES_BAR_MS = 5.0
@@ -218,9 +217,7 @@ def main() -> int:
                 rules["added_over_slower_source_ms"]["p95"] < RULES_BAR_MS,
         },
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result))
+    save_result(result, RESULTS)
     return 0
 
 

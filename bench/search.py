@@ -55,6 +55,13 @@ def load_data():
     return catalog, judgments
 
 
+def save_result(result: dict, path: Path) -> None:
+    """Write `result` as JSON to `path` and print it as the benchmark's last line."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=2, default=str))
+    print(json.dumps(result, default=str))
+
+
 def data_missing() -> bool:
     """Whether the Home Depot files are absent, saying so on stderr (the benchmark then skips)."""
     if (DATA / "products.csv").exists() and (DATA / "judgments_dev.csv").exists():
@@ -164,9 +171,7 @@ def main() -> int:
         "bars": {"latency_p95_under_30ms": latency_ok,
                  "encode_at_least_90pct_of_bare": encode["ratio"] >= THROUGHPUT_BAR},
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2))
-    print(json.dumps(result))
+    save_result(result, RESULTS)
     return 0
 
 
