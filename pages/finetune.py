@@ -51,6 +51,9 @@ if submitted:
               "hard_negatives": hard}
     params = {"source": source, "config": config, "start_from": start_from, "min_grade": min_grade}
     job_kind = "finetune" if kind == "embedding" else "train_reranker"
+    if kind == "reranker":  # the settings a reranker has (recsys.training.reranker.RerankerConfig)
+        params["config"] = {key: config[key] for key in ("max_steps", "eval_steps", "batch_size", "learning_rate",
+                                               "warmup_ratio", "seed")}
     try:
         if kind == "reranker" and not counts.get("judgments"):
             raise ValueError("A reranker learns from relevance judgments: upload them on the Data page first.")

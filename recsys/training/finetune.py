@@ -31,13 +31,14 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from recsys import embeddings
+from recsys.config import JsonConfig
 from recsys.training.pairs import product_texts
 
 NDCG_KEY = "cosine_ndcg@10"
@@ -45,7 +46,7 @@ EVALUATOR_NAME = "validation"
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(JsonConfig):
     """Hyperparameters of one fine-tune; round-trips to JSON (`to_dict` / `from_dict`)."""
 
     base_model: str | None = None  # a sentence-transformers folder; None: the shipped MiniLM
@@ -76,13 +77,6 @@ class FinetuneConfig:
         if problems:
             raise ValueError("; ".join(problems))
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> FinetuneConfig:
-        known = {field.name for field in fields(cls)}
-        return cls(**{key: value for key, value in (data or {}).items() if key in known})
 
 
 def resolve_device(requested: str | None = None) -> str:

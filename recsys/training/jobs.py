@@ -240,7 +240,7 @@ def run_finetune(context: JobContext) -> dict:
     from recsys.training import registry
 
     params = context.params
-    config = FinetuneConfig.from_dict(params.get("config"))
+    config = FinetuneConfig.from_dict(params.get("config") or {})
     source = params.get("source", "co_purchases")
     context.progress(0.01, f"loading the active catalog and {source.replace('_', ' ')}")
     catalog, data, versions = _load_active_data(context.url, source)
@@ -294,7 +294,7 @@ def run_train_reranker(context: JobContext) -> dict:
     from recsys.training.reranker import RerankerConfig, reranker_examples, train_reranker
 
     params = context.params
-    config = RerankerConfig.from_dict(params.get("config"))
+    config = RerankerConfig.from_dict(params.get("config") or {})
     context.progress(0.01, "loading the active catalog and judgments")
     catalog, data, versions = _load_active_data(context.url, "judgments")
     judgments = data["judgments"]

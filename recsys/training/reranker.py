@@ -37,13 +37,14 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from recsys import embeddings
+from recsys.config import JsonConfig
 from recsys.training.finetune import _progress_callback, resolve_device, total_steps
 from recsys.training.pairs import product_texts, query_group
 
@@ -54,7 +55,7 @@ NEGATIVES_DEPTH = 30
 
 
 @dataclass
-class RerankerConfig:
+class RerankerConfig(JsonConfig):
     """Hyperparameters of one reranker training; round-trips to JSON (`to_dict` / `from_dict`)."""
 
     base_model: str | None = None  # a transformers / sentence-transformers folder; None: the shipped MiniLM
@@ -93,13 +94,6 @@ class RerankerConfig:
         if problems:
             raise ValueError("invalid reranker config: " + "; ".join(problems))
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict | None) -> RerankerConfig:
-        known = {field.name for field in fields(cls)}
-        return cls(**{key: value for key, value in (data or {}).items() if key in known})
 
 
 def _st():

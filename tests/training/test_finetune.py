@@ -68,7 +68,9 @@ def test_bad_hyperparameters_are_refused_with_a_message():
         FinetuneConfig(batch_size=1)
     with pytest.raises(ValueError, match="learning rate"):
         FinetuneConfig(learning_rate=2)
-    assert FinetuneConfig.from_dict({"max_steps": 5, "unknown": 1}).max_steps == 5
+    assert FinetuneConfig.from_dict({"max_steps": 5}).max_steps == 5
+    with pytest.raises(ValueError, match="no parameter"):
+        FinetuneConfig.from_dict({"max_steps": 5, "unknown": 1})
 
 
 def test_too_few_pairs_for_a_batch_is_refused(tmp_path):

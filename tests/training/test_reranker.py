@@ -61,7 +61,7 @@ def test_examples_are_seeded():
 
 def test_config_round_trips_and_is_checked():
     assert RerankerConfig.from_dict(TINY.to_dict()) == TINY
-    assert RerankerConfig.from_dict(None) == RerankerConfig()
+    assert RerankerConfig.from_dict({}) == RerankerConfig()
     assert RerankerConfig().learning_rate == 5e-5 and RerankerConfig().negatives_per_query == 4
     with pytest.raises(ValueError, match="batch size must be at least 1, not 0.*learning rate"):
         RerankerConfig(batch_size=0, learning_rate=2.0)
