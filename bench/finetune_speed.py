@@ -4,7 +4,9 @@ Both train all-MiniLM-L6-v2 with MultipleNegativesRankingLoss on the same
 query -> product pairs (Home Depot dev judgments graded >= 2.33, train part of
 the seeded 80/10/10 split by query; skipped when the data is absent), for --steps
 steps of batch --batch-size, learning rate 5e-5, 10% warm-up, seed 42, the
-no-duplicates batch sampler, in this one process, one after the other:
+no-duplicates batch sampler, each in a fresh Python process of its own, one
+after the other (in one process the second run was the slower one, whichever
+it was; a process each removes that order effect):
 
 - bare: `SentenceTransformerTrainer(model, args, train_dataset, loss)` with no
   evaluator, no callbacks, no checkpoints: the loop of the library's docs.
@@ -17,8 +19,9 @@ Reported: steps per second of each (ours: of its training time without the
 validations it runs, and of its whole `trainer.train()`), and their ratio. Bar:
 ours >= 90% of bare. Torch uses WORKBENCH_THREADS or every core in both.
 
-    python bench/finetune_speed.py                 # 1,000 steps each (about 35 minutes on 2 cores)
-    python bench/finetune_speed.py --steps 300 --ours-first
+    python bench/finetune_speed.py                 # 1,000 steps each, ours first (about 35 minutes on 2 cores)
+    python bench/finetune_speed.py --steps 300 --order bare,ours
+    python bench/finetune_speed.py --arm ours      # one arm in this process; prints its JSON
 
 Prints a table and, as its last line, one JSON object (also written to
 bench/results/finetune_speed.json).
@@ -27,7 +30,9 @@ bench/results/finetune_speed.json).
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,11 +104,19 @@ def ours(train, validation, catalog, extra, steps: int, batch_size: int) -> dict
             "val_ndcg@10_before": result["val_ndcg@10_before"], "val_ndcg@10_after": result["val_ndcg@10_after"]}
 
 
+def run_arm(name: str, steps: int, batch_size: int) -> dict:
+    """One arm in a fresh process (same interpreter, environment and thread settings)."""
+    command = [sys.executable, __file__, "--arm", name, "--steps", str(steps), "--batch-size", str(batch_size)]
+    done = subprocess.run(command, check=True, stdout=subprocess.PIPE, text=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--ours-first", action="store_true", help="run ours before bare (to see an order effect)")
+    parser.add_argument("--order", default="ours,bare", help="arms in the order they run, comma-separated")
+    parser.add_argument("--arm", choices=["bare", "ours"], help="run this one arm here and print its JSON")
     args = parser.parse_args(argv)
     if data_missing():
         return 0
@@ -111,16 +124,24 @@ def main(argv=None) -> int:
     from recsys.embeddings import configure_threads
 
     threads = configure_threads()
+    if args.arm:
+        train, validation, catalog, extra = pairs()
+        print(f"{args.arm}: {len(train):,} training pairs; {args.steps} steps of {args.batch_size} each",
+              file=sys.stderr)
+        arm = bare(train, args.steps, args.batch_size) if args.arm == "bare" else \
+            ours(train, validation, catalog, extra, args.steps, args.batch_size)
+        print(json.dumps({**arm, "train_pairs": len(train), "torch_threads": threads}))
+        return 0
+    order = [name.strip() for name in args.order.split(",")]
+    if sorted(order) != ["bare", "ours"]:
+        parser.error("--order names both arms once: bare,ours or ours,bare")
     load_before = os.getloadavg()
-    train, validation, catalog, extra = pairs()
-    print(f"{len(train):,} training pairs; {args.steps} steps of {args.batch_size} each", file=sys.stderr)
-    result = {"data": "homedepot judgments >= 2.33, train part", "train_pairs": len(train), "steps": args.steps, "batch_size": args.batch_size}
-    runs = {"bare": lambda: bare(train, args.steps, args.batch_size),
-            "ours": lambda: ours(train, validation, catalog, extra, args.steps, args.batch_size)}
-    order = ["ours", "bare"] if args.ours_first else ["bare", "ours"]
+    result = {"data": "homedepot judgments >= 2.33, train part", "steps": args.steps,
+              "batch_size": args.batch_size, "order": order, "processes": "one per arm"}
     for name in order:
-        result[name] = runs[name]()
-    result["order"] = order
+        result[name] = run_arm(name, args.steps, args.batch_size)
+    result["train_pairs"] = result["ours"].pop("train_pairs")
+    result["bare"].pop("train_pairs")
     result["ratio"] = round(result["ours"]["steps_per_s"] / result["bare"]["steps_per_s"], 3)
     result["ratio_with_validation"] = round(
         result["ours"]["steps_per_s_with_validation"] / result["bare"]["steps_per_s"], 3)
