@@ -6,7 +6,9 @@ when it is absent; nothing from it is written into the repo (catalog
 embeddings are cached under var/, which git ignores).
 
 For each of bm25, semantic, hybrid (its default fusion: weighted min-max, BM25
-0.75 and semantic 0.25) and hybrid-rrf (reciprocal rank fusion, k 60, BM25 1
+0.75 and semantic 0.25, queries as typed), hybrid+spelling and bm25+spelling (the
+same with misspelled query words corrected against the catalog's words first, as
+served: `recsys.search.spelling`) and hybrid-rrf (reciprocal rank fusion, k 60, BM25 1
 and semantic 0.5: the default before issue 4), with `recsys.evaluation.search`:
 nDCG@10 over the whole catalog (gain = grade - 1), Recall@100 of products
 graded >= 2.5, nDCG@10 of reranking each query's judged products, and the p50
@@ -107,7 +109,7 @@ def throughput(titles: list[str]) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--methods", default="bm25,semantic,hybrid,hybrid-rrf",
+    parser.add_argument("--methods", default="bm25,semantic,hybrid,hybrid-rrf,bm25+spelling,hybrid+spelling",
                         help="hybrid-rrf: the hybrid fused by RRF (k 60, BM25 1, semantic 0.5)")
     parser.add_argument("--latency-queries", type=int, default=200)
     parser.add_argument("--throughput-titles", type=int, default=5000,
@@ -130,13 +132,21 @@ def main() -> int:
     methods = args.methods.split(",")
     fitted, fit_seconds, rows = {}, {}, []
     for name in ("bm25", "semantic"):
-        if name in methods or any(m.startswith("hybrid") for m in methods):
+        if name in methods or any(m.startswith("hybrid") or m.endswith("+spelling") for m in methods):
             start = time.perf_counter()
             fitted[name] = get(name)().fit(catalog)
             fit_seconds[name] = round(time.perf_counter() - start, 1)
             print(f"{name}: indexed {len(catalog):,} products in {fit_seconds[name]} s", file=sys.stderr)
     if "hybrid" in methods:
         fitted["hybrid"] = HybridRetriever.from_sources([fitted["bm25"], fitted["semantic"]])
+    if "hybrid+spelling" in methods or "bm25+spelling" in methods:
+        from recsys.training.pairs import product_texts
+
+        texts = product_texts(catalog)
+        fitted["hybrid+spelling"] = HybridRetriever.from_sources([fitted["bm25"], fitted["semantic"]],
+                                                                 texts=texts)
+        fitted["bm25+spelling"] = HybridRetriever.from_sources([fitted["bm25"]], {"weights": {"bm25": 1.0}},
+                                                               texts=texts)
     if "hybrid-rrf" in methods:
         fitted["hybrid-rrf"] = HybridRetriever.from_sources(
             [fitted["bm25"], fitted["semantic"]],

@@ -36,13 +36,17 @@ engine = search_engine(url, catalog_version)
 # One retrieval per source; the source columns and the fused column all read these lists.
 lists = engine.candidates([query], depth=max(fusion.candidates, k))[0]
 hybrid = engine.fuse_candidates(query, lists, k, fusion=fusion, category=category)
+correction = engine.correct(query)
+if correction.changed:
+    st.info(f"Showing results for **{correction.query}**: {correction.describe()} (a word no product "
+            "text contains, corrected to the closest catalog word).", icon=":material/spellcheck:")
 index = results.catalog_index(products)
 captions = {"bm25": "Lexical: products whose text contains a query word; scores are BM25.",
             "semantic": "Meaning: cosine similarity of query and product embeddings."}
 columns = st.columns(len(engine.sources) + 1)
 for column, source in zip(columns, engine.sources):
     with column:
-        rows = results.from_retriever(source, query, lists.get(source.name, [])[:k])
+        rows = results.from_retriever(source, correction.query, lists.get(source.name, [])[:k])
         results.result_column(results.source_title(source.name), rows, index,
                               key=f"search_{source.name}", caption=captions.get(source.name))
 with columns[-1]:

@@ -63,8 +63,10 @@ class SearchReason:
     """One reason a product was found.
 
     `kind` is "term" (a query word found in the product's text; `term` is the
-    indexed form of the word) or "cosine" (similarity of query and product
-    embeddings); `weight` is its contribution to the source's score.
+    indexed form of the word), "cosine" (similarity of query and product
+    embeddings), "rerank" (the cross-encoder's move) or "spelling" (the query
+    was searched with misspelled words corrected); `weight` is its contribution
+    to the source's score.
     """
 
     kind: str

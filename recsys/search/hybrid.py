@@ -1,6 +1,8 @@
 """Hybrid search: lexical (BM25) and semantic retrieval fused, optionally reranked, then business rules.
 
-What it computes: each source retriever ranks the catalog for the query and
+What it computes: misspelled query words are first corrected against the
+catalog's own words (`recsys.search.spelling`: "toliet" -> "toilet"; off with
+``spelling=False``); each source retriever ranks the catalog for the query and
 keeps its `candidates` best matches (BM25 contributes only products that
 contain a query word); the named lists are fused by `recsys.fusion.fuse` with
 the config's method (weighted min-max by default, or reciprocal rank fusion);
@@ -22,7 +24,8 @@ half of the queries and confirmed on the other; docs/benchmarks.md).
 Each hit carries `sources` (per source: rank, raw score, normalised score and
 contribution; a reranked hit also has a "rerank" part: the cross-encoder's
 probability, its rank after the rerank and, as `fused_rank`, before), its
-sources' own reasons (matched terms, cosine, the rerank's move) and the
+sources' own reasons (matched terms, cosine, the rerank's move, the spelling
+correction) and the
 `effects` of any rule that moved it. `candidates(queries)` and
 `fuse_candidates(...)` split the work so that a page can keep the candidate
 lists and re-fuse them as weights and rules change, without searching again.
@@ -34,7 +37,8 @@ cross-encoder nor the rules are applied there.
 
 The hybrid composes its sources, it does not subclass them: build it from a
 config (it fits its own sources and keeps the product texts) or from already
-fitted ones with `HybridRetriever.from_sources` (give it the texts to rerank).
+fitted ones with `HybridRetriever.from_sources` (give it the texts to rerank
+and to correct spelling against).
 
 >>> import pandas as pd
 >>> catalog = pd.DataFrame({"product_id": ["a", "b", "c"],
@@ -59,6 +63,7 @@ from recsys.fusion import (FusedItem, FusionConfig, RulesResult, apply_rules, at
 from recsys.search.base import (QUERY_CHUNK, REGISTRY, Retriever, RetrieverConfig, SearchHit,
                                 SearchReason, catalog_ranks, check_k, check_query, register, top_k)
 from recsys.search.rerank import RERANK_SOURCE, Reranker
+from recsys.search.spelling import Correction, SpellingCorrector
 from recsys.timing import stage
 from recsys.training.pairs import product_texts
 
@@ -68,6 +73,7 @@ DEFAULT_FUSION = {"method": "weighted", "weights": {"bm25": 0.75, "semantic": 0.
                   "normalisation": "minmax", "candidates": 100, "backend": "onnx-int8"}
 Candidates = dict[str, list[tuple[str, float]]]
 TEXTS_FILE = "texts.json"
+SPELLING_FILE = "spelling.json"
 
 
 @dataclass
@@ -78,6 +84,9 @@ class HybridConfig(RetrieverConfig):
     source_configs: dict[str, dict] = field(default_factory=dict)
     # A `recsys.fusion.FusionConfig` as a dict: method, weights by source, rules, ...
     fusion: dict = field(default_factory=lambda: json.loads(json.dumps(DEFAULT_FUSION)))
+    # Correct query words no product text contains to the closest catalog words before
+    # searching (`recsys.search.spelling`); rules still see the query as typed.
+    spelling: bool = True
 
 
 @register
@@ -93,6 +102,7 @@ class HybridRetriever(Retriever):
         self.attributes: dict[str, dict] = {}
         # product_id -> the text the cross-encoder reads (`recsys.training.pairs.product_texts`)
         self.product_texts: dict[str, str] | None = None
+        self.speller: SpellingCorrector | None = None
 
     @classmethod
     def from_sources(cls, sources: list[Retriever], fusion: FusionConfig | dict | None = None,
@@ -102,7 +112,9 @@ class HybridRetriever(Retriever):
 
         `fusion` None keeps the default; `attributes` ({product_id: {column: value}})
         are what business rules test; `texts` ({product_id: text}, e.g.
-        `recsys.training.pairs.product_texts(catalog)`) are what a reranker reads.
+        `recsys.training.pairs.product_texts(catalog)`) are what a reranker reads
+        and the words query spelling is corrected against; without them queries
+        are searched as typed (``config.spelling`` is False).
         """
         if not sources:
             raise ValueError("a hybrid needs at least one source retriever")
@@ -111,18 +123,23 @@ class HybridRetriever(Retriever):
                 raise ValueError(f"{source.name} was fitted on another catalog than {sources[0].name}")
         params = {} if fusion is None else {"fusion": FusionConfig.resolve(fusion).to_dict()}
         hybrid = cls(sources=[s.name for s in sources],
-                     source_configs={s.name: s.config.to_dict() for s in sources}, **params)
+                     source_configs={s.name: s.config.to_dict() for s in sources},
+                     spelling=texts is not None, **params)
         hybrid.sources = list(sources)
         hybrid.product_ids = sources[0].product_ids
         hybrid._index = dict(sources[0]._index)
         hybrid.attributes = dict(attributes or {})
         hybrid.product_texts = None if texts is None else _first_per_product(texts)
+        if texts is not None:
+            hybrid.speller = SpellingCorrector().fit(hybrid.product_texts.values())
         return hybrid
 
     def with_fusion(self, fusion: FusionConfig | dict) -> HybridRetriever:
         """The same fitted sources under another fusion config (nothing is refitted)."""
         hybrid = HybridRetriever.from_sources(self.sources, fusion, self.attributes)
-        hybrid.product_texts = self.product_texts  # shared, not copied: they are only read
+        # Shared, not copied: they are only read.
+        hybrid.product_texts, hybrid.speller = self.product_texts, self.speller
+        hybrid.config.spelling = self.config.spelling
         return hybrid
 
     def _source_config(self, name: str) -> dict:
@@ -136,6 +153,16 @@ class HybridRetriever(Retriever):
                         for name in self.config.sources]
         self.attributes = attributes_from(catalog)
         self.product_texts = _first_per_product(product_texts(catalog))
+        self.speller = SpellingCorrector().fit(self.product_texts.values()) if self.config.spelling else None
+
+    def correct(self, query: str) -> Correction:
+        """`query` as it is searched: its misspelled words corrected (unchanged when spelling is off)."""
+        if self.speller is None or not self.config.spelling:
+            return Correction(query, query)
+        return self.speller.correct(query)
+
+    def _searched(self, queries: list[str]) -> list[str]:
+        return [self.correct(query).query for query in queries]
 
     # --- search: candidates, then fusion, the rerank and the rules -----------------------
 
@@ -143,14 +170,16 @@ class HybridRetriever(Retriever):
         """Each query's candidate lists: {source name: [(product_id, raw score), ...]}, best first.
 
         Sources of weight 0 are skipped. `depth` defaults to the fusion's `candidates`.
+        Each query is searched as `correct` spells it.
         """
         depth = depth or self.fusion.candidates
         results: list[Candidates] = [{} for _ in queries]
+        searched = self._searched(queries)
         for source in self.sources:
             if self.fusion.weight(source.name) <= 0:
                 continue
             with stage("retrieve"):
-                found = list(source._ranked(queries, depth, matched_only=True))
+                found = list(source._ranked(searched, depth, matched_only=True))
             for lists, (indices, scores) in zip(results, found):
                 lists[source.name] = list(zip(self.product_ids[indices].tolist(), scores.tolist()))
         return results
@@ -167,7 +196,7 @@ class HybridRetriever(Retriever):
         with stage("fuse"):
             fused = [fuse(candidates, fusion) for candidates in lists]
         if fusion.reranks:
-            fused = self._rerank(queries, fused, fusion)
+            fused = self._rerank(self._searched(queries), fused, fusion)
         if not fusion.rules:
             return [RulesResult(items) for items in fused]
         with stage("rules"):
@@ -201,6 +230,8 @@ class HybridRetriever(Retriever):
         return hits
 
     def _explain(self, query: str, hits: list[SearchHit]) -> None:
+        correction = self.correct(query)
+        query = correction.query
         for source in self.sources:
             found = [(row, hit) for row, hit in enumerate(hits) if source.name in hit.sources]
             if not found:
@@ -215,6 +246,9 @@ class HybridRetriever(Retriever):
                 hit.reasons.append(SearchReason(
                     "rerank", f"cross-encoder {part.score:.3f}: #{part.fused_rank} in the fused list, "
                     f"#{part.rank} after the rerank", part.score))
+            if correction.changed:
+                hit.reasons.append(SearchReason("spelling", f"searched for '{correction.query}': "
+                                                f"{correction.describe()}"))
 
     def search_many(self, queries: list[str], k: int = 10, *, matched_only: bool = False,
                     category: str | None = None, explain: bool = True) -> list[list[SearchHit]]:
@@ -249,6 +283,7 @@ class HybridRetriever(Retriever):
 
     def _score_many(self, queries: list[str], indices: list[np.ndarray]) -> list[np.ndarray]:
         results = [np.zeros(len(chosen)) for chosen in indices]
+        queries = self._searched(queries)
         for start in range(0, len(queries), QUERY_CHUNK):
             chunk = queries[start:start + QUERY_CHUNK]
             for source in self.sources:
@@ -284,12 +319,17 @@ class HybridRetriever(Retriever):
         save_attributes(self.attributes, folder)
         if self.product_texts is not None:
             (folder / TEXTS_FILE).write_text(json.dumps(self.product_texts), encoding="utf-8")
+        if self.speller is not None:
+            (folder / SPELLING_FILE).write_text(json.dumps(self.speller.to_dict()), encoding="utf-8")
 
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
         self.sources = [Retriever.load(folder / name) for name in self.config.sources]
         self.attributes = load_attributes(folder)
         texts = folder / TEXTS_FILE
         self.product_texts = json.loads(texts.read_text(encoding="utf-8")) if texts.exists() else None
+        spelling = folder / SPELLING_FILE
+        self.speller = (SpellingCorrector.from_dict(json.loads(spelling.read_text(encoding="utf-8")))
+                        if spelling.exists() else None)
 
 
 def _first_per_product(texts: Mapping[str, str] | pd.Series) -> dict[str, str]:

@@ -5,7 +5,8 @@
 Endpoints (the OpenAPI schema is at /openapi.json, browsable at /docs):
 
 - ``GET /search?q=&k=&explain=&category=``: hybrid search of the active catalog
-  (``category``: the shopper's current category, for category-scoped rules);
+  (``category``: the shopper's current category, for category-scoped rules;
+  ``searched_query`` says what was searched when misspelled words were corrected);
 - ``GET /recommend/{user_id}?k=&history=&explain=``: recommendations for a
   user, updated in real time by the current session's product ids (``history``,
   repeated). A user the model does not know is scored from ``history``; with no
@@ -87,6 +88,12 @@ class Results(BaseModel):
     items: list[Item]
     model_version: str = Field(description="components and the data versions they were fitted on")
     preset_version: str = Field(description='the fusion preset served, e.g. "summer v3", or "default"')
+
+
+class SearchResults(Results):
+    searched_query: str | None = Field(
+        None, description="the query as it was searched when misspelled words were corrected against "
+                          "the catalog's words (e.g. 'toilet seat' for 'toliet seat'); null otherwise")
 
 
 class Recommendations(Results):
@@ -292,7 +299,7 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
         return {"items": answer.items, "model_version": answer.model_version,
                 "preset_version": answer.preset_version}
 
-    @app.get("/search", response_model=Results, dependencies=[Depends(require_key)],
+    @app.get("/search", response_model=SearchResults, dependencies=[Depends(require_key)],
              summary="Hybrid search of the active catalog")
     async def search(request: Request, q: Annotated[str, Query(max_length=500,
                                                                 description="the query")],
@@ -306,7 +313,7 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
         engine_ = service_of(request).engine
         answer = await service_of(request).compute(
             lambda: engine_.search(q, k, category=category, explain=explain))
-        return answered(request, answer)
+        return {**answered(request, answer), "searched_query": answer.searched_query}
 
     @app.get("/recommend/{user_id}", response_model=Recommendations,
              dependencies=[Depends(require_key)], summary="Recommendations for a user or session")

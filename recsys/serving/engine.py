@@ -45,6 +45,7 @@ class Answer:
     model_version: str
     preset_version: str
     fallback: str | None = None  # "popular": an unknown user without a usable session history
+    searched_query: str | None = None  # a search's query with its misspelled words corrected, if any were
 
 
 @dataclass
@@ -190,7 +191,9 @@ class ServingEngine:
             hits = self.retriever.search(query, k, explain=explain, **scoped)
         items = [self._item(hit.product_id, hit.score, self._search_explanation(hit) if explain else None)
                  for hit in hits]
-        return Answer(items, timer.ms, self.model_version, self.presets["search"].label)
+        correction = self.retriever.correct(query)
+        return Answer(items, timer.ms, self.model_version, self.presets["search"].label,
+                      searched_query=correction.query if correction.changed else None)
 
     @staticmethod
     def _search_explanation(hit) -> dict:

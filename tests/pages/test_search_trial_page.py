@@ -33,13 +33,23 @@ def test_a_query_fills_three_columns_with_explained_products(shop):
     assert titles(hybrid)[:2] == ["Red mug", "Blue mug"]
     assert bm25.expander[0].label == "1. Red mug · kitchen · £3.50"
 
-    assert texts(bm25.expander[0])[:2] == ["- 'red' in the text (+0.55)", "- 'mug' in the text (+0.32)"]
+    assert texts(bm25.expander[0])[:2] == ["- 'red' in the text (+0.63)", "- 'mug' in the text (+0.36)"]
     assert any(t.startswith("- cosine similarity") for t in texts(semantic.expander[0]))
     card = hybrid.expander[0]
     table = card.dataframe[0].value
     assert list(table.columns) == ["source", "rank", "raw score", "normalised", "contribution"]
     assert sorted(table["source"]) == ["bm25", "semantic"] and list(table["rank"]) == [1, 1]
     assert "'red' in the text" in " ".join(texts(card)) and "cosine similarity" in " ".join(texts(card))
+
+
+def test_a_misspelled_query_is_searched_corrected_and_the_page_says_so(shop):
+    app = search(app_as("viewer", PAGE), "red mugg")
+    assert any("Showing results for **red mug**" in i.value and "'mugg' read as 'mug'" in i.value
+               for i in app.info)
+    assert titles(column(app, "BM25")) == ["Red mug", "Blue mug"]
+    # The lexical column explains the corrected word it matched.
+    assert "- 'mug' in the text (+0.36)" in texts(column(app, "BM25").expander[0])
+    assert not [i for i in search(app, "red mug").info if "Showing results for" in i.value]
 
 
 def test_k_bounds_every_column(shop):

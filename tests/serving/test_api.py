@@ -24,6 +24,15 @@ def test_search_answers_with_items_scores_and_versions(client):
     assert first["explanation"] is None
     assert body["model_version"].endswith("@catalog-v1.events-v2")
     assert body["preset_version"] == "default"
+    assert body["searched_query"] is None
+
+
+def test_search_corrects_misspelled_words_and_says_so(client):
+    body = client.get("/search", params={"q": "red ceramic mugg", "k": 1, "explain": True}).json()
+    assert body["searched_query"] == "red ceramic mug"
+    assert body["items"][0]["product_id"] == "P01"
+    kinds = [reason["kind"] for reason in body["items"][0]["explanation"]["reasons"]]
+    assert "spelling" in kinds
 
 
 def test_search_explains_on_request(client):
