@@ -11,7 +11,9 @@ model is fine-tuned with `recsys.training.finetune` on the train part
 compared on the test queries, which training never saw, with the full-catalog
 protocol of `evaluate-search` (54,667 titles, nDCG@10 with gain = grade - 1):
 semantic alone, the hybrid with the default preset's fusion, and the hybrid
-with the fine-tuned model and re-read weights.
+with the fine-tuned model and re-read weights, each hybrid with queries as typed
+and with their misspelled words corrected first (`recsys.search.spelling`, as
+served).
 
     python bench/finetune.py --max-steps 1000
     python bench/finetune.py --model var/models/hd-ft     # evaluate an existing model only
@@ -53,12 +55,16 @@ def evaluate(catalog, parts: dict, model_path: str | None, weights: list[float])
     at several semantic weights."""
     from recsys.search import get
 
+    from recsys.training.pairs import product_texts
+
     semantic = get("semantic")(model_path=model_path, backend="onnx-fp32").fit(catalog)
     bm25 = get("bm25")().fit(catalog)
-    return {part: _scores(bm25, semantic, judgments, weights) for part, judgments in parts.items()}
+    texts = product_texts(catalog)
+    return {part: _scores(bm25, semantic, judgments, weights, texts) for part, judgments in parts.items()}
 
 
-def _scores(bm25, semantic, judgments, weights) -> dict:
+def _scores(bm25, semantic, judgments, weights, texts) -> dict:
+    """Each retriever's scores; "+spelling": queries corrected against the catalog's words first."""
     from recsys.evaluation.search import evaluate_full_catalog
     from recsys.search import get
 
@@ -69,6 +75,8 @@ def _scores(bm25, semantic, judgments, weights) -> dict:
                   "normalisation": "minmax", "candidates": 100, "backend": "onnx-fp32"}
         hybrid = get("hybrid").from_sources([bm25, semantic], fusion)
         scores[f"hybrid@{weight:.2f}"] = evaluate_full_catalog(hybrid, judgments)
+        hybrid = get("hybrid").from_sources([bm25, semantic], fusion, texts=texts)
+        scores[f"hybrid+spelling@{weight:.2f}"] = evaluate_full_catalog(hybrid, judgments)
     return scores
 
 
@@ -78,7 +86,9 @@ def main(argv=None) -> int:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--min-grade", type=float, default=2.33)
-    parser.add_argument("--hard-negatives", action="store_true")
+    parser.add_argument("--hard-negatives", action="store_true",
+                        help="one hard negative per pair: a product judged not relevant (grade <= 1.67) "
+                             "for the query, else an unjudged one of BM25's top 30")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--model", help="evaluate this model folder instead of training one")
     parser.add_argument("--out", default=str(DEFAULT_OUT))
@@ -97,10 +107,13 @@ def main(argv=None) -> int:
     if model is None:
         config = FinetuneConfig(max_steps=args.max_steps, batch_size=args.batch_size,
                                 learning_rate=args.lr, seed=args.seed, hard_negatives=args.hard_negatives)
+        from recsys.training.jobs import judged_for_negatives
+
         extra = judged["validation"]["product_id"].astype(str)
+        exclude, low = judged_for_negatives({"pairs": pairs}, judgments)
         trained = finetune(pairs["train"], pairs["validation"], catalog, config, args.out,
                            report=lambda row: print(json.dumps(row), flush=True),
-                           validation_extra=extra)
+                           validation_extra=extra, negatives_exclude=exclude, judged_negatives=low)
         result["training"] = {k: v for k, v in trained.items() if k not in ("loss_history",)}
         model = args.out
     weights = [float(w) for w in args.weights.split(",")]

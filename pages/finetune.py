@@ -42,7 +42,10 @@ with st.form("finetune_form"):
                                    placeholder="top third of the scale")
     start_from = st.radio("Start from", ["active", "shipped"], horizontal=True, key="ft_start",
                           format_func={"active": "the active model", "shipped": "the shipped MiniLM"}.get)
-    hard = st.checkbox("Add a hard negative per pair, mined from BM25", key="ft_hard")
+    hard = st.checkbox("Add a hard negative per pair", key="ft_hard",
+                       help="With judgments: a product judged not relevant for the query (bottom third "
+                            "of the grades) when there is one; otherwise an unjudged product of BM25's "
+                            "top 30 for it. Each step reads a third more texts.")
     submitted = st.form_submit_button("Start fine-tuning", disabled=not allowed, type="primary")
 if submitted:
     config = {**DEMO_CONFIG.to_dict(), "max_steps": int(steps), "eval_steps": max(1, int(steps) // 3),

@@ -45,7 +45,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--warmup-ratio", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--hard-negatives", action="store_true",
-                        help="add one BM25-mined hard negative per pair")
+                        help="add one hard negative per pair: a product judged not relevant for the "
+                             "query (bottom third of the grades) when there is one, else an unjudged "
+                             "product of BM25's top 30")
     parser.add_argument("--base-model", help="sentence-transformers folder to start from "
                                              "(default: the shipped all-MiniLM-L6-v2)")
     parser.add_argument("--validation-corpus", type=int, default=5000,
@@ -66,11 +68,12 @@ def _inputs(args):
     if not judgments["product_id"].isin(set(catalog["product_id"])).any():
         raise InputError(f"{args.judgments}: none of the judged products in column "
                          f"'{args.item_col}' is in the catalog's column '{args.id_col}'")
-    return catalog, prepare_pairs("judgments", catalog, judgments=judgments, min_grade=args.min_grade)
+    return catalog, judgments, prepare_pairs("judgments", catalog, judgments=judgments, min_grade=args.min_grade)
 
 
 def run(args) -> int:
     from recsys.training.finetune import FinetuneConfig, finetune
+    from recsys.training.jobs import judged_for_negatives
 
     stdout = sys.stdout
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -83,7 +86,7 @@ def run(args) -> int:
                 batch_size=args.batch_size, learning_rate=args.lr, warmup_ratio=args.warmup_ratio,
                 seed=args.seed, hard_negatives=args.hard_negatives,
                 validation_corpus=args.validation_corpus, device=args.device)
-            catalog, prepared = _inputs(args)
+            catalog, judgments, prepared = _inputs(args)
             pairs = prepared["pairs"]
             print(f"{len(pairs['train']):,} training pairs (grade >= {prepared['min_grade']}), "
                   f"{len(pairs['validation']):,} validation, {len(pairs['test']):,} test", file=sys.stderr)
@@ -91,8 +94,10 @@ def run(args) -> int:
             def report(row: dict) -> None:
                 print(json.dumps(row), file=sys.stderr, flush=True)
 
+            judged, low = judged_for_negatives(prepared, judgments)
             result = finetune(pairs["train"], pairs["validation"], catalog, config, args.out,
-                              report=report, validation_extra=prepared["judgments"]["validation"]["product_id"])
+                              report=report, validation_extra=prepared["judgments"]["validation"]["product_id"],
+                              negatives_exclude=judged, judged_negatives=low)
         except (InputError, OSError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1

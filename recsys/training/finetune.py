@@ -4,8 +4,10 @@ What it computes: a bi-encoder (by default the shipped all-MiniLM-L6-v2) trained
 on (anchor, positive) pairs with MultipleNegativesRankingLoss: each anchor must
 score its own positive above the other positives of the batch (in-batch
 negatives; Henderson et al., "Efficient Natural Language Response Suggestion",
-2017), optionally above one extra hard negative per pair mined from BM25's top
-hits (`hard_negatives=True`). Batches never hold the same text twice
+2017), optionally above one extra hard negative per pair (`hard_negatives=True`):
+a product the judgments grade low for that query when there is one (a "mostly
+irrelevant" product the shop's own search returned), else one mined from BM25's
+top hits. Batches never hold the same text twice
 (`no_duplicates`), so a query's second relevant product is never taken for a
 negative of the first.
 
@@ -139,12 +141,15 @@ def validation_evaluator(validation: pd.DataFrame, catalog: pd.DataFrame, corpus
         map_at_k=[100], batch_size=batch_size, show_progress_bar=False, write_csv=False)
 
 
-def bm25_negatives(train: pd.DataFrame, catalog: pd.DataFrame, seed: int = 42, depth: int = 30,
-                   exclude: dict[str, set[str]] | None = None) -> list[str]:
-    """One hard negative text per pair: a random product of BM25's top `depth` for the anchor
-    that is neither one of the anchor's positives nor in `exclude[anchor_id]`.
+def hard_negatives(train: pd.DataFrame, catalog: pd.DataFrame, seed: int = 42, depth: int = 30,
+                   exclude: dict[str, set[str]] | None = None,
+                   judged: dict[str, list[str]] | None = None) -> list[str]:
+    """One hard negative text per pair, drawn (seeded) from the anchor's `judged[anchor_id]`
+    products (judged not relevant for it) when it has any, else from BM25's top `depth` for the
+    anchor, leaving out the anchor's positives and `exclude[anchor_id]` (e.g. every product
+    judged for the query: an unjudged BM25 hit is a likelier negative than a judged one).
 
-    Anchors whose top hits are all positives get a random catalog product.
+    Anchors with neither get a random catalog product that is not one of their positives.
     """
     from recsys.search import get
 
@@ -157,12 +162,20 @@ def bm25_negatives(train: pd.DataFrame, catalog: pd.DataFrame, seed: int = 42, d
     rng = np.random.default_rng(seed)
     candidates = {}
     for anchor, found in zip(anchors, hits):
-        skip = positives.get(anchor, set()) | (exclude or {}).get(anchor, set()) | {anchor}
-        candidates[anchor] = [hit.product_id for hit in found if hit.product_id not in skip]
+        skip = positives.get(anchor, set()) | {anchor}
+        low = [product for product in (judged or {}).get(anchor, []) if product in texts.index
+               and product not in skip]
+        skip |= (exclude or {}).get(anchor, set())
+        candidates[anchor] = low or [hit.product_id for hit in found if hit.product_id not in skip]
     negatives = []
     for anchor in train["anchor_id"]:
         pool = candidates[anchor]
-        product = pool[rng.integers(len(pool))] if pool else texts.index[rng.integers(len(texts))]
+        if pool:
+            product = pool[rng.integers(len(pool))]
+        else:  # a random product that is not one of the anchor's positives (nor the anchor)
+            own = positives.get(anchor, set()) | {anchor}
+            others = texts.index[~texts.index.isin(own)]
+            product = others[rng.integers(len(others))] if len(others) else texts.index[0]
         negatives.append(texts[product])
     return negatives
 
@@ -216,13 +229,17 @@ def finetune(train: pd.DataFrame, validation: pd.DataFrame, catalog: pd.DataFram
              config: FinetuneConfig, out_dir: str | Path,
              report: Callable[[dict], None] | None = None,
              validation_extra: pd.Series | None = None,
-             negatives_exclude: dict[str, set[str]] | None = None) -> dict:
+             negatives_exclude: dict[str, set[str]] | None = None,
+             judged_negatives: dict[str, list[str]] | None = None) -> dict:
     """Fine-tune `config.base_model` on `train` pairs; the best model by validation nDCG@10
     is saved to `out_dir` (a sentence-transformers folder).
 
     `train` and `validation` are pair frames (`recsys.training.pairs`); `report`
     is called with {step, total_steps, loss, val_ndcg@10, elapsed_s, left_s}
-    at every log line and may raise to stop training (a cancel). Returns
+    at every log line and may raise to stop training (a cancel). With
+    `config.hard_negatives`, `judged_negatives` ({anchor_id: product ids judged
+    not relevant}) are preferred and `negatives_exclude` never mined (see
+    `hard_negatives`). Returns
     train_pairs, steps, train_s, steps_per_s, device and val_ndcg@10_before /
     _after (plus the evaluator's other metrics after).
     """
@@ -248,7 +265,8 @@ def finetune(train: pd.DataFrame, validation: pd.DataFrame, catalog: pd.DataFram
     before_s = time.perf_counter() - started
     columns = {"anchor": train["anchor"].tolist(), "positive": train["positive"].tolist()}
     if config.hard_negatives:
-        columns["negative"] = bm25_negatives(train, catalog, config.seed, exclude=negatives_exclude)
+        columns["negative"] = hard_negatives(train, catalog, config.seed, exclude=negatives_exclude,
+                                             judged=judged_negatives)
     dataset = Dataset.from_dict(columns)
     steps = total_steps(len(train), config)
     eval_steps = config.eval_steps or max(1, steps // 4)

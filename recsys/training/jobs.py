@@ -221,14 +221,29 @@ def split_fractions(params: dict) -> SplitFractions:
                           seed=int(params.get("split_seed", SPLIT_SEED)))
 
 
-def _judged_products(prepared: dict, judgments: pd.DataFrame | None) -> dict[str, set[str]] | None:
-    """{anchor: every product judged for its query under any spelling}: never a hard negative."""
+def low_grade(grades: pd.Series) -> float:
+    """The end of the bottom third of the grade scale seen (1.67 on a 1..3 scale)."""
+    low, high = float(grades.min()), float(grades.max())
+    return round(low + (high - low) / 3, 2)
+
+
+def judged_for_negatives(prepared: dict, judgments: pd.DataFrame | None
+                         ) -> tuple[dict[str, set[str]] | None, dict[str, list[str]] | None]:
+    """For each training anchor (a query, under any spelling): every product judged for it
+    (never mined from BM25 as a negative: the judges saw it, and it may be relevant) and, in
+    file order, those graded in the bottom third of the scale (the preferred hard negatives:
+    products a search returned for the query that the judges found not relevant).
+    (None, None) without judgments."""
     if judgments is None:
-        return None
-    by_group = judgments.groupby(judgments["query"].astype(str).map(query_group))["product_id"].agg(
-        lambda ids: set(ids.astype(str))).to_dict()
+        return None, None
+    groups = judgments["query"].astype(str).map(query_group)
+    ids = judgments["product_id"].astype(str)
+    judged = ids.groupby(groups).agg(set).to_dict()
+    low = ids[judgments["grade"] <= low_grade(judgments["grade"])].groupby(groups).agg(list).to_dict()
     train = prepared["pairs"]["train"]
-    return {anchor: by_group.get(group, set()) for anchor, group in zip(train["anchor_id"], train["group"])}
+    anchors = dict(zip(train["anchor_id"], train["group"]))
+    return ({anchor: judged.get(group, set()) for anchor, group in anchors.items()},
+            {anchor: low[group] for anchor, group in anchors.items() if group in low})
 
 
 @runner("finetune")
@@ -257,10 +272,11 @@ def run_finetune(context: JobContext) -> dict:
     out_dir = Path(registry.model_dir("embedding", f"job{context.job_id}"))
     context.progress(0.05, "training")
     extra = prepared["judgments"]["validation"]["product_id"].astype(str)
+    judged, low = judged_for_negatives(prepared, data.get("judgments"))
     with removed_on_failure(out_dir):
         trained = finetune(pairs["train"], pairs["validation"], catalog, config, out_dir,
                            report=progress_reporter(context), validation_extra=extra,
-                           negatives_exclude=_judged_products(prepared, data.get("judgments")))
+                           negatives_exclude=judged, judged_negatives=low)
         context.progress(0.82, "comparing the base and the fine-tuned model on validation and test")
         started = time.perf_counter()
         comparison = compare_models(catalog, prepared, active, str(out_dir))

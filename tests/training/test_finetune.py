@@ -55,12 +55,46 @@ def test_a_few_steps_change_the_weights_and_are_reproducible_with_a_seed(tmp_pat
 
 
 def test_hard_negatives_from_bm25_are_never_a_positive_of_their_anchor():
-    from recsys.training.finetune import bm25_negatives
+    from recsys.training.finetune import hard_negatives
 
     pairs = pairs_from_judgments(JUDGMENTS, CATALOG, 2.5)
-    negatives = bm25_negatives(pairs, CATALOG, seed=3)
+    negatives = hard_negatives(pairs, CATALOG, seed=3)
     assert len(negatives) == len(pairs)
     assert all(negative != positive for negative, positive in zip(negatives, pairs["positive"]))
+
+
+def test_hard_negatives_prefer_products_judged_not_relevant_and_never_mine_judged_ones():
+    from recsys.training.finetune import hard_negatives
+
+    pairs = pairs_from_judgments(JUDGMENTS, CATALOG, 2.5)
+    mug = pairs.index[pairs["anchor"] == "mug"][0]
+    drill = pairs.index[pairs["anchor"] == "drill"][0]
+    judged = {pairs.at[mug, "anchor_id"]: ["2", "5"]}    # the mower and the board, judged not relevant
+    exclude = {pairs.at[drill, "anchor_id"]: {str(i) for i in range(len(TITLES)) if i != 3}}
+    for seed in range(5):
+        negatives = hard_negatives(pairs, CATALOG, seed=seed, judged=judged, exclude=exclude)
+        assert negatives[mug] in {TITLES[2], TITLES[5]}
+        # Every product but the hose is excluded for "drill": BM25 finds none of its own, so a
+        # random catalog product stands in, never a positive of the anchor.
+        assert negatives[drill] != TITLES[7]
+
+
+def test_judged_for_negatives_groups_spellings_and_keeps_the_bottom_third():
+    from recsys.training.jobs import judged_for_negatives, low_grade, prepare_pairs
+    from recsys.training.pairs import SplitFractions
+
+    judgments = pd.DataFrame({"query": ["Mug", "mug ", "mug", "lamp", "lamp"],
+                              "product_id": ["0", "1", "2", "6", "7"], "grade": [3.0, 1.0, 1.5, 3.0, 2.0]})
+    assert low_grade(judgments["grade"]) == 1.67
+    prepared = prepare_pairs("judgments", CATALOG, judgments=judgments, min_grade=2.5,
+                             fractions=SplitFractions(validation=0.0, test=0.0))
+    judged, low = judged_for_negatives(prepared, judgments)
+    train = prepared["pairs"]["train"]
+    mug = train.loc[train["group"] == "mug", "anchor_id"].iloc[0]
+    lamp = train.loc[train["group"] == "lamp", "anchor_id"].iloc[0]
+    assert judged[mug] == {"0", "1", "2"} and low[mug] == ["1", "2"]
+    assert judged[lamp] == {"6", "7"} and lamp not in low
+    assert judged_for_negatives(prepared, None) == (None, None)
 
 
 def test_bad_hyperparameters_are_refused_with_a_message():
