@@ -110,12 +110,12 @@ def _stemmer(language: str):
 @dataclass
 class BM25Config(RetrieverConfig):
     # Term-frequency saturation and length normalisation. Product titles are short and
-    # repeat few words, so less of both than Lucene's 1.2 / 0.75 ranks them better: on
-    # Home Depot's train + validation queries (spelling corrected) 0.9 / 0.5 gave nDCG@10
-    # 0.406 against 0.397; b 0.5 beat 0.2, 0.35, 0.75 and 0.9 at every k1 tried, and k1
-    # 0.5 to 0.9 were within 0.002 (docs/benchmarks.md, "BM25 parameters").
-    k1: float = 0.9
-    b: float = 0.5
+    # seldom repeat a word, so a term's weight should saturate sooner than with Lucene's
+    # k1 1.2: on Home Depot's train + validation queries (spelling corrected) k1 0.5 with
+    # b 0.75 gave nDCG@10 0.408 against 0.397 for 1.2 / 0.75, the best of k1 0.5 / 0.9 /
+    # 1.2 x b 0.35 / 0.5 / 0.75 (docs/benchmarks.md, "BM25's parameters").
+    k1: float = 0.5
+    b: float = 0.75
     method: str = "lucene"  # bm25s variant: lucene or atire (see METHODS)
     stemmer: str | None = "english"  # a PyStemmer language, or None for no stemming
     stopwords: bool = True  # drop Lucene's English stop words

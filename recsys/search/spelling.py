@@ -12,8 +12,8 @@ the catalog says "hinge") is replaced by the catalog word closest to it:
 3. else a catalog word two edits away (words of 6 letters or more only: a short
    word two edits away is usually another word, not a typo).
 
-Words with digits (model numbers, sizes) and words the catalog knows are never
-changed, so a correction only replaces words that could not match anything as
+Words with digits (model numbers, sizes), English stop words and words the
+catalog knows are never changed, so a correction only replaces words that could not match anything as
 typed. The dictionary lookup is SymSpell's symmetric-delete search (Garbe,
 2012; the `symspellpy` package); the dictionary is every word of the product
 texts with its count.
@@ -38,7 +38,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from recsys.search.bm25 import Tokenizer
+from recsys.search.bm25 import STOPWORDS_EN, Tokenizer
 
 # Runs of letters: the words a correction may replace (numbers and codes are left alone).
 _WORD = re.compile(r"[^\W\d_]+")
@@ -132,7 +132,8 @@ class SpellingCorrector:
 
     def _correct_word(self, word: str) -> str | None:
         """The replacement of a lower-case `word`, or None to keep it."""
-        if len(word) < MIN_LENGTH or self._known(word):
+        # A stop word ("with", "that") is never a typo, whatever the catalog says.
+        if len(word) < MIN_LENGTH or word in STOPWORDS_EN or self._known(word):
             return None
         from symspellpy import Verbosity
 

@@ -33,7 +33,7 @@ def test_a_query_fills_three_columns_with_explained_products(shop):
     assert titles(hybrid)[:2] == ["Red mug", "Blue mug"]
     assert bm25.expander[0].label == "1. Red mug · kitchen · £3.50"
 
-    assert texts(bm25.expander[0])[:2] == ["- 'red' in the text (+0.63)", "- 'mug' in the text (+0.36)"]
+    assert texts(bm25.expander[0])[:2] == ["- 'red' in the text (+0.80)", "- 'mug' in the text (+0.46)"]
     assert any(t.startswith("- cosine similarity") for t in texts(semantic.expander[0]))
     card = hybrid.expander[0]
     table = card.dataframe[0].value
@@ -48,7 +48,7 @@ def test_a_misspelled_query_is_searched_corrected_and_the_page_says_so(shop):
                for i in app.info)
     assert titles(column(app, "BM25")) == ["Red mug", "Blue mug"]
     # The lexical column explains the corrected word it matched.
-    assert "- 'mug' in the text (+0.36)" in texts(column(app, "BM25").expander[0])
+    assert "- 'mug' in the text (+0.46)" in texts(column(app, "BM25").expander[0])
     assert not [i for i in search(app, "red mug").info if "Showing results for" in i.value]
 
 

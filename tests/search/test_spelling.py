@@ -45,6 +45,7 @@ def test_misspelled_words_are_corrected_to_catalog_words(speller, query, searche
     "sku 2x4",        # short words and words with digits are never changed
     "gidget",         # nothing within two edits, no split: kept as typed
     "xyzw hose",
+    "hose that fits",  # "that" is a stop word: never read as "hat", even if no title has "that"
 ])
 def test_known_short_and_unmatched_words_are_kept(speller, query):
     correction = speller.correct(query)
