@@ -52,7 +52,7 @@ LATENCY_SAMPLE = 200
 LATENCY_WARMUP = 20
 
 
-def _graded(judgments: pd.DataFrame) -> pd.DataFrame:
+def graded_pairs(judgments: pd.DataFrame) -> pd.DataFrame:
     """query, product_id (str), grade (float): one row per pair, blank queries dropped."""
     frame = judgments[["query", "product_id", "grade"]].assign(
         query=judgments["query"].astype(str), product_id=judgments["product_id"].astype(str),
@@ -76,7 +76,7 @@ def _metric(qrels: dict, run: dict, metric: str, k: int) -> float:
 
 def graded_qrels(judgments: pd.DataFrame, min_grade: float | None = None) -> dict[str, dict[str, float]]:
     """{query: {product_id: grade - min_grade}}; `min_grade` defaults to the lowest grade seen."""
-    frame = _graded(judgments)
+    frame = graded_pairs(judgments)
     floor = frame["grade"].min() if min_grade is None else min_grade
     return _qrels(frame, (frame["grade"] - floor).clip(lower=0))
 
@@ -84,7 +84,7 @@ def graded_qrels(judgments: pd.DataFrame, min_grade: float | None = None) -> dic
 def relevant_qrels(judgments: pd.DataFrame,
                    relevant_grade: float = DEFAULT_RELEVANT_GRADE) -> dict[str, dict[str, float]]:
     """{query: {product_id: 1}} for the products graded at or above `relevant_grade`."""
-    frame = _graded(judgments)
+    frame = graded_pairs(judgments)
     return _qrels(frame, (frame["grade"] >= relevant_grade).astype(float))
 
 

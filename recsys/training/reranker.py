@@ -113,11 +113,10 @@ def _st():
 
 def _graded(judgments: pd.DataFrame, texts: pd.Series) -> pd.DataFrame:
     """query (trimmed), product_id (str), grade: one row per pair (repeats averaged), products with a text."""
-    frame = judgments.assign(query=judgments["query"].astype(str).str.strip(),
-                             product_id=judgments["product_id"].astype(str),
-                             grade=pd.to_numeric(judgments["grade"]).astype(float))
-    frame = frame[(frame["query"] != "") & frame["product_id"].isin(texts.index)]
-    return frame.groupby(["query", "product_id"], as_index=False, sort=False)["grade"].mean()
+    from recsys.evaluation.search import graded_pairs
+
+    frame = graded_pairs(judgments.assign(query=judgments["query"].astype(str).str.strip()))
+    return frame[frame["product_id"].isin(texts.index)].reset_index(drop=True)
 
 
 def bm25_candidates(queries: list[str], catalog: pd.DataFrame, depth: int,
