@@ -71,7 +71,8 @@ class FusionConfig(JsonConfig):
     encoder of the semantic source where an engine is built from the preset
     (`recsys.embeddings.BACKENDS`: "torch", "onnx-fp32", "onnx-int8"); it is
     fixed when the engine is fitted, so a live re-fusion does not change it.
-    `reranker` is a cross-encoder folder (`recsys.training.reranker`) and
+    `reranker` is a reranker folder, a learned ranker (`recsys.training.ltr`) or a
+    cross-encoder (`recsys.training.reranker`), and
     `rerank_top` how many of the fused list's best items it reorders, after
     fusion and before the rules (0: no reranking); it applies to search only.
     Presets stored before these two fields existed load with reranking off.
@@ -105,18 +106,19 @@ class FusionConfig(JsonConfig):
         if self.candidates <= 0:
             raise ValueError(f"candidates must be a positive number, not {self.candidates}")
         if isinstance(self.rerank_top, bool) or not isinstance(self.rerank_top, int) or self.rerank_top < 0:
-            raise ValueError(f"rerank_top, how many fused items the cross-encoder reorders, must be a "
+            raise ValueError(f"rerank_top, how many fused items the reranker reorders, must be a "
                              f"whole number of 0 or more (0: off), not {self.rerank_top!r}")
         if self.reranker is not None and (not isinstance(self.reranker, str) or not self.reranker.strip()):
-            raise ValueError(f"the reranker must be the folder of a cross-encoder, not {self.reranker!r}")
+            raise ValueError("the reranker must be the folder of a learned ranker or a cross-encoder, "
+                             f"not {self.reranker!r}")
         if self.rerank_top and self.reranker is None:
-            raise ValueError(f"rerank_top is {self.rerank_top} but no reranker is set: name a cross-encoder "
+            raise ValueError(f"rerank_top is {self.rerank_top} but no reranker is set: name a reranker "
                              "folder, or set rerank_top to 0")
         self.weights = {name: float(w) for name, w in self.weights.items()}
 
     @property
     def reranks(self) -> bool:
-        """Whether a cross-encoder reorders the fused list's top `rerank_top` items."""
+        """Whether a reranker reorders the fused list's top `rerank_top` items."""
         return bool(self.reranker) and self.rerank_top > 0
 
     def weight(self, source: str) -> float:

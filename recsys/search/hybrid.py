@@ -6,9 +6,11 @@ catalog's own words (`recsys.search.spelling`: "toliet" -> "toilet"; off with
 keeps its `candidates` best matches (BM25 contributes only products that
 contain a query word); the named lists are fused by `recsys.fusion.fuse` with
 the config's method (weighted min-max by default, or reciprocal rank fusion);
-when the fusion names a `reranker` and a `rerank_top` N, a cross-encoder
-(`recsys.search.rerank`) reorders the fused list's N best items over the
-product texts (title and description, as it was trained on them); then the
+when the fusion names a `reranker` and a `rerank_top` N, that reranker
+reorders the fused list's N best items: a learned ranker (`recsys.search.ltr`)
+by the sources' scores of each item and the words it shares with the query, or
+a cross-encoder (`recsys.search.rerank`) over the product texts (title and
+description, as it was trained on them); then the
 business rules of `recsys.fusion.rules` are applied (so pins and filters still
 win over the rerank), with the
 product attributes (category, price, in_stock, ...) of the catalog it was
@@ -24,8 +26,8 @@ confirmed on the other; docs/benchmarks.md). With spelling correction and k1 0.5
 b 0.75 it gives 0.410 on the fine-tuning split's test queries.
 
 Each hit carries `sources` (per source: rank, raw score, normalised score and
-contribution; a reranked hit also has a "rerank" part: the cross-encoder's
-probability, its rank after the rerank and, as `fused_rank`, before), its
+contribution; a reranked hit also has a "rerank" part: the reranker's score
+and kind, its rank after the rerank and, as `fused_rank`, before), its
 sources' own reasons (matched terms, cosine, the rerank's move, the spelling
 correction) and the
 `effects` of any rule that moved it. `candidates(queries)` and
@@ -64,7 +66,8 @@ from recsys.fusion import (FusedItem, FusionConfig, RulesResult, apply_rules, at
                            check_sources, fuse, load_attributes, save_attributes)
 from recsys.search.base import (QUERY_CHUNK, REGISTRY, Retriever, RetrieverConfig, SearchHit,
                                 SearchReason, catalog_ranks, check_k, check_query, register, top_k)
-from recsys.search.rerank import RERANK_SOURCE, Reranker
+from recsys.search.ltr import load_reranker
+from recsys.search.rerank import RERANK_SOURCE
 from recsys.search.spelling import Correction, SpellingCorrector
 from recsys.timing import stage
 from recsys.training.pairs import product_texts
@@ -198,7 +201,7 @@ class HybridRetriever(Retriever):
         with stage("fuse"):
             fused = [fuse(candidates, fusion) for candidates in lists]
         if fusion.reranks:
-            fused = self._rerank(self._searched(queries), fused, fusion)
+            fused = self._rerank(queries, fused, fusion)
         if not fusion.rules:
             return [RulesResult(items) for items in fused]
         with stage("rules"):
@@ -208,10 +211,10 @@ class HybridRetriever(Retriever):
     def _rerank(self, queries: list[str], fused: list[list[FusedItem]],
                 fusion: FusionConfig) -> list[list[FusedItem]]:
         if self.product_texts is None:
-            raise ValueError("this hybrid has no product texts for the cross-encoder to read: fit it on "
+            raise ValueError("this hybrid has no product texts for the reranker to read: fit it on "
                              "the catalog, or give from_sources the texts (recsys.training.pairs."
                              "product_texts(catalog))")
-        return Reranker(fusion.reranker).rerank_items(queries, fused, self.product_texts, fusion.rerank_top)
+        return load_reranker(fusion.reranker).rerank_hybrid(self, queries, fused, fusion.rerank_top)
 
     def fuse_candidates(self, query: str, lists: Candidates, k: int,
                         fusion: FusionConfig | None = None, category: str | None = None,
@@ -246,7 +249,7 @@ class HybridRetriever(Retriever):
             part = hit.sources.get(RERANK_SOURCE)
             if part is not None:
                 hit.reasons.append(SearchReason(
-                    "rerank", f"cross-encoder {part.score:.3f}: #{part.fused_rank} in the fused list, "
+                    "rerank", f"{part.by} {part.score:.3f}: #{part.fused_rank} in the fused list, "
                     f"#{part.rank} after the rerank", part.score))
             if correction.changed:
                 hit.reasons.append(SearchReason("spelling", f"searched for '{correction.query}': "

@@ -42,16 +42,19 @@ from recsys.fusion.base import FusedItem, SourceScore
 from recsys.timing import stage
 
 RERANK_SOURCE = "rerank"
+CROSS_ENCODER = "cross-encoder"
 BATCH_SIZE = 64
 
 
 @dataclass
 class RerankScore(SourceScore):
-    """The cross-encoder's part in a reranked item: `rank` is its place after the rerank,
+    """The reranker's part in a reranked item: `rank` is its place after the rerank,
     `fused_rank` its place in the fused list before; `score` and `normalised` are the
-    cross-encoder's probability; `contribution` is how much the item's score changed."""
+    reranker's score (a cross-encoder's probability, a learned ranker's score);
+    `contribution` is how much the item's score changed."""
 
     fused_rank: int = 0
+    by: str = CROSS_ENCODER  # the kind of model that scored it (`recsys.search.ltr.LEARNED_RANKER`)
 
 
 def _device(device: str | None) -> str:
@@ -132,19 +135,35 @@ class Reranker:
         tops = [list(ranked[:max(top_n, 0)]) for ranked in items]
         probabilities = self.scores_many(
             queries, [[_text(texts, item.product_id) for item in top] for top in tops])
-        results = []
-        for ranked, top, scores in zip(items, tops, probabilities):
-            order = np.argsort(-scores, kind="stable")
-            reordered = []
-            for rank, (position, place) in enumerate(zip(order, top), 1):
-                item = top[position]
-                probability = float(scores[position])
-                part = RerankScore(rank=rank, score=probability, normalised=probability,
-                                   contribution=place.score - item.score, fused_rank=int(position) + 1)
-                reordered.append(FusedItem(item.product_id, place.score,
-                                           {**item.sources, RERANK_SOURCE: part}, list(item.effects)))
-            results.append(reordered + list(ranked[len(top):]))
-        return results
+        return reordered(items, tops, probabilities, CROSS_ENCODER)
+
+    def rerank_hybrid(self, hybrid, queries: Sequence[str], items: Sequence[Sequence[FusedItem]],
+                      top_n: int) -> list[list[FusedItem]]:
+        """`rerank_items` over `hybrid`'s product texts, `queries` (as typed) spelled as it searches them."""
+        return self.rerank_items([hybrid.correct(query).query for query in queries], items,
+                                 hybrid.product_texts, top_n)
+
+
+def reordered(items: Sequence[Sequence[FusedItem]], tops: Sequence[Sequence[FusedItem]],
+              scores: Sequence[np.ndarray], by: str) -> list[list[FusedItem]]:
+    """Each query's `items` with its first ``len(top)`` items ordered by `scores`, higher first.
+
+    The reordered items take the fused scores of the places they land on and
+    carry a `RerankScore` (`by` names the model); equal scores keep the fused order.
+    """
+    results = []
+    for ranked, top, values in zip(items, tops, scores):
+        order = np.argsort(-np.asarray(values), kind="stable")
+        moved = []
+        for rank, (position, place) in enumerate(zip(order, top), 1):
+            item = top[position]
+            value = float(values[position])
+            part = RerankScore(rank=rank, score=value, normalised=value, contribution=place.score - item.score,
+                               fused_rank=int(position) + 1, by=by)
+            moved.append(FusedItem(item.product_id, place.score, {**item.sources, RERANK_SOURCE: part},
+                                   list(item.effects)))
+        results.append(moved + list(ranked[len(top):]))
+    return results
 
 
 def _text(texts: Mapping[str, str] | pd.Series, product_id: str) -> str:

@@ -126,7 +126,7 @@ def test_fusion_config_round_trips_with_and_without_the_rerank_fields():
     ({"rerank_top": -1}, "must be a whole number of 0 or more"),
     ({"rerank_top": 2.5, "reranker": "m"}, "must be a whole number"),
     ({"rerank_top": 10}, "no reranker is set"),
-    ({"reranker": " "}, "must be the folder of a cross-encoder"),
+    ({"reranker": " "}, "must be the folder of a learned ranker or a cross-encoder"),
 ])
 def test_fusion_config_checks_the_rerank_fields(fields, message):
     with pytest.raises(ValueError, match=message):
