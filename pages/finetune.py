@@ -24,9 +24,14 @@ st.caption("Search, semantic recommendations and the REST service embed with the
 
 counts = available_sources(url)
 with st.form("finetune_form"):
-    kind = st.radio("Train", ["embedding", "reranker"], horizontal=True, key="ft_kind", format_func={
+    kind = st.radio("Train", ["embedding", "reranker", "ranker"], horizontal=True, key="ft_kind", format_func={
         "embedding": "the embedding model (search, semantic recommendations)",
-        "reranker": "a cross-encoder reranker (reorders search's top results; needs judgments)"}.get)
+        "reranker": "a cross-encoder reranker (reorders search's top results; needs judgments)",
+        "ranker": "a learned ranker (weighs search's own signals per query; minutes on CPU; needs judgments)"}.get,
+        help="A learned ranker (LambdaMART) reorders the fused top 100 by BM25's and the embedding's scores and "
+             "the words the product shares with the query; it is trained over the search engine as served "
+             "(the active embedding model and search preset), and only reads the judgments. The training "
+             "settings below are for the other two.")
     usable = [source for source in SOURCES if counts.get(source)] or list(SOURCES)
     source = st.radio("Training data", usable, horizontal=True, key="ft_source",
                       format_func=lambda s: f"{SOURCE_LABELS[s]} ({counts.get(s, 0):,} rows)")
@@ -53,25 +58,29 @@ if submitted:
               "learning_rate": float(rate), "warmup_ratio": float(warmup), "seed": int(seed),
               "hard_negatives": hard}
     params = {"source": source, "config": config, "start_from": start_from, "min_grade": min_grade}
-    job_kind = "finetune" if kind == "embedding" else "train_reranker"
+    job_kind = {"embedding": "finetune", "reranker": "train_reranker", "ranker": "train_ranker"}[kind]
+    if kind == "ranker":
+        params = {"config": {"seed": int(seed)}}
     if kind == "reranker":  # the settings a reranker has (recsys.training.reranker.RerankerConfig)
         params["config"] = {key: config[key] for key in ("max_steps", "eval_steps", "batch_size", "learning_rate",
                                                "warmup_ratio", "seed")}
     try:
-        if kind == "reranker" and not counts.get("judgments"):
+        if kind != "embedding" and not counts.get("judgments"):
             raise ValueError("A reranker learns from relevance judgments: upload them on the Data page first.")
-        job_id = jobs.submit(job_kind, params, who.username, url=url, lock=kind)
+        job_id = jobs.submit(job_kind, params, who.username, url=url, lock="embedding" if kind == "embedding"
+                             else "reranker")
         st.success(f"Started fine-tune {job_id}; it runs in the background, so you may leave this page.")
     except (jobs.JobBusy, ValueError) as error:
         st.warning(str(error))
 if not allowed:
     st.caption("Operators and admins can start fine-tuning and activate models.")
 
-for job_kind, label in (("finetune", "Embedding fine-tunes"), ("train_reranker", "Reranker trainings")):
+for job_kind, label in (("finetune", "Embedding fine-tunes"), ("train_reranker", "Cross-encoder trainings"),
+                        ("train_ranker", "Learned ranker trainings")):
     st.markdown(f"**{label}**")
     job_status(job_kind, url, allowed, key=f"ft_{job_kind}", details=lambda job: training_chart(job, url))
 
-finished = sorted((job for job_kind in ("finetune", "train_reranker")
+finished = sorted((job for job_kind in ("finetune", "train_reranker", "train_ranker")
                    for job in jobs.list_jobs(job_kind, url=url, limit=20) if job["status"] == "succeeded"),
                   key=lambda job: -job["id"])
 if finished:

@@ -4,8 +4,8 @@ The working config of each scope is a `FusionConfig` dict kept in
 ``st.session_state["fusion_<scope>_working"]``; it seeds the widgets (weight
 sliders, method, reranking, rules) whenever they are drawn afresh, so it
 survives a switch of scope or page, and is rebuilt from them on every run.
-Search can rerank the fused top N with the cross-encoder that the model
-registry marks active; without one the control is shown disabled. The preview and the
+Search can rerank the fused top N with the reranker (a learned ranker or a
+cross-encoder) that the model registry marks active; without one the control is shown disabled. The preview and the
 offline metrics compare it with the active preset of the scope: both re-fuse
 cached candidate lists (`recsys.evaluation.live`), so nothing is searched or
 recommended again while the sliders move.
@@ -27,6 +27,7 @@ from recsys.fusion import FUSERS, NORMALISATIONS, FusionConfig, Rule, RulesResul
 from recsys.fusion import presets as preset_store
 from recsys.fusion.compare import dropped_out, rank_moves
 from recsys.fusion.rules import RULE_FIELDS, RULE_KINDS
+from recsys.search.ltr import is_learned_ranker
 from ui import engines
 from ui.results import from_hits, from_items, result_column
 
@@ -153,7 +154,7 @@ def _add_rule(scope: str) -> None:
 
 
 def available_reranker(url: str) -> str | None:
-    """The folder of the active cross-encoder reranker in the model registry, or None."""
+    """The folder of the active reranker (learned ranker or cross-encoder) in the model registry, or None."""
     try:
         from recsys.training.registry import active_model_path
     except ImportError:  # a workbench without the model registry has no reranker either
@@ -171,13 +172,18 @@ def rerank_editor(scope: str, working: dict, reranker: str | None, disabled: boo
     _seed(_key(scope, "rerank"), working.get("rerank_top", 0) > 0)
     _seed(_key(scope, "rerank_top"), working.get("rerank_top") or DEFAULT_RERANK_TOP)
     locked = disabled or reranker is None
-    on = st.checkbox("Rerank the top N with the cross-encoder", key=_key(scope, "rerank"), disabled=locked,
-                     help="after fusion, a cross-encoder reads the query with each of the N best products "
-                     "and reorders them; the rules apply after it. Slower: about N model calls a search")
+    learned = reranker is not None and is_learned_ranker(reranker)
+    on = st.checkbox(f"Rerank the top N with the {'learned ranker' if learned else 'cross-encoder'}",
+                     key=_key(scope, "rerank"), disabled=locked,
+                     help="after fusion, the active reranker reorders the N best products; the rules apply "
+                     "after it. A cross-encoder reads the query with each product (about N model calls a "
+                     "search); a learned ranker weighs BM25's and the embedding's scores and the matched "
+                     "words per query (about 10 ms a search; use the N it was trained with, 100 by default)")
     top = st.number_input("N", 1, MAX_RERANK_TOP, step=5, key=_key(scope, "rerank_top"),
                           disabled=locked or not on)
     if reranker is None:
-        st.caption("No reranker model is active: train one (a cross-encoder) and activate it to use this.")
+        st.caption("No reranker model is active: train one (a learned ranker or a cross-encoder) on the "
+                   "Fine-tune page and activate it to use this.")
         return working.get("reranker"), working.get("rerank_top", 0)
     return (reranker, int(top)) if on else (None, 0)
 

@@ -301,6 +301,15 @@ def run_finetune(context: JobContext) -> dict:
             "full_catalog": comparison["metrics"], "examples": comparison["examples"]}
 
 
+def _active_judgments(context: JobContext) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
+    """(catalog, judgments, data versions) of the active data; ValueError without judgments."""
+    context.progress(0.01, "loading the active catalog and judgments")
+    catalog, data, versions = _load_active_data(context.url, "judgments")
+    if data["judgments"].empty:
+        raise ValueError("there are no judgments: upload relevance judgments on the Data page first")
+    return catalog, data["judgments"], versions
+
+
 @runner("train_reranker")
 def run_train_reranker(context: JobContext) -> dict:
     """params: min_grade (default the top third of the scale), config (RerankerConfig dict),
@@ -311,11 +320,7 @@ def run_train_reranker(context: JobContext) -> dict:
 
     params = context.params
     config = RerankerConfig.from_dict(params.get("config") or {})
-    context.progress(0.01, "loading the active catalog and judgments")
-    catalog, data, versions = _load_active_data(context.url, "judgments")
-    judgments = data["judgments"]
-    if judgments.empty:
-        raise ValueError("there are no judgments: upload relevance judgments on the Data page first")
+    catalog, judgments, versions = _active_judgments(context)
     min_grade = params.get("min_grade")
     min_grade = default_min_grade(judgments["grade"]) if min_grade is None else float(min_grade)
     fractions = split_fractions(params)
@@ -341,3 +346,76 @@ def run_train_reranker(context: JobContext) -> dict:
             "pairs": {"train": len(examples)}, **{key: trained[key] for key in (
                 "train_s", "steps", "steps_per_s", "device", "val_ndcg@10_before", "val_ndcg@10_after")},
             "loss_history": trained.get("loss_history", []), "validation_history": trained.get("validation_history", [])}
+
+
+def search_engine_for_training(url: str, catalog: pd.DataFrame):
+    """The hybrid that search serves (the active embedding model; the active search preset's fusion
+    without its reranker and rules), fitted on `catalog`: what a learned ranker is trained over."""
+    from db.engine import session_scope
+    from recsys.fusion import presets
+    from recsys.search import get
+    from recsys.training import registry
+
+    with session_scope(url) as session:
+        preset = presets.active_preset(session, "search")
+    fusion = (preset.config if preset else presets.default_config("search")).to_dict()
+    fusion.update(rules=[], reranker=None, rerank_top=0)
+    model_path = registry.active_model_path("embedding", url)
+    semantic = {"source_configs": {"semantic": {"model_path": model_path}}} if model_path else {}
+    return get("hybrid")(fusion=fusion, **semantic).fit(catalog)
+
+
+@runner("train_ranker")
+def run_train_ranker(context: JobContext) -> dict:
+    """params: config (`recsys.training.ltr.RankerConfig` dict), validation and test shares.
+    Trains a learned ranker over the search engine as served (`search_engine_for_training`) on
+    the active judgments' train queries, with early stopping on the validation queries; before
+    and after are that engine without and with the ranker reordering its fused top `top_n`."""
+    from recsys.evaluation.search import evaluate_full_catalog
+    from recsys.training import registry
+    from recsys.training.ltr import RankerConfig, grade_floor, train_ranker
+
+    params = context.params
+    config = RankerConfig.from_dict(params.get("config") or {})
+    catalog, judgments, versions = _active_judgments(context)
+    fractions = split_fractions(params)
+    judged = split_judgments(judgments, fractions)
+    if judged["train"].empty or judged["validation"].empty:
+        raise ValueError(f"{judgments['query'].nunique()} judged queries are too few to split into train and "
+                         "validation queries: a learned ranker needs judgments of more queries")
+    context.progress(0.05, "indexing the catalog with the served search engine")
+    hybrid = search_engine_for_training(context.url, catalog)
+    context.progress(0.2, f"reading the fused top {config.top_n} of each judged query")
+    out_dir = Path(registry.model_dir("reranker", f"job{context.job_id}"))
+    with removed_on_failure(out_dir):
+        trained = train_ranker(hybrid, judged["train"], judged["validation"], config, out_dir,
+                               report=progress_reporter(context, 0.4, 0.85))
+        context.log(f"{trained['trees']} trees from {trained['train_queries']:,} queries "
+                    f"({trained['train_items']:,} items) in {trained['train_s']:.1f} s",
+                    train=trained["train_items"])
+        context.progress(0.88, "comparing search without and with the ranker on validation and test")
+        ranked = hybrid.with_fusion({**hybrid.fusion.to_dict(), "reranker": str(out_dir),
+                                     "rerank_top": config.top_n})
+        floor = grade_floor(pd.to_numeric(judgments["grade"]))
+        relevant = default_min_grade(judgments["grade"])
+        engines = {"before": hybrid, "after": ranked}
+        metrics = {part: {name: evaluate_full_catalog(engine, judged[part], min_grade=floor,
+                                                      relevant_grade=relevant)
+                          for name, engine in engines.items()}
+                   for part in ("validation", "test") if not judged[part].empty}
+        examples = changed_examples(catalog, judged["test"], engines, EXAMPLES, floor)
+        context.progress(0.99, "registering the model")
+    model = registry.register_model(
+        "reranker", str(out_dir), base_model="learned ranker (LightGBM LambdaMART)",
+        training_data={"source": "judgments", "dataset_version_ids": versions, "queries": trained["train_queries"],
+                       "examples": trained["train_items"], "split": asdict(fractions),
+                       "engine": {"fusion": trained["fusion"],
+                                  "embedding_model": hybrid.sources[-1].config.model_path}},
+        hyperparameters=config.to_dict(),
+        metrics={key: trained[key] for key in ("train_s", "trees", "val_ndcg@10_before", "val_ndcg@10_after")},
+        actor=context.actor, job_id=context.job_id)
+    return {"model_id": model["id"], "version": model["version"], "source": "judgments", "kind": "ranker",
+            "pairs": {"train": trained["train_items"]}, "steps": trained["trees"], "train_s": trained["train_s"],
+            "device": "cpu", "top_n": config.top_n,
+            **{key: trained[key] for key in ("val_ndcg@10_before", "val_ndcg@10_after", "importance")},
+            "full_catalog": metrics, "examples": examples}

@@ -26,6 +26,16 @@ def judged_shop(db_url, write):
     return db_url
 
 
+def _finished_job(app) -> dict:
+    """The job the page said it started, once it has ended (at most 5 minutes)."""
+    started = [s.value for s in app.success if s.value.startswith("Started fine-tune")]
+    job_id = int(started[0].split()[2].rstrip(";"))
+    deadline = time.time() + 300
+    while jobs.get_job(job_id)["status"] in jobs.ACTIVE and time.time() < deadline:
+        time.sleep(1)
+    return jobs.get_job(job_id)
+
+
 def _button(app, label):
     return next(b for b in app.button if b.label == label)
 
@@ -80,12 +90,7 @@ def test_operator_trains_a_reranker_and_merchandisers_can_turn_it_on(judged_shop
     app.number_input(key="ft_steps").set_value(10)
     app.number_input(key="ft_batch").set_value(4)
     _button(app, "Start fine-tuning").click().run()
-    started = [s.value for s in app.success if s.value.startswith("Started fine-tune")]
-    job_id = int(started[0].split()[2].rstrip(";"))
-    deadline = time.time() + 300
-    while jobs.get_job(job_id)["status"] in jobs.ACTIVE and time.time() < deadline:
-        time.sleep(1)
-    job = jobs.get_job(job_id)
+    job = _finished_job(app)
     assert job["kind"] == "train_reranker" and job["status"] == "succeeded", job["message"]
 
     app.run()
@@ -99,3 +104,23 @@ def test_operator_trains_a_reranker_and_merchandisers_can_turn_it_on(judged_shop
     fusion = app_as("merchandiser", "pages/fusion.py")
     assert not fusion.exception
     assert not fusion.checkbox(key="fusion_search_rerank").disabled
+
+
+def test_operator_trains_a_learned_ranker_and_sees_search_before_and_after(judged_shop):
+    app = app_as("operator", "pages/finetune.py")
+    app.radio(key="ft_kind").set_value("ranker")
+    _button(app, "Start fine-tuning").click().run()
+    assert not app.exception
+    job = _finished_job(app)
+    assert job["kind"] == "train_ranker" and job["status"] == "succeeded", job["message"]
+
+    app.run()
+    assert not app.exception
+    assert any("A learned ranker of" in caption.value and "fused top 100" in caption.value
+               for caption in app.caption)
+    metrics = next(d.value for d in app.dataframe if "before" in d.value.columns)
+    assert set(metrics["part"]) == {"validation", "test"}
+    app.radio(key="ft_model_kind").set_value("reranker").run()
+    _button(app, "Activate").click().run()
+    assert any("Activated reranker model v1" in s.value for s in app.success)
+    assert registry.active_model("reranker")["base_model"].startswith("learned ranker")
