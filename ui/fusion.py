@@ -172,13 +172,13 @@ def rerank_editor(scope: str, working: dict, reranker: str | None, disabled: boo
     _seed(_key(scope, "rerank"), working.get("rerank_top", 0) > 0)
     _seed(_key(scope, "rerank_top"), working.get("rerank_top") or DEFAULT_RERANK_TOP)
     locked = disabled or reranker is None
-    learned = reranker is not None and is_learned_ranker(reranker)
-    on = st.checkbox(f"Rerank the top N with the {'learned ranker' if learned else 'cross-encoder'}",
-                     key=_key(scope, "rerank"), disabled=locked,
+    on = st.checkbox("Rerank the top N", key=_key(scope, "rerank"), disabled=locked,
                      help="after fusion, the active reranker reorders the N best products; the rules apply "
                      "after it. A cross-encoder reads the query with each product (about N model calls a "
                      "search); a learned ranker weighs BM25's and the embedding's scores and the matched "
                      "words per query (about 10 ms a search; use the N it was trained with, 100 by default)")
+    if reranker is not None:
+        st.caption(f"with the active {'learned ranker' if is_learned_ranker(reranker) else 'cross-encoder'}")
     top = st.number_input("N", 1, MAX_RERANK_TOP, step=5, key=_key(scope, "rerank_top"),
                           disabled=locked or not on)
     if reranker is None:

@@ -213,6 +213,21 @@ def progress_reporter(context: JobContext, start: float = 0.05, end: float = 0.8
     return report
 
 
+def boosting_reporter(context: JobContext, start: float, end: float):
+    """A `train_ranker(report=...)` callback: a log line per report (tree, validation nDCG@10 of
+    the candidates, for the page's chart) and progress (a share of start..end); raises
+    JobCancelled when a cancel was asked."""
+
+    def report(row: dict) -> None:
+        message = (f"tree {row['step']} of at most {row['total_steps']}, validation nDCG@10 of the "
+                   f"candidates {row['val_ndcg@10']:.4f}" if row["val_ndcg@10"] is not None
+                   else f"tree {row['step']} of at most {row['total_steps']}")
+        context.log(message, step=row["step"], val_ndcg=row["val_ndcg@10"], elapsed_s=row["elapsed_s"])
+        context.progress(start + (end - start) * row["step"] / max(row["total_steps"], 1), message)
+
+    return report
+
+
 def split_fractions(params: dict) -> SplitFractions:
     """The split of a job: its own seed (not the training seed), so that every run of a shop
     keeps the same test queries and a model started from the active one never is tested on
@@ -389,7 +404,7 @@ def run_train_ranker(context: JobContext) -> dict:
     out_dir = Path(registry.model_dir("reranker", f"job{context.job_id}"))
     with removed_on_failure(out_dir):
         trained = train_ranker(hybrid, judged["train"], judged["validation"], config, out_dir,
-                               report=progress_reporter(context, 0.4, 0.85))
+                               report=boosting_reporter(context, 0.4, 0.85))
         context.log(f"{trained['trees']} trees from {trained['train_queries']:,} queries "
                     f"({trained['train_items']:,} items) in {trained['train_s']:.1f} s",
                     train=trained["train_items"])

@@ -34,7 +34,10 @@ def test_a_ranker_job_registers_a_reranker_without_activating_it(judged_shop, tm
     assert model["training_data"]["engine"]["fusion"]["reranker"] is None
     saved = json.loads((Path(model["artifact_path"]) / META_FILE).read_text())
     assert saved["sources"] == ["bm25", "semantic"]
-    assert any("trees from" in row["message"] for row in jobs.job_logs(job_id))
+    logs = jobs.job_logs(job_id)
+    assert any("trees from" in row["message"] for row in logs)
+    charted = [row for row in logs if row["step"] is not None]  # what the page's chart draws
+    assert charted and all(row["metrics"]["val_ndcg"] is not None for row in charted)
     assert registry.activate_model(model["id"], "olga")["is_active"]
     # What a preset that reranks with it gets: the served engine, reordered by the ranker.
     engine = search_engine_for_training(judged_shop, CATALOG)
