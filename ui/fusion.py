@@ -154,12 +154,21 @@ def _add_rule(scope: str) -> None:
 
 
 def available_reranker(url: str) -> str | None:
-    """The folder of the active reranker (learned ranker or cross-encoder) in the model registry, or None."""
+    """The folder of the active reranker (learned ranker or cross-encoder) in the model registry, or None.
+
+    Warns when the active reranker is a learned ranker trained over another embedding model than
+    the active one: the semantic scores it learned to read have moved, so it should be trained again.
+    """
     try:
-        from recsys.training.registry import active_model_path
+        from recsys.training.registry import active_model, active_model_path
     except ImportError:  # a workbench without the model registry has no reranker either
         return None
-    return active_model_path("reranker", url)
+    model = active_model("reranker", url)
+    engine = (model or {}).get("training_data", {}).get("engine")
+    if engine is not None and engine.get("embedding_model") != active_model_path("embedding", url):
+        st.warning(f"The active learned ranker v{model['version']} was trained over another embedding model "
+                   "than the active one: train it again on the Fine-tune page before reranking with it.")
+    return None if model is None else active_model_path("reranker", url)
 
 
 def rerank_editor(scope: str, working: dict, reranker: str | None, disabled: bool) -> tuple[str | None, int]:

@@ -424,8 +424,8 @@ def run_train_ranker(context: JobContext) -> dict:
         "reranker", str(out_dir), base_model="learned ranker (LightGBM LambdaMART)",
         training_data={"source": "judgments", "dataset_version_ids": versions, "queries": trained["train_queries"],
                        "examples": trained["train_items"], "split": asdict(fractions),
-                       "engine": {"fusion": trained["fusion"],
-                                  "embedding_model": hybrid.sources[-1].config.model_path}},
+                       "engine": {"fusion": trained["fusion"], "embedding_model": next(
+                           (s.config.model_path for s in hybrid.sources if s.name == "semantic"), None)}},
         hyperparameters=config.to_dict(),
         metrics={key: trained[key] for key in ("train_s", "trees", "val_ndcg@10_before", "val_ndcg@10_after")},
         actor=context.actor, job_id=context.job_id)

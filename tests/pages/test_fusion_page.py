@@ -203,3 +203,23 @@ def test_search_metrics_need_judgments_recommendations_do_not(shop):
     assert app.slider(key="fusion_recommendations_weight_ease").value == 0.85
     assert app.selectbox(key="fusion_customer").value == "u2"  # the customer with the most products
     assert preview(app, "working") == ["P1", "P4"]
+
+
+def test_a_learned_ranker_trained_over_another_embedding_model_is_flagged(judged_shop, tmp_path):
+    from recsys.training import registry
+
+    def ranker(embedding_model):
+        folder = tmp_path / f"ranker-{len(list(tmp_path.iterdir()))}"
+        folder.mkdir()
+        model = registry.register_model(
+            "reranker", str(folder), base_model="learned ranker (LightGBM LambdaMART)",
+            training_data={"engine": {"fusion": {}, "embedding_model": embedding_model}},
+            hyperparameters={}, metrics={}, actor="test")
+        registry.activate_model(model["id"], "test")
+
+    ranker(None)  # trained over the shipped model, which is still the active one
+    app = app_as("merchandiser", "pages/fusion.py")
+    assert not app.exception and not [w for w in app.warning if "learned ranker" in w.value]
+    ranker(str(tmp_path / "some-fine-tuned-model"))
+    app = app_as("merchandiser", "pages/fusion.py")
+    assert any("trained over another embedding model" in w.value for w in app.warning)
