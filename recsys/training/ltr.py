@@ -140,6 +140,9 @@ def train_ranker(hybrid, train_judgments: pd.DataFrame, validation_judgments: pd
     import lightgbm
 
     config = config or RankerConfig()
+    if validation_judgments.empty:
+        raise ValueError("a learned ranker needs validation judgments (queries it is not trained on) to "
+                         "know when to stop adding trees")
     started = time.perf_counter()
     both = pd.concat([train_judgments, validation_judgments])
     grades = pd.to_numeric(both["grade"]).astype(float)
@@ -156,10 +159,8 @@ def train_ranker(hybrid, train_judgments: pd.DataFrame, validation_judgments: pd
     names = feature_names([source.name for source in hybrid.sources])
     train_set = lightgbm.Dataset(np.vstack([train.features[i] for i in kept]), labels,
                                  group=[len(train.grades[i]) for i in kept], feature_name=names)
-    valid_sets = [train_set]
-    if len(valid_labels):
-        valid_sets = [lightgbm.Dataset(np.vstack(validation.features), valid_labels,
-                                       group=[len(g) for g in validation.grades], reference=train_set)]
+    valid_set = lightgbm.Dataset(np.vstack(validation.features), valid_labels,
+                                 group=[len(g) for g in validation.grades], reference=train_set)
     params = {"objective": "lambdarank", "metric": "ndcg", "eval_at": [10], "label_gain": gains,
               "learning_rate": config.learning_rate, "num_leaves": config.leaves,
               "min_child_samples": config.min_child_samples, "lambdarank_truncation_level": 10,
@@ -176,7 +177,7 @@ def train_ranker(hybrid, train_judgments: pd.DataFrame, validation_judgments: pd
         report({"step": step, "total_steps": config.trees, "loss": None, "val_ndcg@10": value,
                 "elapsed_s": elapsed, "left_s": elapsed / step * (config.trees - step)})
 
-    booster = lightgbm.train(params, train_set, num_boost_round=config.trees, valid_sets=valid_sets,
+    booster = lightgbm.train(params, train_set, num_boost_round=config.trees, valid_sets=[valid_set],
                              callbacks=[lightgbm.early_stopping(config.early_stopping, verbose=False), progress])
     train_s = time.perf_counter() - training_started
     best = booster.best_iteration or booster.current_iteration()

@@ -202,3 +202,9 @@ def test_ranker_config_checks_its_fields(fields, message):
     with pytest.raises(ValueError, match=message):
         RankerConfig(**fields)
     assert RankerConfig.from_dict(RankerConfig(top_n=50).to_dict()) == RankerConfig(top_n=50)
+
+
+def test_training_without_validation_queries_is_refused(judged, tmp_path):
+    _, hybrid, parts = judged
+    with pytest.raises(ValueError, match="needs validation judgments"):
+        train_ranker(hybrid, parts["train"], parts["validation"].iloc[0:0], RankerConfig(top_n=5), tmp_path / "x")
