@@ -399,16 +399,36 @@ def preview(url: str, scope: str, versions: dict[str, int], engine, active_label
 # --- the live offline metrics -------------------------------------------------------------
 
 @st.cache_resource(show_spinner="Collecting the held-out queries' candidate lists...", max_entries=2)
-def search_sample(url: str, catalog_version: int, judgments_version: int, model_id: int | None):
+def search_sample(url: str, catalog_version: int, judgments_version: int, model_id: int | None,
+                  held_out_only: bool = False):
     """(LiveSample of the judged queries, its fuse function), or the reason there is none.
 
     `model_id` (the active embedding model's) keys the cache: activating a model resamples.
+    `held_out_only` leaves out the judged queries the training jobs train on (the train part of
+    their split), so that an active model trained on them is not measured on them.
     """
     hybrid = engines.search_engine(url, catalog_version)
+    judgments = engines.judgments(url, judgments_version)
+    exclude = frozenset()
+    if held_out_only:
+        from recsys.training.jobs import split_fractions
+        from recsys.training.pairs import split_judgments
+
+        exclude = frozenset(split_judgments(judgments, split_fractions({}))["train"]["query"].astype(str))
     try:
-        return live.search_sample(hybrid, engines.judgments(url, judgments_version)), live.fuse_search(hybrid)
+        return live.search_sample(hybrid, judgments, exclude=exclude), live.fuse_search(hybrid)
     except ValueError as error:
         return str(error)
+
+
+def trained_on_judgments(url: str) -> bool:
+    """Whether the active embedding model or reranker was trained on the shop's judgments."""
+    try:
+        from recsys.training.registry import active_model
+    except ImportError:  # a workbench without the model registry trains nothing
+        return False
+    embedding, reranker = active_model("embedding", url), active_model("reranker", url)
+    return reranker is not None or (embedding or {}).get("training_data", {}).get("source") == "judgments"
 
 
 @st.cache_resource(show_spinner="Collecting the held-out customers' candidate lists...", max_entries=2)
@@ -437,7 +457,8 @@ def sample_for(url: str, scope: str, versions: dict[str, int]):
     if scope == "search":
         if "judgments" not in versions:
             return None
-        return search_sample(url, versions["catalog"], versions["judgments"], engines.embedding_model(url)[0])
+        return search_sample(url, versions["catalog"], versions["judgments"], engines.embedding_model(url)[0],
+                             trained_on_judgments(url))
     return recommendation_sample(url, versions["events"], versions.get("catalog"), engines.embedding_model(url)[0])
 
 
@@ -466,6 +487,8 @@ def metrics_panel(url: str, scope: str, versions: dict[str, int], found, active_
                       help=f"active preset: {active[name]:.3f}")
     held_out = ("judged queries" if scope == "search"
                 else "customers (temporal split: each one's latest product)")
+    if scope == "search" and trained_on_judgments(url):
+        held_out += " that no training job trained on (an active model learned from the others)"
     st.caption(f"Working config against the active preset on {len(sample.keys)} held-out {held_out}; "
                f"re-fused in {1000 * seconds:.0f} ms.")
 

@@ -73,18 +73,23 @@ def evaluate_fusion(sample: LiveSample, fusion: FusionConfig, fuse: FuseFunction
 
 
 def search_sample(hybrid, judgments: pd.DataFrame, size: int = 200, seed: int = 0,
-                  relevant_grade: float = 2.5) -> LiveSample:
+                  relevant_grade: float = 2.5, exclude: frozenset[str] = frozenset()) -> LiveSample:
     """A seeded sample of `size` judged queries with the hybrid retriever's candidate lists.
 
-    `judgments` has query, product_id, grade; `hybrid` is a fitted `HybridRetriever`.
+    `judgments` has query, product_id, grade; `hybrid` is a fitted `HybridRetriever`;
+    queries in `exclude` (e.g. those a model was trained on) are never sampled.
     """
     from recsys.evaluation.search import graded_qrels, relevant_qrels
 
     graded = graded_qrels(judgments)
-    queries = sorted(q for q, gains in graded.items() if any(g > 0 for g in gains.values()))
-    if not queries:
+    judged = sorted(q for q, gains in graded.items() if any(g > 0 for g in gains.values()))
+    if not judged:
         raise ValueError("no judged query has a product graded above the lowest grade; "
                          "upload judgments with some relevant products")
+    queries = [query for query in judged if query not in exclude]
+    if not queries:
+        raise ValueError(f"all {len(judged)} judged queries with a relevant product are ones an active model "
+                         "was trained on; upload judgments of more queries to measure it on others")
     rng = np.random.default_rng(seed)
     chosen = [queries[i] for i in sorted(rng.permutation(len(queries))[:size])]
     relevant = relevant_qrels(judgments, relevant_grade)

@@ -63,3 +63,11 @@ def test_recommendation_metrics_on_a_temporal_split():
     ease_only = evaluate_fusion(sample, FusionConfig(weights={"ease": 1.0, "semantic": 0.0}),
                                 fuse_recommendations(hybrid))
     assert ease_only["coverage@10"] <= 1.0
+
+
+def test_excluded_queries_are_never_sampled(hybrid):
+    queries = sorted(JUDGMENTS["query"].unique())
+    kept = search_sample(hybrid, JUDGMENTS, exclude=frozenset(queries[:2])).keys
+    assert kept == queries[2:]
+    with pytest.raises(ValueError, match="are ones an active model was trained on"):
+        search_sample(hybrid, JUDGMENTS, exclude=frozenset(queries))

@@ -223,3 +223,6 @@ def test_a_learned_ranker_trained_over_another_embedding_model_is_flagged(judged
     ranker(str(tmp_path / "some-fine-tuned-model"))
     app = app_as("merchandiser", "pages/fusion.py")
     assert any("trained over another embedding model" in w.value for w in app.warning)
+    # With a model trained on judgments active, the live metrics leave out the training jobs' queries:
+    # here both judged queries are in the jobs' train part.
+    assert any("are ones an active model was trained on" in w.value for w in app.warning)
