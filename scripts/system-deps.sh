@@ -11,7 +11,8 @@ ldconfig -p 2>/dev/null | grep -q 'libgomp\.so\.1' || need+=(libgomp1)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "system-deps: missing ${need[*]}; install them (Debian: apt-get install ${need[*]})." >&2
-  echo "system-deps: the browser and PostgreSQL tests will be skipped." >&2
+  echo "system-deps: the browser and PostgreSQL tests will be skipped; without libgomp1 the learned-ranker" >&2
+  echo "system-deps: tests fail (LightGBM cannot load)." >&2
   exit 0
 fi
 echo "system-deps: installing ${need[*]}" >&2

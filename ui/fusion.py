@@ -27,7 +27,7 @@ from recsys.fusion import FUSERS, NORMALISATIONS, FusionConfig, Rule, RulesResul
 from recsys.fusion import presets as preset_store
 from recsys.fusion.compare import dropped_out, rank_moves
 from recsys.fusion.rules import RULE_FIELDS, RULE_KINDS
-from recsys.search.ltr import is_learned_ranker
+from recsys.search.ltr import is_learned_ranker, trained_top_n
 from ui import engines
 from ui.results import from_hits, from_items, result_column
 
@@ -179,7 +179,9 @@ def rerank_editor(scope: str, working: dict, reranker: str | None, disabled: boo
     """
     st.subheader("Reranking")
     _seed(_key(scope, "rerank"), working.get("rerank_top", 0) > 0)
-    _seed(_key(scope, "rerank_top"), working.get("rerank_top") or DEFAULT_RERANK_TOP)
+    # A learned ranker orders as many items as it was trained on (its features read the whole top N).
+    trained = trained_top_n(reranker) if reranker is not None else None
+    _seed(_key(scope, "rerank_top"), working.get("rerank_top") or trained or DEFAULT_RERANK_TOP)
     locked = disabled or reranker is None
     on = st.checkbox("Rerank the top N", key=_key(scope, "rerank"), disabled=locked,
                      help="after fusion, the active reranker reorders the N best products; the rules apply "

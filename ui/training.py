@@ -66,7 +66,8 @@ def run_results(result: dict) -> None:
     elif result.get("kind") == "ranker":
         st.caption(f"A learned ranker of {result.get('steps')} trees from {pairs.get('train', 0):,} fused items "
                    f"of the judged training queries, trained in {result.get('train_s', 0):.1f} s. Before: search "
-                   f"as served; after: the same with the ranker reordering its fused top {result.get('top_n')}. "
+                   "as served (the active embedding model and search preset, without the preset's rules); "
+                   f"after: the same with the ranker reordering its fused top {result.get('top_n')}. "
                    "The whole catalog is searched for every validation and test query; none was trained on. "
                    "To use it, activate it below and turn reranking on (N = "
                    f"{result.get('top_n')}) in a search preset on Fusion & rules.")

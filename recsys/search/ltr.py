@@ -17,10 +17,11 @@ Features of a (query, product) pair, for each source of the hybrid (`bm25`,
 candidate, also those the source did not retrieve itself: BM25 0 when no query
 word matches), that score min-max normalised over the source's own top
 `candidates` (as the weighted fusion normalises; below 0 for products it ranks
-lower), the product's place in that top (`candidates` + 1 when not in it), its
+lower; `candidates` as the ranker was trained), the product's place in that top
+(`candidates` + 1 when not in it), its
 gap to the best score among the reranked items, that best score, and how many
 catalog products the source matches at all (log); and from the texts, read as
-BM25 tokenises them (stems, units written one way): the number of query terms,
+BM25's default tokeniser reads them (stems, units written one way): the number of query terms,
 how many of them and which share the product text contains, the text's length
 in terms, whether it contains the query's first and last term (a query usually
 ends with the kind of product), how many adjacent query-term pairs it contains
@@ -35,7 +36,7 @@ A ranker is a folder: ``ranker.txt`` (the LightGBM booster) and ``ranker.json``
 reranker folder, and a fusion preset's `reranker` names it.
 
 >>> ranker = load_reranker("var/models/reranker/job7")          # doctest: +SKIP
->>> ranker.rerank_items(hybrid, ["toilet seat"], [fused], top_n=100)  # doctest: +SKIP
+>>> ranker.rerank_hybrid(hybrid, ["toilet seat"], [fused], top_n=100)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -94,22 +95,26 @@ def _tokenizer() -> Tokenizer:
 @dataclass(frozen=True)
 class _Analysed:
     """A text as BM25 indexes it (its terms in order, as a set, its adjacent pairs, its numbers),
-    and the letter trigrams of its lower-cased words joined by single spaces."""
+    and its lower-cased words joined by single spaces (for letter trigrams)."""
 
     terms: tuple[str, ...]
     words: frozenset[str]
     pairs: frozenset[tuple[str, str]]
     numbers: frozenset[str]
-    trigrams: frozenset[str]
+    letters: str
+
+    @property
+    def trigrams(self) -> frozenset[str]:
+        return frozenset(self.letters[i:i + 3] for i in range(len(self.letters) - 2))
 
 
-@lru_cache(maxsize=200_000)
+# Product texts of recent candidates; a few KB each for a title, more with a description.
+@lru_cache(maxsize=50_000)
 def _analysed(text: str) -> _Analysed:
     terms = tuple(_tokenizer().tokens(text))
-    letters = " ".join(_WORD.findall(text.lower()))
     return _Analysed(terms, frozenset(terms), frozenset(zip(terms, terms[1:])),
                      frozenset(term for term in terms if term[:1].isdigit()),
-                     frozenset(letters[i:i + 3] for i in range(len(letters) - 2)))
+                     " ".join(_WORD.findall(text.lower())))
 
 
 def _text_columns(query: str, texts: list[str]) -> list[np.ndarray]:
@@ -122,6 +127,7 @@ def _text_columns(query: str, texts: list[str]) -> list[np.ndarray]:
         return np.fromiter(values, dtype=np.float64, count=len(found))
 
     matched = column(len(asked.words & text.words) for text in found)
+    trigrams = asked.trigrams  # a text contains a trigram when its joined words do
     first, last = (asked.terms[0], asked.terms[-1]) if asked.terms else ("", "")
     return [np.full(len(found), float(len(asked.words))), matched, matched / size,
             column(len(text.terms) for text in found),
@@ -129,16 +135,18 @@ def _text_columns(query: str, texts: list[str]) -> list[np.ndarray]:
             column(len(asked.pairs & text.pairs) for text in found),
             np.full(len(found), float(len(asked.numbers))),
             column(len(asked.numbers & text.numbers) for text in found),
-            column(len(asked.trigrams & text.trigrams) / max(len(asked.trigrams), 1) for text in found)]
+            column(sum(gram in text.letters for gram in trigrams) / max(len(trigrams), 1) for text in found)]
 
 
 def candidate_features(hybrid, queries: Sequence[str], tops: Sequence[Sequence[FusedItem]],
-                       sources: Sequence[str] | None = None) -> list[np.ndarray]:
+                       sources: Sequence[str] | None = None, depth: int | None = None) -> list[np.ndarray]:
     """Each query's feature matrix, one row per item of its `tops` (see the module docstring).
 
     `queries` are read as typed: spelling correction is applied here, as the
     hybrid's candidates were found. `sources` (default: all of the hybrid's)
     must be sources of the hybrid; each scores every item, whatever its weight.
+    `depth` is the size of each source's own top that normalises and places an
+    item (default the hybrid's fusion `candidates`; a ranker passes its training's).
     """
     by_name = {source.name: source for source in hybrid.sources}
     sources = list(sources or by_name)
@@ -148,7 +156,7 @@ def candidate_features(hybrid, queries: Sequence[str], tops: Sequence[Sequence[F
                          "train a ranker for this engine's sources")
     searched = [hybrid.correct(query).query for query in queries]
     texts = hybrid.product_texts or {}
-    depth = hybrid.fusion.candidates
+    depth = depth or hybrid.fusion.candidates
     results = []
     with stage("rerank"):
         columns_by_query: list[list[np.ndarray]] = [[] for _ in queries]
@@ -206,20 +214,29 @@ class LearnedRanker:
 
     def scores_many(self, hybrid, queries: Sequence[str], tops: Sequence[Sequence[FusedItem]]) -> list[np.ndarray]:
         """The ranker's score of each query's `tops` items (queries as typed)."""
-        return self.predict(candidate_features(hybrid, queries, tops, self.sources))
+        depth = self.meta.get("fusion", {}).get("candidates")
+        return self.predict(candidate_features(hybrid, queries, tops, self.sources, depth))
 
-    def rerank_items(self, hybrid, queries: Sequence[str], items: Sequence[Sequence[FusedItem]],
-                     top_n: int) -> list[list[FusedItem]]:
-        """Each query's fused `items` with the first `top_n` reordered by the ranker's score
-        (as `recsys.search.rerank.Reranker.rerank_items`; its part is under `sources["rerank"]`)."""
+    def rerank_hybrid(self, hybrid, queries: Sequence[str], items: Sequence[Sequence[FusedItem]],
+                      top_n: int) -> list[list[FusedItem]]:
+        """Each query's fused `items` (queries as typed) with the first `top_n` reordered by the
+        ranker's score (as `recsys.search.rerank.Reranker.rerank_hybrid`; its part is under
+        `sources["rerank"]`)."""
         tops = [list(ranked[:max(top_n, 0)]) for ranked in items]
         return reordered(items, tops, self.scores_many(hybrid, queries, tops), LEARNED_RANKER)
-
-    rerank_hybrid = rerank_items
 
 
 def is_learned_ranker(model_path: str | os.PathLike) -> bool:
     return (Path(model_path) / META_FILE).is_file()
+
+
+def trained_top_n(model_path: str | os.PathLike) -> int | None:
+    """How many fused items the learned ranker in `model_path` was trained to order; None when
+    the folder holds no readable learned ranker."""
+    try:
+        return int(json.loads((Path(model_path) / META_FILE).read_text(encoding="utf-8"))["config"]["top_n"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def load_reranker(model_path: str | os.PathLike) -> LearnedRanker | Reranker:

@@ -208,3 +208,21 @@ def test_training_without_validation_queries_is_refused(judged, tmp_path):
     _, hybrid, parts = judged
     with pytest.raises(ValueError, match="needs validation judgments"):
         train_ranker(hybrid, parts["train"], parts["validation"].iloc[0:0], RankerConfig(top_n=5), tmp_path / "x")
+
+
+def test_the_ranker_reads_the_query_as_spelling_correction_left_it(judged):
+    _, hybrid, _ = judged
+    assert hybrid.correct("3/4 inch kettel").query == "3/4 inch kettle"
+    kettle = next(p for p, t in hybrid.product_texts.items() if t == "Kettle steel 3/4 in.")
+    typed, right = (dict(zip(feature_names(["bm25", "semantic"]), matrix[-1]))
+                    for matrix in candidate_features(hybrid, ["3/4 inch kettel", "3/4 inch kettle"],
+                                                     [[FusedItem(kettle, 1.0)], [FusedItem(kettle, 1.0)]]))
+    assert typed == right and typed["last_term_matched"] == 1.0
+
+
+def test_a_preset_reranking_with_a_ranker_starts_at_the_n_it_was_trained_with(trained, tmp_path):
+    from recsys.search.ltr import trained_top_n
+
+    _, folder = trained
+    assert trained_top_n(folder) == 20
+    assert trained_top_n(tmp_path) is None

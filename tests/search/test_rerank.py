@@ -146,3 +146,18 @@ def test_presets_keep_the_rerank_fields_and_old_presets_load(db_url):
         assert presets.get_preset(session, "search", "reranked").config == saved.config
         assert presets.get_preset(session, "search", "reranked").config.rerank_top == 20
         assert presets.get_preset(session, "search", "old").config.rerank_top == 0
+
+
+def test_the_cross_encoder_reads_the_query_as_spelling_correction_left_it(fitted, cross_encoder, monkeypatch):
+    read = []
+    original = Reranker.scores_many
+
+    def recording(self, queries, texts):
+        read.extend(queries)
+        return original(self, queries, texts)
+
+    monkeypatch.setattr(Reranker, "scores_many", recording)
+    hybrid = reranking(fitted["hybrid"], cross_encoder, 3)
+    assert hybrid.correct("ceramic cofee mug").query == "ceramic coffee mug"
+    hybrid.search("ceramic cofee mug", k=3)
+    assert read == ["ceramic coffee mug"]

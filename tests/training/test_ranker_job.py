@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from recsys import jobs
 from recsys.data import IngestOptions, ingest_file
 from recsys.search.ltr import META_FILE, LearnedRanker
@@ -44,7 +46,9 @@ def test_a_ranker_job_registers_a_reranker_without_activating_it(judged_shop, tm
     ranked = engine.with_fusion({**engine.fusion.to_dict(), "reranker": registry.active_model_path("reranker"),
                                  "rerank_top": 6})
     hits = ranked.search("mug", k=6)
-    assert isinstance(LearnedRanker(registry.active_model_path("reranker")), LearnedRanker)
+    fused = [item for item in engine.rank_candidates(["mug"], engine.candidates(["mug"]))[0].items][:6]
+    scores = LearnedRanker(registry.active_model_path("reranker")).scores_many(engine, ["mug"], [fused])[0]
+    assert [hit.product_id for hit in hits] == [fused[i].product_id for i in np.argsort(-scores, kind="stable")]
     assert all(hit.sources["rerank"].by == "learned ranker" for hit in hits)
 
 
