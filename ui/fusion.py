@@ -5,10 +5,10 @@ The working config of each scope is a `FusionConfig` dict kept in
 sliders, method, reranking, rules) whenever they are drawn afresh, so it
 survives a switch of scope or page, and is rebuilt from them on every run.
 Search can rerank the fused top N with the reranker (a learned ranker or a
-cross-encoder) that the model registry marks active; without one the control is shown disabled. The preview and the
-offline metrics compare it with the active preset of the scope: both re-fuse
-cached candidate lists (`recsys.evaluation.live`), so nothing is searched or
-recommended again while the sliders move.
+cross-encoder) that the model registry marks active; without one the control is
+shown disabled. The preview and the offline metrics compare it with the active
+preset of the scope: both re-fuse cached candidate lists (`recsys.evaluation.live`),
+so nothing is searched or recommended again while the sliders move.
 """
 
 from __future__ import annotations

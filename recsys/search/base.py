@@ -64,7 +64,7 @@ class SearchReason:
 
     `kind` is "term" (a query word found in the product's text; `term` is the
     indexed form of the word), "cosine" (similarity of query and product
-    embeddings), "rerank" (the cross-encoder's move) or "spelling" (the query
+    embeddings), "rerank" (the reranker's move) or "spelling" (the query
     was searched with misspelled words corrected); `weight` is its contribution
     to the source's score.
     """

@@ -364,20 +364,14 @@ def run_train_reranker(context: JobContext) -> dict:
 
 
 def search_engine_for_training(url: str, catalog: pd.DataFrame):
-    """The hybrid that search serves (the active embedding model; the active search preset's fusion
-    without its reranker and rules), fitted on `catalog`: what a learned ranker is trained over."""
-    from db.engine import session_scope
-    from recsys.fusion import presets
-    from recsys.search import get
-    from recsys.training import registry
+    """The hybrid that search serves (`recsys.serving.engine`: the active embedding model and
+    search preset), without the preset's reranker and rules, fitted on `catalog`: what a learned
+    ranker is trained over."""
+    from recsys.serving.engine import Fusion, active_embedding_model, active_fusion, build_retriever
 
-    with session_scope(url) as session:
-        preset = presets.active_preset(session, "search")
-    fusion = (preset.config if preset else presets.default_config("search")).to_dict()
-    fusion.update(rules=[], reranker=None, rerank_top=0)
-    model_path = registry.active_model_path("embedding", url)
-    semantic = {"source_configs": {"semantic": {"model_path": model_path}}} if model_path else {}
-    return get("hybrid")(fusion=fusion, **semantic).fit(catalog)
+    served = active_fusion(url)["search"]
+    fusion = Fusion({**served.config, "rules": [], "reranker": None, "rerank_top": 0}, served.label)
+    return build_retriever(catalog, fusion, active_embedding_model(url).path)
 
 
 @runner("train_ranker")

@@ -124,3 +124,8 @@ def test_operator_trains_a_learned_ranker_and_sees_search_before_and_after(judge
     _button(app, "Activate").click().run()
     assert any("Activated reranker model v1" in s.value for s in app.success)
     assert registry.active_model("reranker")["base_model"].startswith("learned ranker")
+
+    fusion = app_as("merchandiser", "pages/fusion.py")
+    assert not fusion.exception
+    assert any(c.value == "with the active learned ranker" for c in fusion.caption)
+    assert fusion.number_input(key="fusion_search_rerank_top").value == 100  # the N it was trained with
