@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from recsys.search import REGISTRY, Retriever, SearchHit, get, names
+from tests.conftest import FLOAT32
 from tests.search.conftest import KNOWN_ANSWERS
 
 ALL = names()
@@ -80,7 +81,7 @@ def test_search_many_equals_search_one_by_one(fitted, name):
     for query, hits in zip(queries, batched):
         single = fitted[name].search(query, k=4)
         assert [h.product_id for h in hits] == [h.product_id for h in single]
-        np.testing.assert_allclose([h.score for h in hits], [h.score for h in single], rtol=1e-5)
+        np.testing.assert_allclose([h.score for h in hits], [h.score for h in single], **FLOAT32)
     assert fitted[name].search_many([], k=3) == []
 
 
@@ -92,9 +93,10 @@ def test_score_agrees_with_search_and_unknown_ids_score_minus_inf(fitted, name):
     scores = retriever.score("coffee mug", ids)
     assert scores.shape == (len(ids),)
     assert scores[-1] == -np.inf
-    np.testing.assert_allclose(scores[:-1][::-1], [hit.score for hit in hits], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(scores[:-1][::-1], [hit.score for hit in hits], **FLOAT32)
     many = retriever.score_many(["coffee mug", "drill"], [ids, ["P09", "P01"]])
-    np.testing.assert_allclose(many[0], scores)
+    # A batch of queries runs other kernels than one query.
+    np.testing.assert_allclose(many[0], scores, **FLOAT32)
     assert many[1][0] > many[1][1]
 
 
