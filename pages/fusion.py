@@ -15,7 +15,7 @@ st.caption("Move the weights and rules: the lists and the offline metrics on hel
 fusion.flash()
 scope = fusion.scope_switch()
 versions = engines.versions(url)
-engine = fusion.preview_engine(url, scope, versions)
+engine_key, engine = fusion.preview_engine(url, scope, versions)
 catalog = engines.catalog(url)
 active, active_config = engines.active_fusion(url, scope)
 allowed = who.can("merchandise")
@@ -32,6 +32,6 @@ with controls:
 with results:
     fusion.metrics_panel(url, scope, versions, found, active_config, working)
     first_query = found[0].keys[0] if scope == "search" and isinstance(found, tuple) else None
-    fusion.preview(url, scope, versions, engine, engines.preset_label(active), active_config, working,
+    fusion.preview(url, scope, versions, engine_key, engine, engines.preset_label(active), active_config, working,
                    catalog, catalog_index(catalog), default_query=first_query)
 fusion.presets_panel(url, scope, who.username, allowed, working, active)

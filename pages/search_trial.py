@@ -32,7 +32,7 @@ if not query.strip():
     st.info("Type a query above to compare the engines' results.")
     st.stop()
 
-engine = search_engine(url, catalog_version)
+engine = search_engine(url)
 # One retrieval per source; the source columns and the fused column all read these lists.
 lists = engine.candidates([query], depth=max(fusion.candidates, k))[0]
 hybrid = engine.fuse_candidates(query, lists, k, fusion=fusion, category=category)

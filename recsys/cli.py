@@ -69,9 +69,25 @@ def cmd_init(args) -> int:
 
         result = ingest_online_retail(actor="system")
         loaded = [r.message() for r in result.reports]
+    fitted = []
+    if not args.no_fit:
+        from db.engine import database_url
+        from recsys import engines
+
+        # Fitted now rather than on the first page view: the pages then load them in a second.
+        fitted = engines.fit_active(database_url(), lambda _, message: print(
+            f"{message.capitalize()} (a minute the first time)...", file=sys.stderr, flush=True))
     _print_json({"migrated": True, "admin_created": password is not None, "demo_loaded": loaded,
-                 "default_presets_created": presets})
+                 "default_presets_created": presets, "engines_fitted": [item["what"] for item in fitted]})
     return 0
+
+
+def _refit(actor: str) -> int | None:
+    """After an activation: the background job fitting the new active engines, if it was started."""
+    from db.engine import database_url
+    from recsys import engines
+
+    return engines.request_fit(database_url(), actor) if engines.fit_on_activate() else None
 
 
 def cmd_ingest(args) -> int:
@@ -95,7 +111,9 @@ def cmd_ingest(args) -> int:
         result = ingest_file(args.file, options, actor=actor, dry_run=args.dry_run)
     for report in result.reports:
         print(report.message(), file=sys.stderr)
+    activated = result.version_ids and not args.dry_run and not args.no_activate
     _print_json({"ok": result.ok, "dry_run": args.dry_run, "versions": result.version_ids,
+                 "engines_job": _refit(actor) if activated else None,
                  "reports": [{"kind": r.kind, "rows_in": r.rows_in, "rows_out": r.rows_out,
                               "cleaning": {c.rule: {"action": c.action, "rows": c.rows}
                                            for c in r.cleaning}} for r in result.reports]})
@@ -116,7 +134,8 @@ def cmd_versions(args) -> int:
             version = queries.activate_version(session, args.id, actor)
         else:
             version = queries.rollback(session, args.kind, actor)
-        _print_json({"active": {"kind": version.kind, "version": version.id}})
+        active = {"kind": version.kind, "version": version.id}
+    _print_json({"active": active, "engines_job": _refit(actor)})
     return 0
 
 
@@ -152,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     init = commands.add_parser("init", help="migrate, create the first admin, load the demo data")
     init.add_argument("--no-demo", action="store_true", help="do not load the demo data")
+    init.add_argument("--no-fit", action="store_true",
+                      help="do not fit the search and recommendation engines of the active data now")
     init.set_defaults(func=cmd_init)
 
     ingest = commands.add_parser("ingest", help="upload a file as a new dataset version")
@@ -210,6 +231,9 @@ def build_parser() -> argparse.ArgumentParser:
     from recsys.training import cli as training_cli
 
     training_cli.add_parser(commands)
+    from recsys import engines
+
+    engines.add_parser(commands)
     worker = commands.add_parser("worker", help="run one background job (started by the app)")
     worker.add_argument("job_id", type=int)
     worker.set_defaults(func=cmd_worker)

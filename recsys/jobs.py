@@ -29,7 +29,7 @@ from db import queries
 from db.engine import PROJECT_ROOT, database_url, session_scope
 from db.models import Job, JobLog, utc_now
 
-RUNNER_MODULES = ("recsys.evaluation.jobs", "recsys.training.jobs")
+RUNNER_MODULES = ("recsys.evaluation.jobs", "recsys.training.jobs", "recsys.engines")
 RUNNERS: dict[str, Callable[[JobContext], dict]] = {}
 LOG_DIR = PROJECT_ROOT / "var" / "jobs"
 ACTIVE = ("queued", "running")

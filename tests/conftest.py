@@ -24,6 +24,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WORKBENCH_EMBEDDINGS_DIR", tempfile.mkdtemp(prefix="workbench-embeddings-"))
 # ... nor the models folder: fine-tunes started by tests write to a temporary one.
 os.environ.setdefault("WORKBENCH_MODELS_DIR", tempfile.mkdtemp(prefix="workbench-models-"))
+# ... nor the fitted engines; and an activation does not start a background fit job: the tests
+# that want fitted engines fit them in place (`recsys.engines.fit_active`) or say so.
+os.environ.setdefault("WORKBENCH_ENGINES_DIR", tempfile.mkdtemp(prefix="workbench-engines-"))
+os.environ.setdefault("WORKBENCH_FIT_ON_ACTIVATE", "0")
 
 
 @pytest.fixture
@@ -147,3 +151,4 @@ def demo_sample(write) -> Path:
     """The first 5,000 invoice lines of the shipped Online Retail file."""
     frame = pd.read_parquet(ROOT / "data" / "online_retail.parquet").head(5000)
     return write("retail_sample.parquet", frame)
+

@@ -1,12 +1,11 @@
-"""The fitted engines behind the trial pages, cached per active data version and embedding
-model, and the active presets.
+"""The fitted engines behind the trial pages, loaded from disk, and the active presets.
 
-Fitting is keyed by the active catalog and events versions and the active
-embedding model of the registry (`recsys.training.registry`), whose folder the
-semantic sources encode with, so uploading or activating data or a model refits
-on the next page view; the fusion config (a preset, or the sliders of the
-Fusion & rules page) is applied per request with `with_fusion`, which refits
-nothing.
+Engines are fitted in the background when data, weights, a model or a preset is activated
+(`recsys.engines`); a page only loads the fitted folder of the active state (about a second,
+cached per folder), so uploading or activating something is seen at the next view. Should a
+page come first, it starts the fit job itself, shows its progress and fills in when it ends.
+The fusion config (a preset, or the sliders of the Fusion & rules page) is applied per
+request with `with_fusion` or `fuse_candidates`, which refits nothing.
 """
 
 from __future__ import annotations
@@ -16,14 +15,12 @@ import streamlit as st
 
 from db import queries
 from db.engine import session_scope
-from recsys.data.interactions import load_active
-from recsys.evaluation.splits import SplitConfig, split_interactions
+from recsys import engines as store
 from recsys.fusion import FusionConfig
 from recsys.fusion import presets as preset_store
+from recsys.serving.engine import active_embedding_model
 from ui.data import active_versions, products
-
-# The live offline metrics of recommendations hold out each user's latest product.
-LIVE_SPLIT = SplitConfig(kind="temporal", n_last=1, seed=42)
+from ui.session import identity
 
 
 def versions(url: str) -> dict[str, int]:
@@ -37,70 +34,86 @@ def catalog(url: str) -> pd.DataFrame | None:
     return None if catalog_version is None else products(url, catalog_version)
 
 
-def embedding_model(url: str) -> tuple[int | None, str | None]:
-    """(id, folder) of the active embedding model; (None, None): the shipped all-MiniLM-L6-v2.
+@st.cache_resource(show_spinner="Loading the fitted engines...", max_entries=6)
+def _load(key: str, _spec: store.EngineSpec):
+    return store.load(_spec)
 
-    Not cached: it is part of the engines' cache keys, so an activation is seen at the next view.
+
+def spec(url: str, kind: str) -> store.EngineSpec | None:
+    """The active spec of engine `kind` ("search", "recommendations", "recommendations_heldout")."""
+    return store.active_specs(url).get(kind)
+
+
+def fitted(url: str, kind: str):
+    """The fitted engine `kind` of the active state, or stop the page while it is being fitted.
+
+    None when the data it needs is not active. A missing engine starts the fit job (unless
+    the last one failed: then its error is shown with a button to try again).
     """
-    from recsys.training import registry
-
-    model = registry.active_model("embedding", url)
-    if model is None:
-        return None, None
-    folder = registry.artifact_folder(model["artifact_path"])
-    if not folder.is_dir():
-        st.warning(f"The active embedding model v{model['version']} is missing its folder {folder}; "
-                   "the shipped all-MiniLM-L6-v2 is used. Activate another model on the Fine-tune page.")
-        return None, None
-    return model["id"], str(folder)
+    found = keyed(url, kind)
+    return None if found is None else found[1]
 
 
-def _semantic_model(model_path: str | None) -> dict:
-    """The hybrid's params that make its semantic source encode with `model_path`."""
-    return {} if model_path is None else {"source_configs": {"semantic": {"model_path": model_path}}}
+def keyed(url: str, kind: str):
+    """(the engine's folder name, `fitted`'s engine): the name keys caches of what is computed from it."""
+    wanted = spec(url, kind)
+    if wanted is None:
+        return None
+    problem = active_embedding_model(url).problem
+    if problem:
+        st.warning(f"{problem.capitalize()}. Activate another model on the Fine-tune page.")
+    if store.is_fitted(wanted):
+        return wanted.key, _load(wanted.key, wanted)
+    who = identity()
+    actor = who.username if who else "system"
+    last = next(iter(store.list_jobs(store.JOB_KIND, url=url, limit=1)), None)
+    if last is not None and last["status"] == "failed":
+        st.error(f"Fitting the engines failed (job {last['id']}): {last['message']}")
+        if st.button("Fit the engines again", key=f"refit_{kind}"):
+            store.request_fit(url, actor)
+            st.rerun()
+        st.stop()
+    job_id = store.request_fit(url, actor)
+    st.info(f"The {wanted.describe()} engine is being fitted in the background (job {job_id}); "
+            "this page fills in when it is done, or come back later.", icon=":material/hourglass_top:")
+    fit_progress(url)
+    st.stop()
 
 
-def search_engine(url: str, catalog_version: int):
-    """The hybrid retriever fitted on catalog version `catalog_version` with the active embedding model."""
-    return _search_engine(url, catalog_version, *embedding_model(url))
+@st.fragment(run_every=2)
+def fit_progress(url: str) -> None:
+    """The fit job's progress bar; reruns the whole page once no fit job is running."""
+    job = store.running_fit(url)
+    if job is None:
+        st.rerun(scope="app")
+    st.progress(job["progress"], text=job["message"] or "waiting for the worker to start")
 
 
-def recommendation_engine(url: str, events_version: int, catalog_version: int):
-    """The hybrid recommender fitted on all active events, with the active embedding model."""
-    return _recommendation_engine(url, events_version, catalog_version, *embedding_model(url))
+def refit(url: str, actor: str) -> str:
+    """After an activation: start fitting the engines of the new active state in the background.
+
+    Returns a sentence saying so for the page's message ("" when nothing needs fitting).
+    """
+    if not store.fit_on_activate():
+        return ""
+    job_id = store.request_fit(url, actor)
+    return "" if job_id is None else (f" The search and recommendation engines are being fitted for it in "
+                                      f"the background (job {job_id}).")
 
 
-def recommendation_evaluation_engine(url: str, events_version: int, catalog_version: int):
-    """(hybrid recommender fitted on the train part of `LIVE_SPLIT`, the held-out test part)."""
-    return _recommendation_evaluation_engine(url, events_version, catalog_version, *embedding_model(url))
+def search_engine(url: str):
+    """The hybrid retriever of the active catalog and embedding model (None without a catalog)."""
+    return fitted(url, "search")
 
 
-# `model_id` is in the cached functions' arguments only to key the cache; `model_path` follows it.
-
-@st.cache_resource(show_spinner="Indexing the catalog (BM25 and embeddings)...", max_entries=2)
-def _search_engine(url: str, catalog_version: int, model_id: int | None, model_path: str | None):
-    from recsys.search import get
-
-    return get("hybrid")(**_semantic_model(model_path)).fit(products(url, catalog_version))
+def recommendation_engine(url: str):
+    """The hybrid recommender fitted on all active events (None without events and a catalog)."""
+    return fitted(url, "recommendations")
 
 
-@st.cache_resource(show_spinner="Fitting the recommenders (EASE and semantic)...", max_entries=2)
-def _recommendation_engine(url: str, events_version: int, catalog_version: int, model_id: int | None,
-                           model_path: str | None):
-    from recsys.recommenders import get
-
-    interactions, frame, _ = load_active(url)
-    return get("hybrid")(**_semantic_model(model_path)).fit(interactions, frame)
-
-
-@st.cache_resource(show_spinner="Fitting on the training split for the offline metrics...", max_entries=2)
-def _recommendation_evaluation_engine(url: str, events_version: int, catalog_version: int,
-                                      model_id: int | None, model_path: str | None):
-    from recsys.recommenders import get
-
-    interactions, frame, _ = load_active(url)
-    train, test = split_interactions(interactions, LIVE_SPLIT)
-    return get("hybrid")(**_semantic_model(model_path)).fit(train, frame), test
+def recommendation_evaluation_engine(url: str) -> store.HeldOut | None:
+    """The hybrid recommender fitted on the train part of the held-out split, with the test part."""
+    return fitted(url, "recommendations_heldout")
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
@@ -132,6 +145,6 @@ def recommendation_context(url: str, what: str):
         st.info(f"{what} need behaviour data and a catalog: upload both on the Data page, "
                 "then come back.")
         st.stop()
-    engine = recommendation_engine(url, active["events"], active["catalog"])
+    engine = recommendation_engine(url)
     preset, fusion = active_fusion(url, "recommendations")
     return catalog_index(catalog(url)), engine, preset, fusion

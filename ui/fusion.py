@@ -62,19 +62,20 @@ def scope_switch() -> str:
 
 # --- the engines and the data they need ---------------------------------------------------
 
-def preview_engine(url: str, scope: str, versions: dict[str, int]):
-    """The fitted hybrid of `scope` for the preview; stops the page when its data is missing."""
+def preview_engine(url: str, scope: str, versions: dict[str, int]) -> tuple[str, object]:
+    """(its folder's name, the fitted hybrid of `scope`) for the preview; stops the page when its
+    data is missing or while it is being fitted."""
     if "catalog" not in versions:
         st.info("There is no active catalog yet: upload one on the Data page.")
         st.page_link("pages/data.py", label="Data", icon=":material/database:")
         st.stop()
     if scope == "search":
-        return engines.search_engine(url, versions["catalog"])
+        return engines.keyed(url, "search")
     if "events" not in versions:
         st.info("Recommendations need behaviour data (events): upload them on the Data page.")
         st.page_link("pages/data.py", label="Data", icon=":material/database:")
         st.stop()
-    return engines.recommendation_engine(url, versions["events"], versions["catalog"])
+    return engines.keyed(url, "recommendations")
 
 
 def sources_of(engine) -> list[str]:
@@ -82,13 +83,12 @@ def sources_of(engine) -> list[str]:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _search_candidates(url: str, catalog_version: int, query: str, _engine) -> dict:
+def _search_candidates(engine_key: str, query: str, _engine) -> dict:
     return _engine.candidates([query])[0]
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _recommendation_candidates(url: str, events_version: int, catalog_version: int, user: str,
-                               _engine) -> dict:
+def _recommendation_candidates(engine_key: str, user: str, _engine) -> dict:
     return _engine.candidates([user])[0]
 
 
@@ -327,7 +327,7 @@ def _effects_table(result: RulesResult, products: dict[str, dict]) -> pd.DataFra
                          for e in result.effects])
 
 
-def preview(url: str, scope: str, versions: dict[str, int], engine, active_label: str,
+def preview(url: str, scope: str, versions: dict[str, int], engine_key: str, engine, active_label: str,
             active_config: FusionConfig, working: FusionConfig, catalog: pd.DataFrame,
             products: dict[str, dict], default_query: str | None = None) -> None:
     """The active preset's list next to the working config's, with moves and rule effects."""
@@ -343,7 +343,7 @@ def preview(url: str, scope: str, versions: dict[str, int], engine, active_label
             if not query:
                 st.info("Type a query to see its results.")
                 return
-            lists = _search_candidates(url, versions["catalog"], query, engine)
+            lists = _search_candidates(engine_key, query, engine)
         else:
             query = None
             users = list(map(str, engine.user_ids))
@@ -355,8 +355,7 @@ def preview(url: str, scope: str, versions: dict[str, int], engine, active_label
                   else users[int(engine.matrix.getnnz(axis=1).argmax())])
             user = st.selectbox("Customer", users, key="fusion_customer")
             st.session_state["fusion_last_customer"] = user
-            lists = _recommendation_candidates(url, versions["events"], versions.get("catalog"), user,
-                                               engine)
+            lists = _recommendation_candidates(engine_key, user, engine)
     categories = _rule_values(catalog, "category")
     category = in_category.selectbox("Request in category", categories, index=None,
                                      key="fusion_request_category", placeholder="None",
@@ -401,15 +400,13 @@ def preview(url: str, scope: str, versions: dict[str, int], engine, active_label
 # --- the live offline metrics -------------------------------------------------------------
 
 @st.cache_resource(show_spinner="Collecting the held-out queries' candidate lists...", max_entries=2)
-def search_sample(url: str, catalog_version: int, judgments_version: int, model_id: int | None,
-                  held_out_only: bool = False):
+def search_sample(url: str, engine_key: str, judgments_version: int, held_out_only: bool, _hybrid):
     """(LiveSample of the judged queries, its fuse function), or the reason there is none.
 
-    `model_id` (the active embedding model's) keys the cache: activating a model resamples.
+    `engine_key` (the fitted search engine's folder) keys the cache: a new catalog or model resamples.
     `held_out_only` leaves out the judged queries the training jobs train on (the train part of
     their split), so that an active model trained on them is not measured on them.
     """
-    hybrid = engines.search_engine(url, catalog_version)
     judgments = engines.judgments(url, judgments_version)
     exclude = frozenset()
     if held_out_only:
@@ -418,7 +415,7 @@ def search_sample(url: str, catalog_version: int, judgments_version: int, model_
 
         exclude = frozenset(split_judgments(judgments, split_fractions({}))["train"]["query"].astype(str))
     try:
-        return live.search_sample(hybrid, judgments, exclude=exclude), live.fuse_search(hybrid)
+        return live.search_sample(_hybrid, judgments, exclude=exclude), live.fuse_search(_hybrid)
     except ValueError as error:
         return str(error)
 
@@ -434,11 +431,10 @@ def trained_on_judgments(url: str) -> bool:
 
 
 @st.cache_resource(show_spinner="Collecting the held-out customers' candidate lists...", max_entries=2)
-def recommendation_sample(url: str, events_version: int, catalog_version: int | None,
-                          model_id: int | None):
-    hybrid, test = engines.recommendation_evaluation_engine(url, events_version, catalog_version)
+def recommendation_sample(url: str, engine_key: str, _held_out):
     try:
-        return live.recommendation_sample(hybrid, test), live.fuse_recommendations(hybrid)
+        return (live.recommendation_sample(_held_out.recommender, _held_out.test),
+                live.fuse_recommendations(_held_out.recommender))
     except ValueError as error:
         return str(error)
 
@@ -459,9 +455,10 @@ def sample_for(url: str, scope: str, versions: dict[str, int]):
     if scope == "search":
         if "judgments" not in versions:
             return None
-        return search_sample(url, versions["catalog"], versions["judgments"], engines.embedding_model(url)[0],
-                             trained_on_judgments(url))
-    return recommendation_sample(url, versions["events"], versions.get("catalog"), engines.embedding_model(url)[0])
+        key, hybrid = engines.keyed(url, "search")
+        return search_sample(url, key, versions["judgments"], trained_on_judgments(url), hybrid)
+    key, held_out = engines.keyed(url, "recommendations_heldout")
+    return recommendation_sample(url, key, held_out)
 
 
 def metrics_panel(url: str, scope: str, versions: dict[str, int], found, active_config: FusionConfig,
@@ -477,7 +474,8 @@ def metrics_panel(url: str, scope: str, versions: dict[str, int], found, active_
         st.warning(f"No offline metrics: {found}.")
         return
     sample, fuse_function = found
-    sample_key = (url, scope, tuple(sorted(versions.items())))
+    engine = engines.spec(url, "search" if scope == "search" else "recommendations_heldout")
+    sample_key = (url, scope, engine.key, versions.get("judgments"))
     active, _ = _metrics(sample_key, _as_key(active_config), sample, fuse_function)
     trial, seconds = _metrics(sample_key, _as_key(working), sample, fuse_function)
     for column, (name, label) in zip(st.columns(len(METRICS)), METRICS.items()):
@@ -538,7 +536,7 @@ def presets_panel(url: str, scope: str, actor: str, allowed: bool, working: Fusi
         activate_button, load_button, roll_back_button = st.columns(3)
         if activate_button.button("Activate", key=_key(scope, "preset_activate_version"),
                                   disabled=not allowed or chosen is None):
-            _change(url, lambda session: preset_store.activate(session, chosen, actor), "Now serving {}.")
+            _change(url, lambda session: preset_store.activate(session, chosen, actor), "Now serving {}.", actor)
         config = frame.set_index("id")["config"].get(chosen) if chosen is not None else None
         load_button.button("Load into editor", key=_key(scope, "preset_load"), disabled=config is None,
                            on_click=load_config, args=(scope, config or {}))
@@ -546,7 +544,7 @@ def presets_panel(url: str, scope: str, actor: str, allowed: bool, working: Fusi
                                    disabled=not allowed or active is None,
                                    help="serve the version before the active one"):
             _change(url, lambda session: preset_store.roll_back(session, scope, actor),
-                    "Rolled back: now serving {}.")
+                    "Rolled back: now serving {}.", actor)
     changes = log[log["action"].str.contains("preset") & log["target"].fillna("").str.startswith(f"{scope}:")]
     if not changes.empty:
         st.caption("Recent preset changes")
@@ -563,16 +561,18 @@ def _save(url: str, scope: str, name: str, config: FusionConfig, actor: str, not
     except ValueError as error:
         st.error(f"The preset was not saved: {error}.")
         return
-    flash("success", f"Saved {label}" + (" and made it the served preset." if activate else "."))
+    flash("success", f"Saved {label}" + (" and made it the served preset." + engines.refit(url, actor)
+                                         if activate else "."))
     st.rerun()
 
 
-def _change(url: str, change, message: str) -> None:
+def _change(url: str, change, message: str, actor: str) -> None:
     try:
         with session_scope(url) as session:
             label = change(session).label
     except (LookupError, ValueError) as error:
         st.warning(str(error).capitalize() + ".")
         return
-    flash("success", message.format(label))
+    # A search preset with another encoder needs its engine fitted.
+    flash("success", message.format(label) + engines.refit(url, actor))
     st.rerun()

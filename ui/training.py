@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 from recsys import jobs
 from recsys.training import registry
 from ui.data import active_versions
+from ui.engines import refit
 
 SOURCE_LABELS = {"judgments": "Relevance judgments", "search_log": "Search log clicks",
                  "co_purchases": "Co-purchases (baskets)"}
@@ -95,8 +96,8 @@ def models_table(url: str) -> pd.DataFrame:
     return registry.list_models(url=url)
 
 
-NOTES = {"embedding": "Search and recommendations use it from the next page view; restart the REST "
-                      "service to serve it.",
+NOTES = {"embedding": "Search and recommendations use it once their engines are fitted with it (in the "
+                      "background, a minute on the demo); restart the REST service to serve it.",
          "reranker": "Search presets name the reranker folder they use: turn reranking off and on "
                      "again on Fusion & rules to switch a preset to this one."}
 NO_MODEL = {"embedding": "the shipped all-MiniLM-L6-v2", "reranker": "no reranker"}
@@ -126,6 +127,8 @@ def model_actions(table: pd.DataFrame, url: str, actor: str, allowed: bool) -> N
     except (LookupError, FileNotFoundError) as error:
         st.error(str(error))
     if done:
+        if kind == "embedding":
+            done += refit(url, actor)
         # Rerun so that the caption and the table above show the new active model.
         st.session_state[FLASH] = done
         st.rerun()

@@ -11,6 +11,7 @@ from recsys.data.clean import DEFAULT_NON_PRODUCT_CODES
 from recsys.data.ingest import ingest_file
 from recsys.data.online_retail import ingest_online_retail
 from recsys.data.report import IngestReport
+from ui.engines import refit
 
 NONE = "(not in file)"
 KIND_LABELS = {**{k: spec.label for k, spec in KINDS.items()},
@@ -116,7 +117,8 @@ def upload_form(who: Identity, url: str) -> None:
     if RESULT_KEY in st.session_state:
         reports, version_ids, was_dry_run = st.session_state[RESULT_KEY]
         if version_ids:
-            st.success(f"Stored and activated as version(s) {', '.join(map(str, version_ids))}.")
+            st.success(f"Stored and activated as version(s) {', '.join(map(str, version_ids))}."
+                       + refit(url, who.username))
         elif was_dry_run and all(r.ok for r in reports):
             st.info("Checked only: nothing was stored.")
         for report in reports:

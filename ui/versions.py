@@ -11,10 +11,17 @@ from recsys.accounts import Identity
 from recsys.data.interactions import SETTING_KEY, ImplicitWeights
 from recsys.data.report import IngestReport
 from ui import data
+from ui.engines import refit
 from ui.upload import render_report
 
 
+FLASH = "versions_flash"
+
+
 def versions_panel(who: Identity, url: str) -> None:
+    message = st.session_state.pop(FLASH, None)
+    if message:  # of the activation or roll-back that caused this rerun
+        st.success(message)
     versions = data.versions(url)
     if versions.empty:
         st.info("No data yet: upload a catalog first.")
@@ -30,7 +37,7 @@ def versions_panel(who: Identity, url: str) -> None:
         if st.form_submit_button("Activate"):
             with session_scope(url) as session:
                 version = queries.activate_version(session, int(chosen), who.username)
-            st.success(f"{version.kind} v{version.id} is active.")
+            st.session_state[FLASH] = f"{version.kind} v{version.id} is active." + refit(url, who.username)
             st.rerun()
     with right.form("rollback_form"):
         kind = st.selectbox("Kind", sorted(versions["kind"].unique()), key="rollback_kind")
@@ -38,7 +45,8 @@ def versions_panel(who: Identity, url: str) -> None:
             try:
                 with session_scope(url) as session:
                     version = queries.rollback(session, kind, who.username)
-                st.success(f"Rolled back: {version.kind} v{version.id} is active.")
+                st.session_state[FLASH] = (f"Rolled back: {version.kind} v{version.id} is active."
+                                           + refit(url, who.username))
                 st.rerun()
             except LookupError as error:
                 st.warning(str(error))
@@ -69,4 +77,4 @@ def weights_panel(who: Identity, url: str) -> None:
             new = ImplicitWeights.from_dict(values)
             with session_scope(url) as session:
                 queries.set_setting(session, SETTING_KEY, new.to_dict(), who.username)
-            st.success("Saved.")
+            st.success("Saved." + refit(url, who.username))

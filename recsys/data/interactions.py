@@ -73,8 +73,20 @@ def load_active(url: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dic
         if events_version is None or catalog_version is None:
             raise LookupError("no active catalog and events: upload them on the Data page first")
         weights = ImplicitWeights.from_dict(queries.get_setting(session, SETTING_KEY))
-        events = queries.events_frame(session, events_version.id)
-        catalog = queries.products_frame(session, catalog_version.id)
         versions = {"events": events_version.id, "catalog": catalog_version.id}
-    interactions = to_interactions(events, weights).rename(columns={"last_timestamp": "timestamp"})
+    interactions, catalog = load_versions(url, versions["catalog"], versions["events"], weights)
     return interactions, catalog, versions
+
+
+def load_versions(url: str | None, catalog_version: int, events_version: int,
+                  weights: ImplicitWeights) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Events version `events_version` as interactions weighted by `weights`, and catalog version
+    `catalog_version`: (interactions with user_id, product_id, weight, events, timestamp; catalog)."""
+    from db import queries
+    from db.engine import session_scope
+
+    with session_scope(url) as session:
+        events = queries.events_frame(session, events_version)
+        catalog = queries.products_frame(session, catalog_version)
+    interactions = to_interactions(events, weights).rename(columns={"last_timestamp": "timestamp"})
+    return interactions, catalog

@@ -62,6 +62,7 @@ class EmbeddingModel:
 
     path: str | None = None  # a sentence-transformers folder; None: the shipped all-MiniLM-L6-v2
     label: str = "embedding-base"
+    problem: str | None = None  # why the active model is not used, e.g. its folder is missing
 
 
 def _plain(value) -> dict:
@@ -85,14 +86,18 @@ def active_fusion(url: str | None = None) -> dict[str, Fusion]:
 
 
 def active_embedding_model(url: str | None = None) -> EmbeddingModel:
-    """The registry's active embedding model, or the shipped one where none is active."""
+    """The registry's active embedding model, or the shipped one where none is active or its folder
+    is gone (then `problem` says so)."""
     from recsys.training import registry
 
     model = registry.active_model("embedding", url)
     if model is None:
         return EmbeddingModel()
-    return EmbeddingModel(str(registry.artifact_folder(model["artifact_path"])),
-                          f"embedding-v{model['version']}")
+    folder = registry.artifact_folder(model["artifact_path"])
+    if not folder.is_dir():
+        return EmbeddingModel(problem=f"the active embedding model v{model['version']} is missing its folder "
+                                      f"{folder}; the shipped all-MiniLM-L6-v2 is used instead")
+    return EmbeddingModel(str(folder), f"embedding-v{model['version']}")
 
 
 def _hybrid_params(fusion: Fusion, model_path: str | None) -> dict:

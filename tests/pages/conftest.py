@@ -8,6 +8,7 @@ from streamlit.testing.v1 import AppTest
 from recsys.accounts import create_account
 from recsys.data import IngestOptions, ingest_file
 from recsys.data.clean import CleaningConfig
+from recsys.engines import fit_active
 from tests.conftest import ROOT
 
 PASSWORD = "correct-horse-1"
@@ -16,11 +17,12 @@ ROLES = ("admin", "operator", "merchandiser", "viewer")
 
 @pytest.fixture
 def shop(db_url, catalog_file, events_file) -> str:
-    """A database with a catalog (v1), events (v2) and one account per role."""
+    """A database with a catalog (v1), events (v2), their fitted engines and one account per role."""
     ingest_file(catalog_file, IngestOptions("catalog"), actor="test")
     ingest_file(events_file, IngestOptions("events", cleaning=CleaningConfig()), actor="test")
     for role in ROLES:
         create_account(role + "1", PASSWORD, role, actor="test")
+    fit_active(db_url)  # as the fit job does after an activation
     return db_url
 
 

@@ -10,6 +10,7 @@ import pytest
 from recsys import jobs
 from recsys.accounts import create_account
 from recsys.data import IngestOptions, ingest_file
+from recsys.engines import fit_active
 from recsys.training import registry
 from tests.pages.conftest import PASSWORD, app_as
 from tests.training.test_finetune import CATALOG, JUDGMENTS, QUERIES
@@ -23,6 +24,7 @@ def judged_shop(db_url, write):
     ingest_file(write("judgments.csv", judgments), IngestOptions("judgments"), actor="test")
     for role in ("operator", "merchandiser", "viewer"):
         create_account(role + "1", PASSWORD, role, actor="test")
+    fit_active(db_url)
     return db_url
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.pages.conftest import app_as, column, titles, texts
+from recsys.accounts import create_account
+from tests.pages.conftest import PASSWORD, app_as, column, titles, texts
 
 PAGE = "pages/recommendations.py"
 CF = "Collaborative filtering (EASE)"
@@ -74,6 +75,7 @@ def test_a_customer_shows_their_history_and_gets_new_products(shop):
 
 
 def test_without_behaviour_data_the_page_says_where_to_upload_it(db_url):
+    create_account("viewer1", PASSWORD, "viewer", actor="test")
     app = app_as("viewer", PAGE)
     assert not app.exception
     assert any("upload both on the Data page" in i.value for i in app.info)

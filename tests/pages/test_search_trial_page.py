@@ -5,7 +5,8 @@ from __future__ import annotations
 from db.engine import session_scope
 from recsys.fusion import FusionConfig
 from recsys.fusion import presets
-from tests.pages.conftest import app_as, column, titles, texts
+from recsys.accounts import create_account
+from tests.pages.conftest import PASSWORD, app_as, column, titles, texts
 
 PAGE = "pages/search_trial.py"
 
@@ -62,7 +63,7 @@ def test_k_bounds_every_column(shop):
 def test_the_active_preset_and_its_category_rule_move_the_hybrid(shop):
     rule = {"kind": "boost", "field": "category", "value": "garden", "strength": 2.0,
             "when_category": "garden"}
-    config = FusionConfig(weights={"bm25": 0.75, "semantic": 0.25}, rules=[rule])
+    config = FusionConfig(weights={"bm25": 0.75, "semantic": 0.25}, rules=[rule], backend="onnx-int8")
     with session_scope() as session:
         presets.save_preset(session, "search", "garden-first", config, "test", activate=True)
     app = search(app_as("viewer", PAGE), "mug")
@@ -79,6 +80,7 @@ def test_the_active_preset_and_its_category_rule_move_the_hybrid(shop):
 
 
 def test_without_a_catalog_the_page_says_where_to_upload_one(db_url):
+    create_account("viewer1", PASSWORD, "viewer", actor="test")
     app = app_as("viewer", PAGE)
     assert not app.exception
     assert any("upload one on the Data page" in i.value for i in app.info)

@@ -166,22 +166,3 @@ def test_the_hybrids_pass_the_model_path_to_their_semantic_source(tmp_path):
     assert search.get("hybrid")(**params)._source_config("semantic")["model_path"] == str(tmp_path)
     assert recommenders.get("hybrid")(**params).config.source_configs["semantic"] == {
         "model_path": str(tmp_path)}
-
-
-def test_the_pages_engines_refit_when_another_model_is_activated(db_url, tmp_path, monkeypatch):
-    from recsys import search
-    from ui import engines
-
-    monkeypatch.setattr(engines, "products", lambda url, version: CATALOG)
-    monkeypatch.setattr(search, "get", lambda name: Fitted)
-    engines._search_engine.clear()
-    base = engines.search_engine(db_url, 1)
-    assert base.params == {} and engines.embedding_model(db_url) == (None, None)
-    model = register("embedding", tmp_path / "ft")
-    registry.activate_model(model["id"], "olga")
-    tuned = engines.search_engine(db_url, 1)
-    assert tuned is not base and engines.embedding_model(db_url) == (model["id"], str(tmp_path / "ft"))
-    assert tuned.params["source_configs"]["semantic"]["model_path"] == str(tmp_path / "ft")
-    registry.use_base_model("embedding", "olga")
-    assert engines.search_engine(db_url, 1) is base  # cached per model: no refit going back
-    engines._search_engine.clear()

@@ -1,0 +1,327 @@
+"""Fitted engines kept on disk per active state: fitted when something is activated, loaded in seconds.
+
+Three engines serve the pages (and the REST service):
+
+- ``"search"``: the hybrid retriever (BM25 + semantic) on the active catalog; its semantic
+  source encodes with the active embedding model on the backend of the active search preset;
+- ``"recommendations"``: the hybrid recommender (EASE + semantic) on all active events, weighted
+  by the implicit-feedback setting, and the active catalog;
+- ``"recommendations_heldout"``: the same fitted on the train part of a temporal split (each
+  customer's latest product held out), with the held-out pairs: what Fusion & rules re-fuses
+  for its offline metrics.
+
+An `EngineSpec` says what one engine is fitted from (data versions, weights, embedding model,
+backend, split). Its `key` names its folder under ``var/engines/`` (``$WORKBENCH_ENGINES_DIR``);
+the key hashes the spec with the database's identity, so two databases never share a folder.
+`fit` writes the folder with the engines' own `save` (config.json and arrays.npz per component,
+the held-out pairs as Parquet), published by renaming a finished ``.partial`` folder, so a reader
+never sees half an engine; `load` reads it back (about a second on the demo, where fitting takes
+a minute). Fitting on a page's first visit is what this avoids.
+
+The job "fit_engines" (`request_fit`) fits whatever is active and not fitted yet. The pages and
+the CLI request it after every activation (data version, implicit weights, embedding model,
+search preset); `python -m recsys init` fits in place, so `make run` starts with fitted engines.
+Folders of engines no longer active are pruned, keeping the newest `KEEP_INACTIVE` per kind for
+a quick roll-back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from recsys.config import JsonConfig
+from recsys.jobs import ACTIVE, JobBusy, JobContext, list_jobs, runner, submit
+
+ENGINES_DIR_ENV = "WORKBENCH_ENGINES_DIR"
+# "0": activations do not start the fit job (a page starts it when it needs an engine), e.g. where
+# a scheduler fits at night with `python -m recsys engines fit`, or in the test suite.
+FIT_ON_ACTIVATE_ENV = "WORKBENCH_FIT_ON_ACTIVATE"
+KINDS = ("search", "recommendations", "recommendations_heldout")
+JOB_KIND = "fit_engines"
+SPEC_FILE = "spec.json"
+HELD_OUT_FILE = "heldout.parquet"
+KEEP_INACTIVE = 1
+# The held-out split of Fusion & rules' live metrics: each customer's latest product.
+HELD_OUT_SPLIT = {"kind": "temporal", "n_last": 1, "seed": 42}
+Progress = Callable[[float, str], None]
+
+
+def engines_dir() -> Path:
+    """Where fitted engines live: ``$WORKBENCH_ENGINES_DIR`` or var/engines."""
+    root = os.environ.get(ENGINES_DIR_ENV) or Path(__file__).resolve().parent.parent / "var" / "engines"
+    return Path(root)
+
+
+@dataclass
+class EngineSpec(JsonConfig):
+    """What one engine is fitted from; equal specs give the same engine."""
+
+    kind: str
+    database: str  # a hash of the database URL: no credentials are written next to the engines
+    catalog_version: int
+    catalog_created: str  # a version id is reused when a database is made anew; its time is not
+    events_version: int | None = None
+    events_created: str | None = None
+    implicit_weights: dict = field(default_factory=dict)
+    embedding_model: str | None = None  # a sentence-transformers folder; None: the shipped MiniLM
+    embedding_label: str = "embedding-base"
+    backend: str | None = None  # the semantic source's encoder (search)
+    split: dict | None = None  # the held-out split (recommendations_heldout)
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown engine kind {self.kind!r}; choose one of {', '.join(KINDS)}")
+
+    @property
+    def key(self) -> str:
+        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        events = f"-events{self.events_version}" if self.events_version is not None else ""
+        return f"{self.kind}-catalog{self.catalog_version}{events}-{digest}"
+
+    @property
+    def folder(self) -> Path:
+        return engines_dir() / self.key
+
+    def describe(self) -> str:
+        """The spec in words, e.g. "recommendations on catalog v1 and events v2, embedding-base"."""
+        data = f"catalog v{self.catalog_version}"
+        if self.events_version is not None:
+            data += f" and events v{self.events_version}"
+        held_out = " (train part of the held-out split)" if self.kind == "recommendations_heldout" else ""
+        return f"{self.kind.split('_')[0]}{held_out} on {data}, {self.embedding_label}"
+
+
+@dataclass
+class HeldOut:
+    """A recommender fitted on the train part of a split, and the held-out (user_id, product_id)."""
+
+    recommender: object
+    test: pd.DataFrame
+
+
+def database_identity(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()[:16]
+
+
+def active_specs(url: str) -> dict[str, EngineSpec]:
+    """{kind: spec} of the engines the active state asks for; kinds whose data is missing are left out."""
+    from db import queries
+    from db.engine import session_scope
+    from recsys.data.interactions import SETTING_KEY, ImplicitWeights
+    from recsys.fusion import presets
+    from recsys.serving.engine import active_embedding_model
+
+    with session_scope(url) as session:
+        catalog = queries.active_version(session, "catalog")
+        events = queries.active_version(session, "events")
+        weights = ImplicitWeights.from_dict(queries.get_setting(session, SETTING_KEY)).to_dict()
+        search_preset = presets.active_preset(session, "search")
+        search_config = search_preset.config if search_preset else presets.default_config("search")
+        catalog_ref = None if catalog is None else (catalog.id, catalog.created_at.isoformat())
+        events_ref = None if events is None else (events.id, events.created_at.isoformat())
+    if catalog_ref is None:
+        return {}
+    model = active_embedding_model(url)
+    common = {"database": database_identity(url), "catalog_version": catalog_ref[0],
+              "catalog_created": catalog_ref[1], "embedding_model": model.path,
+              "embedding_label": model.label}
+    specs = {"search": EngineSpec("search", backend=search_config.backend, **common)}
+    if events_ref is not None:
+        with_events = {**common, "events_version": events_ref[0], "events_created": events_ref[1],
+                       "implicit_weights": weights}
+        specs["recommendations"] = EngineSpec("recommendations", **with_events)
+        specs["recommendations_heldout"] = EngineSpec("recommendations_heldout", split=dict(HELD_OUT_SPLIT),
+                                                      **with_events)
+    return specs
+
+
+def is_fitted(spec: EngineSpec) -> bool:
+    return (spec.folder / SPEC_FILE).is_file()
+
+
+def _interactions(spec: EngineSpec, url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from recsys.data.interactions import ImplicitWeights, load_versions
+
+    return load_versions(url, spec.catalog_version, spec.events_version,
+                         ImplicitWeights.from_dict(spec.implicit_weights))
+
+
+def fit(spec: EngineSpec, url: str) -> Path:
+    """Fit the engine of `spec` on the data it names and write its folder; returns the folder."""
+    from recsys.serving.engine import Fusion, build_recommender, build_retriever
+
+    started = time.perf_counter()
+    partial = spec.folder.with_name(f"{spec.key}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        if spec.kind == "search":
+            from db import queries
+            from db.engine import session_scope
+
+            with session_scope(url) as session:
+                catalog = queries.products_frame(session, spec.catalog_version)
+            from recsys.fusion.presets import default_config
+
+            # The shipped fusion with the preset's encoder: the fusion itself is chosen per request.
+            fusion = default_config("search").to_dict()
+            fusion["backend"] = spec.backend or fusion["backend"]
+            build_retriever(catalog, Fusion(fusion), spec.embedding_model).save(partial)
+        else:
+            interactions, catalog = _interactions(spec, url)
+            if spec.kind == "recommendations_heldout":
+                from recsys.evaluation.splits import SplitConfig, split_interactions
+
+                interactions, test = split_interactions(interactions, SplitConfig.from_dict(spec.split))
+                partial.mkdir(parents=True)
+                test[["user_id", "product_id"]].astype(str).to_parquet(partial / HELD_OUT_FILE, index=False)
+            build_recommender(interactions, catalog, Fusion(), spec.embedding_model).save(partial / "model")
+        meta = {**spec.to_dict(), "fit_s": round(time.perf_counter() - started, 3)}
+        (partial / SPEC_FILE).write_text(json.dumps(meta, indent=2))
+        if not is_fitted(spec):  # else another process published the same engine meanwhile
+            shutil.rmtree(spec.folder, ignore_errors=True)  # a folder left without its spec file
+            try:
+                partial.rename(spec.folder)
+            except OSError:
+                if not is_fitted(spec):
+                    raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return spec.folder
+
+
+def load(spec: EngineSpec):
+    """The fitted engine of `spec`: a HybridRetriever, a HybridRecommender or a `HeldOut`.
+
+    FileNotFoundError when it has not been fitted (see `request_fit`).
+    """
+    if not is_fitted(spec):
+        raise FileNotFoundError(f"the {spec.describe()} engine is not fitted yet")
+    if spec.kind == "search":
+        from recsys.search import Retriever
+
+        return Retriever.load(spec.folder)
+    from recsys.recommenders import Recommender
+
+    recommender = Recommender.load(spec.folder / "model")
+    if spec.kind == "recommendations":
+        return recommender
+    return HeldOut(recommender, pd.read_parquet(spec.folder / HELD_OUT_FILE))
+
+
+def load_or_fit(spec: EngineSpec, url: str):
+    """`load`, fitting first (in this process) when the engine is not on disk yet."""
+    if not is_fitted(spec):
+        fit(spec, url)
+    return load(spec)
+
+
+def fit_active(url: str, progress: Progress | None = None, rounds: int = 3) -> list[dict]:
+    """Fit every active engine that is not fitted yet, then prune; returns what was fitted.
+
+    The active state is read again after each round, so an activation made while fitting is
+    fitted too (up to `rounds` times).
+    """
+    fitted = []
+    for _ in range(rounds):
+        missing = [spec for spec in active_specs(url).values() if not is_fitted(spec)]
+        if not missing:
+            break
+        for number, spec in enumerate(missing):
+            if progress:
+                progress(number / len(missing), f"fitting the {spec.describe()} engine")
+            started = time.perf_counter()
+            fit(spec, url)
+            fitted.append({"engine": spec.key, "what": spec.describe(),
+                           "seconds": round(time.perf_counter() - started, 1)})
+    prune(url)
+    return fitted
+
+
+def prune(url: str, keep: int = KEEP_INACTIVE) -> list[str]:
+    """Remove engine folders of this database that are not active, but the newest `keep` per kind."""
+    root = engines_dir()
+    if not root.is_dir():
+        return []
+    active = {spec.key for spec in active_specs(url).values()}
+    database = database_identity(url)
+    by_kind: dict[str, list[Path]] = {}
+    for folder in root.iterdir():
+        meta_file = folder / SPEC_FILE
+        if folder.name in active or not meta_file.is_file():
+            continue
+        meta = json.loads(meta_file.read_text())
+        if meta.get("database") == database:
+            by_kind.setdefault(meta["kind"], []).append(folder)
+    removed = []
+    for folders in by_kind.values():
+        for folder in sorted(folders, key=lambda f: f.stat().st_mtime, reverse=True)[keep:]:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
+def fit_on_activate() -> bool:
+    """Whether an activation starts fitting its engines at once (``$WORKBENCH_FIT_ON_ACTIVATE``, default yes)."""
+    return os.environ.get(FIT_ON_ACTIVATE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def running_fit(url: str) -> dict | None:
+    """The queued or running fit job, if there is one."""
+    return next((job for job in list_jobs(JOB_KIND, url=url, limit=5) if job["status"] in ACTIVE), None)
+
+
+def request_fit(url: str, actor: str, spawn: bool = True) -> int | None:
+    """Start the job that fits what is active and missing; returns its id, or None when nothing is missing.
+
+    A fit job already queued or running is returned instead of starting a second one: it reads
+    the active state again before it ends.
+    """
+    if all(is_fitted(spec) for spec in active_specs(url).values()):
+        return None
+    try:
+        return submit(JOB_KIND, {}, actor, url=url, spawn=spawn, lock="engines")
+    except JobBusy:
+        job = running_fit(url)
+        return None if job is None else job["id"]
+
+
+@runner(JOB_KIND)
+def run_fit(context: JobContext) -> dict:
+    """Fit the active engines that are missing (no params)."""
+    started = time.perf_counter()
+    fitted = fit_active(context.url, context.progress)
+    return {"fitted": fitted, "seconds": round(time.perf_counter() - started, 1)}
+
+
+# --- the command line: python -m recsys engines fit|list ------------------------------------
+
+def add_parser(commands) -> None:
+    parser = commands.add_parser("engines", help="fit the active engines now, or list them")
+    parser.add_argument("action", choices=["fit", "list"],
+                        help="fit: fit what is active and missing, in this process; list: the active "
+                             "engines and whether they are fitted")
+    parser.set_defaults(func=_cmd_engines)
+
+
+def _cmd_engines(args) -> int:
+    import sys
+
+    from db.engine import database_url
+
+    url = database_url()
+    if args.action == "fit":
+        fitted = fit_active(url, lambda _, message: print(message, file=sys.stderr, flush=True))
+        print(json.dumps({"fitted": fitted}, indent=2))
+        return 0
+    print(json.dumps([{"kind": kind, "engine": spec.key, "what": spec.describe(), "fitted": is_fitted(spec)}
+                      for kind, spec in active_specs(url).items()], indent=2))
+    return 0
