@@ -1,16 +1,16 @@
-"""The workbench: a login gate, then the pages the account's role may see."""
+"""The workbench: a login gate, then the pages the account's role may see.
+
+Logged out, every page's URL still resolves (hidden from the menu) and the login form stands in
+for it, so a bookmarked or reloaded page is the one shown after logging in.
+"""
 
 import streamlit as st
 
 from ui.monitoring import firing_alerts_notice
-from ui.session import identity, log_out, start
+from ui.session import identity, log_out, login_form, start
 
-st.set_page_config(page_title="Search & recommendation workbench", layout="wide")
-start()
-who = identity()
-if who is None:
-    page = st.navigation([st.Page("pages/login.py", title="Log in", icon=":material/login:")])
-else:
+
+def pages_for(who) -> list:
     pages = [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
              st.Page("pages/data.py", title="Data", icon=":material/database:"),
              st.Page("pages/search_trial.py", title="Search trial", icon=":material/search:"),
@@ -21,12 +21,22 @@ else:
              st.Page("pages/finetune.py", title="Fine-tune", icon=":material/model_training:"),
              st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
              st.Page("pages/serving.py", title="Serving", icon=":material/api:")]
-    if who.can("admin"):
+    if who is None or who.can("admin"):
         pages.append(st.Page("pages/admin.py", title="Accounts", icon=":material/group:"))
-    page = st.navigation(pages)
+    return pages
+
+
+st.set_page_config(page_title="Search & recommendation workbench", layout="wide")
+start()
+who = identity()
+if who is None:
+    st.navigation(pages_for(None), position="hidden")
+    login_form()
+else:
+    page = st.navigation(pages_for(who))
     st.sidebar.caption(f"{who.username} ({who.role})")
     firing_alerts_notice()
     if st.sidebar.button("Log out", key="logout"):
         log_out()
         st.rerun()
-page.run()
+    page.run()

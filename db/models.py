@@ -158,6 +158,20 @@ class Account(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
 
 
+class LoginSession(Base):
+    """A login that survives a page reload: the browser keeps a random token in a cookie, this
+    table its SHA-256 (never the token), until it expires or is ended by a logout or an account change."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    username: Mapped[str] = mapped_column(String(128), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+    expires_at: Mapped[datetime] = mapped_column(DateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
 class AuditEntry(Base):
     """Who did what, and when: uploads, activations, logins, account changes."""
 

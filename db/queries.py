@@ -19,6 +19,7 @@ from db.models import (
     DatasetVersion,
     Event,
     Judgment,
+    LoginSession,
     Product,
     SearchLog,
     Setting,
@@ -241,6 +242,28 @@ def add_account(session: Session, username: str, password_hash: str, role: str) 
     session.add(account)
     session.flush()
     return account
+
+
+def add_login_session(session: Session, token_sha256: str, username: str, expires_at: datetime) -> None:
+    session.add(LoginSession(token_sha256=token_sha256, username=username, expires_at=expires_at))
+
+
+def login_session_account(session: Session, token_sha256: str, now: datetime) -> Account | None:
+    """The account of a login session that has neither expired nor ended, or None."""
+    return session.scalars(select(Account).join(LoginSession, LoginSession.username == Account.username).where(
+        LoginSession.token_sha256 == token_sha256, LoginSession.ended_at.is_(None),
+        LoginSession.expires_at > now)).first()
+
+
+def end_login_sessions(session: Session, now: datetime, *, token_sha256: str | None = None,
+                       username: str | None = None) -> int:
+    """End one login session (by its token's hash) or all of an account's; returns how many ended."""
+    query = update(LoginSession).where(LoginSession.ended_at.is_(None))
+    if token_sha256 is not None:
+        query = query.where(LoginSession.token_sha256 == token_sha256)
+    if username is not None:
+        query = query.where(LoginSession.username == username)
+    return session.execute(query.values(ended_at=now)).rowcount
 
 
 # --- evaluation ----------------------------------------------------------------

@@ -15,10 +15,12 @@ generated and printed once. There is no default password.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 import tomllib
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -26,7 +28,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from db import queries
 from db.engine import PROJECT_ROOT, session_scope
-from db.models import ROLES
+from db.models import ROLES, utc_now
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"view", "upload", "activate", "settings", "merchandise", "evaluate", "train",
@@ -98,6 +100,7 @@ def authenticate(username: str, password: str, *, url: str | None = None) -> Ide
 
 
 def set_role(username: str, role: str, *, actor: str, url: str | None = None) -> None:
+    """Give the account another role; its login sessions end, so it logs in again under the new one."""
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
     with session_scope(url) as session:
@@ -105,7 +108,54 @@ def set_role(username: str, role: str, *, actor: str, url: str | None = None) ->
         if account is None:
             raise AccountError(f"there is no account named {username!r}")
         account.role = role
+        queries.end_login_sessions(session, utc_now(), username=username)
         queries.audit(session, actor, "set_role", username, role=role)
+
+
+# --- login sessions: what lets a login survive a page reload ------------------------------
+
+def session_hours() -> float:
+    """How long a login lasts without logging in again: ``$WORKBENCH_SESSION_HOURS``, default 12."""
+    return float(os.environ.get("WORKBENCH_SESSION_HOURS", 12))
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(who: Identity, *, url: str | None = None) -> str:
+    """A new login session of `who`; returns its token (for the browser's cookie; only its hash is stored)."""
+    token = secrets.token_urlsafe(32)
+    with session_scope(url) as session:
+        queries.add_login_session(session, _token_hash(token), who.username,
+                                  utc_now() + timedelta(hours=session_hours()))
+    return token
+
+
+def session_identity(token: str, *, url: str | None = None) -> Identity | None:
+    """Who a session token belongs to, with the account's current role; None when the token is
+    unknown, expired or ended, or the account is gone or deactivated."""
+    if not token:
+        return None
+    with session_scope(url) as session:
+        account = queries.login_session_account(session, _token_hash(token), utc_now())
+        if account is None or not account.is_active:
+            return None
+        return Identity(account.username, account.role)
+
+
+def current_identity(username: str, *, url: str | None = None) -> Identity | None:
+    """The account `username` with its current role; None when it is gone or deactivated."""
+    with session_scope(url) as session:
+        account = queries.account_by_name(session, username)
+        return Identity(account.username, account.role) if account is not None and account.is_active else None
+
+
+def end_session(token: str, *, actor: str, url: str | None = None) -> None:
+    """Log out: the session's token no longer logs anyone in."""
+    with session_scope(url) as session:
+        queries.end_login_sessions(session, utc_now(), token_sha256=_token_hash(token))
+        queries.audit(session, actor, "logout")
 
 
 def configured_admin_password(project_root: Path = PROJECT_ROOT) -> str | None:

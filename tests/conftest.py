@@ -152,3 +152,21 @@ def demo_sample(write) -> Path:
     frame = pd.read_parquet(ROOT / "data" / "online_retail.parquet").head(5000)
     return write("retail_sample.parquet", frame)
 
+
+@pytest.fixture(autouse=True)
+def navigation_as_served(monkeypatch):
+    """Make AppTest run app.py on every run, as a server does.
+
+    AppTest forgets before each run that app.py calls st.navigation, and then finds the pages/
+    folder and runs the current page's script alone (multipage apps of the old kind), skipping
+    app.py and its login gate. A server stops looking at pages/ once st.navigation has run.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    original = PagesManager.__init__
+
+    def served(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        PagesManager.uses_pages_directory = False
+
+    monkeypatch.setattr(PagesManager, "__init__", served)

@@ -31,7 +31,8 @@ def test_login_then_home_shows_the_active_data(shop):
     app.text_input(key="login_username").input("operator1")
     app.text_input(key="login_password").input(PASSWORD)
     app.button[0].click().run()
-    assert app.session_state["identity"] == {"username": "operator1", "role": "operator"}
+    state = app.session_state["identity"]
+    assert (state["username"], state["role"]) == ("operator1", "operator") and len(state["token"]) >= 40
     app.switch_page("pages/home.py").run()
     assert not app.exception
     assert [m.label for m in app.metric] == ["catalog (v1)", "events (v2)"]
@@ -65,3 +66,44 @@ def test_admin_creates_an_account(shop):
     from recsys.accounts import authenticate
 
     assert authenticate("newbie", "newbie-pass-1").role == "merchandiser"
+
+
+def _log_in(app, username: str = "operator1") -> None:
+    app.text_input(key="login_username").input(username)
+    app.text_input(key="login_password").input(PASSWORD)
+    next(b for b in app.button if b.label == "Log in").click().run()
+
+
+def test_a_page_asked_for_while_logged_out_is_the_one_shown_after_logging_in(shop):
+    app = app_as(None)
+    app.switch_page("pages/data.py").run()
+    assert app.text_input(key="login_username") is not None and not app.title[0].value == "Data"
+    _log_in(app)
+    assert not app.exception
+    assert [t.value for t in app.title] == ["Data"]
+
+
+def test_logging_out_ends_the_login_session_for_good(shop):
+    from recsys.accounts import session_identity
+
+    app = app_as(None)
+    _log_in(app)
+    token = app.session_state["identity"]["token"]
+    assert session_identity(token).username == "operator1"
+    next(b for b in app.button if b.label == "Log out").click().run()
+    assert app.text_input(key="login_username") is not None
+    assert session_identity(token) is None  # a copy of the cookie no longer logs anyone in
+
+
+def test_a_role_change_ends_the_login_at_the_next_click(shop):
+    from recsys.accounts import set_role
+
+    app = app_as(None)
+    _log_in(app, "admin1")
+    app.switch_page("pages/admin.py").run()
+    assert [t.value for t in app.title] == ["Accounts and audit log"]
+    set_role("admin1", "viewer", actor="someone-else")
+    app.run()
+    assert app.text_input(key="login_username") is not None and "identity" not in app.session_state
+    _log_in(app, "admin1")
+    assert app.session_state["identity"]["role"] == "viewer"
