@@ -28,6 +28,8 @@ os.environ.setdefault("WORKBENCH_MODELS_DIR", tempfile.mkdtemp(prefix="workbench
 # that want fitted engines fit them in place (`recsys.engines.fit_active`) or say so.
 os.environ.setdefault("WORKBENCH_ENGINES_DIR", tempfile.mkdtemp(prefix="workbench-engines-"))
 os.environ.setdefault("WORKBENCH_FIT_ON_ACTIVATE", "0")
+# AppTests start no warm-up thread per database (ui.warmup); the browser tests' server does.
+os.environ.setdefault("WORKBENCH_WARM_UP", "0")
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from recsys.evaluation.metrics import ranking_metrics
+from recsys.evaluation.metrics import ndcg_and_recall
 from recsys.evaluation.recs import intra_list_diversity
 from recsys.fusion import FusionConfig
 
@@ -63,9 +63,7 @@ def evaluate_fusion(sample: LiveSample, fusion: FusionConfig, fuse: FuseFunction
     depth = max(k, recall_k)
     run = {key: fuse(key, lists, depth, fusion) for key, lists in zip(sample.keys, sample.candidates)}
     tops = [[product for product, _ in ranking[:k]] for ranking in run.values()]
-    result = {f"ndcg@{k}": ranking_metrics(sample.qrels, run, k=k, metrics=("ndcg", "precision"))[f"ndcg@{k}"],
-              f"recall@{recall_k}": ranking_metrics(sample.relevant, run, k=recall_k,
-                                                    metrics=("recall", "precision"))[f"recall@{recall_k}"],
+    result = {**ndcg_and_recall(sample.qrels, sample.relevant, run, k=k, recall_k=recall_k),
               f"coverage@{k}": len({p for top in tops for p in top}) / max(sample.catalog_size, 1)}
     if sample.vectors is not None:
         result[f"diversity@{k}"] = intra_list_diversity(tops, sample.vectors)

@@ -2,90 +2,22 @@
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.browser.conftest import log_in, settle
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-PASSWORD = "browser-test-pass"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """Streamlit on a free port over a fresh database holding the full demo data."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Chromium is not installed (Debian: apt-get install chromium; `make test` does it)")
-    folder = tmp_path_factory.mktemp("browser")
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'demo.db'}",
-           "WORKBENCH_ADMIN_PASSWORD": PASSWORD, "HF_HUB_OFFLINE": "1"}
-    subprocess.run([sys.executable, "-m", "recsys", "init"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=300)
-    port = _free_port()
-    log = open(folder / "streamlit.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail(f"Streamlit did not start: {(folder / 'streamlit.log').read_text()[-2000:]}")
-    yield url, folder
-    process.terminate()
-    process.wait(timeout=20)
-
-
-@pytest.fixture
-def page(server):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.set_default_timeout(60_000)
-        yield page
-        browser.close()
-
-
-def _log_in(page, url: str, password: str = PASSWORD) -> None:
-    page.goto(url)
-    page.get_by_label("Username", exact=True).fill("admin")
-    page.get_by_label("Password", exact=True).fill(password)
-    page.get_by_role("button", name="Log in").click()
 
 
 def test_wrong_password_then_login_sees_demo_data(server, page):
     url, folder = server
-    _log_in(page, url, "wrong-password")
+    log_in(page, url, "wrong-password")
     page.get_by_text("Wrong username or password.").wait_for()
 
-    _log_in(page, url)
+    log_in(page, url)
     page.get_by_text("Logged in as admin (admin).").wait_for()
     page.get_by_text("3,812 rows").wait_for()  # the demo catalog
     page.get_by_text("391,143 rows").wait_for()  # the demo purchases
@@ -116,24 +48,15 @@ def test_wrong_password_then_login_sees_demo_data(server, page):
     page.get_by_role("button", name="Log in").wait_for()
 
 
-IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
-
-
-def _settle(page) -> None:
-    """Wait until the script run that the last action started has finished."""
-    page.wait_for_timeout(300)
-    page.wait_for_selector(IDLE)
-
-
 def test_moving_a_weight_slider_reorders_the_fused_list(server, page):
     url, folder = server
-    _log_in(page, url)
+    log_in(page, url)
     page.get_by_text("Logged in as admin (admin).").wait_for()
     page.get_by_role("link", name="Fusion & rules").click()
-    _settle(page)
+    settle(page)
     page.locator(".st-key-fusion_query input").fill("pink")
     page.keyboard.press("Enter")
-    _settle(page)
+    settle(page)
     # The working config's table is the one with a "move" column (keyed dataframes get no st-key class).
     working = page.locator("[data-testid=stDataFrame]").filter(has_text="move")
     working.wait_for()
@@ -143,7 +66,7 @@ def test_moving_a_weight_slider_reorders_the_fused_list(server, page):
     slider.focus()
     for _ in range(15):  # 0.75 -> 0: lexical matching leaves the fusion
         page.keyboard.press("ArrowLeft")
-    _settle(page)
+    settle(page)
     deadline = time.time() + 60
     while working.text_content() == before and time.time() < deadline:
         page.wait_for_timeout(500)
@@ -154,10 +77,10 @@ def test_moving_a_weight_slider_reorders_the_fused_list(server, page):
 
 def test_fine_tune_on_the_demo_watch_it_and_activate_the_model(server, page):
     url, folder = server
-    _log_in(page, url)
+    log_in(page, url)
     page.get_by_text("Logged in as admin (admin).").wait_for()
     page.get_by_role("link", name="Fine-tune").click()
-    _settle(page)
+    settle(page)
     page.get_by_text("the shipped all-MiniLM-L6-v2").first.wait_for()
     # The demo has co-purchases only: that is the training data offered.
     page.get_by_text("Co-purchases (baskets)").first.wait_for()
@@ -171,7 +94,7 @@ def test_fine_tune_on_the_demo_watch_it_and_activate_the_model(server, page):
     # Only the status fragment polls; opening the page again draws the results (a browser reload
     # would start a new session, i.e. the login page).
     page.get_by_role("link", name="Fine-tune").click()
-    _settle(page)
+    settle(page)
     page.get_by_text("Before and after").wait_for()
     page.locator("[data-testid=stDataFrame]").filter(has_text="recall@100").first.wait_for()
     page.get_by_role("button", name="Activate").click()

@@ -70,3 +70,23 @@ def test_a_single_metric_is_returned_as_a_dict():
 
     assert ranking_metrics({"q": {"a": 1.0}}, {"q": [("b", 2.0), ("a", 1.0)]}, k=1,
                            metrics=["precision"]) == {"precision@1": 0.0}
+
+
+graded = st.lists(
+    st.tuples(st.dictionaries(st.sampled_from(ITEMS), st.sampled_from([0.0, 1.0, 2.0, 3.0]), max_size=6),
+              st.lists(st.sampled_from(ITEMS), unique=True, max_size=12)),
+    min_size=1, max_size=5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(users=graded, k=st.integers(1, 8), recall_k=st.integers(1, 12))
+def test_the_live_metrics_agree_with_ranx(users, k, recall_k):
+    from recsys.evaluation.metrics import ndcg_and_recall
+
+    qrels = {f"u{i}": gains for i, (gains, _) in enumerate(users)}
+    relevant = {user: {item: 1.0 for item, gain in gains.items() if gain >= 2} for user, gains in qrels.items()}
+    run = {f"u{i}": [(item, 1.0) for item in ranked] for i, (_, ranked) in enumerate(users) if i % 3 != 2}
+    fast = ndcg_and_recall(qrels, relevant, run, k=k, recall_k=recall_k)
+    assert fast[f"ndcg@{k}"] == pytest.approx(ranking_metrics(qrels, run, k=k)[f"ndcg@{k}"], abs=1e-9)
+    assert fast[f"recall@{recall_k}"] == pytest.approx(
+        ranking_metrics(relevant, run, k=recall_k)[f"recall@{recall_k}"], abs=1e-9)
