@@ -17,6 +17,7 @@ NONE = "(not in file)"
 KIND_LABELS = {**{k: spec.label for k, spec in KINDS.items()},
                "online_retail": "Online Retail invoice lines (catalog + purchases)"}
 RESULT_KEY = "upload_result"
+FILE_KEY = "upload_file_seen"  # the file the mapping widgets and the result belong to
 
 
 def render_report(report: IngestReport) -> None:
@@ -60,6 +61,14 @@ def _mapping_form(columns: list[str], kind: str) -> dict[str, str]:
     return mapping
 
 
+def _forget_previous_file(file_id: str) -> None:
+    """A new file starts with fresh column guesses and without the previous file's result."""
+    for key in [key for key in st.session_state if str(key).startswith("map_")]:
+        del st.session_state[key]
+    st.session_state.pop(RESULT_KEY, None)
+    st.session_state[FILE_KEY] = file_id
+
+
 def upload_form(who: Identity, url: str) -> None:
     kind = st.selectbox("What are you uploading?", list(KIND_LABELS), key="upload_kind",
                         format_func=KIND_LABELS.get)
@@ -69,6 +78,8 @@ def upload_form(who: Identity, url: str) -> None:
                              key="upload_encoding", help="e.g. latin-1 or cp1252")
     if upload is None:
         return
+    if st.session_state.get(FILE_KEY) != upload.file_id:
+        _forget_previous_file(upload.file_id)
     data = upload.getvalue()
     try:
         frame, fmt = read_table(data, upload.name, encoding=encoding or None)
@@ -111,14 +122,14 @@ def upload_form(who: Identity, url: str) -> None:
                 else:
                     result = ingest_file(data, options, actor=who.username, filename=upload.name,
                                          dry_run=dry_run, url=url)
-                st.session_state[RESULT_KEY] = (result.reports, result.version_ids, dry_run)
+                fitting = refit(url, who.username) if result.version_ids else ""
+                st.session_state[RESULT_KEY] = (result.reports, result.version_ids, dry_run, fitting)
             except IngestError as error:
-                st.session_state[RESULT_KEY] = ([error.report], [], dry_run)
+                st.session_state[RESULT_KEY] = ([error.report], [], dry_run, "")
     if RESULT_KEY in st.session_state:
-        reports, version_ids, was_dry_run = st.session_state[RESULT_KEY]
+        reports, version_ids, was_dry_run, fitting = st.session_state[RESULT_KEY]
         if version_ids:
-            st.success(f"Stored and activated as version(s) {', '.join(map(str, version_ids))}."
-                       + refit(url, who.username))
+            st.success(f"Stored and activated as version(s) {', '.join(map(str, version_ids))}.{fitting}")
         elif was_dry_run and all(r.ok for r in reports):
             st.info("Checked only: nothing was stored.")
         for report in reports:

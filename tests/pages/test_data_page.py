@@ -80,3 +80,20 @@ def test_operator_saves_implicit_weights(shop):
     next(b for b in app.button if b.label == "Save weights").click().run()
     with session_scope() as session:
         assert queries.get_setting(session, "implicit_weights")["purchase"] == 7.0
+
+
+def test_a_new_file_starts_with_fresh_column_guesses_and_no_old_result(shop):
+    app = app_as("operator", "pages/data.py")
+    app.selectbox(key="upload_kind").select("catalog").run()
+    app.get("file_uploader")[0].set_value(("no_title.csv", b"product_id,colour\nQ1,red\n", "text/csv")).run()
+    assert app.selectbox(key="map_catalog_title").value == "(not in file)"
+    next(b for b in app.button if b.label == "Upload and activate").click().run()
+    problems = next(d.value for d in app.dataframe if "reason" in d.value.columns)
+    assert "title" in problems.iloc[0]["reason"]
+
+    app.get("file_uploader")[0].set_value(("good.csv", b"product_id,title\nQ1,Lamp\nQ2,Desk\n", "text/csv")).run()
+    assert app.selectbox(key="map_catalog_title").value == "title"
+    assert not app.error and not [s for s in app.success if "Stored" in s.value]  # the first file's result is gone with it
+    next(b for b in app.button if b.label == "Upload and activate").click().run()
+    assert not app.exception and not app.error
+    assert [s.value for s in app.success if "Stored and activated" in s.value]
