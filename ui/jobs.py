@@ -11,14 +11,21 @@ from recsys import jobs
 
 def job_status(kind: str, url: str, can_cancel: bool, key: str, limit: int = 5,
                details: Callable[[dict], None] | None = None) -> None:
-    """The latest jobs of `kind` with progress; reruns itself every 2 s while one is active.
+    """The latest jobs of `kind` with progress; reruns itself every 2 s.
 
-    `details(job)` draws more of the newest job under its line (e.g. a training curve).
+    When a job it showed running has ended, the whole page runs again, so that what depends on
+    the job (results, a new model) appears without leaving the page. `details(job)` draws more
+    of the newest job under its line (e.g. a training curve).
     """
 
     @st.fragment(run_every=2)
     def panel() -> None:
         recent = jobs.list_jobs(kind, url=url, limit=limit)
+        running = {job["id"] for job in recent if job["status"] in jobs.ACTIVE}
+        watched = st.session_state.get(f"{key}_running", set())
+        st.session_state[f"{key}_running"] = running
+        if watched - running:
+            st.rerun(scope="app")
         if not recent:
             st.caption("No runs yet.")
             return

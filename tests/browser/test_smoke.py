@@ -75,6 +75,23 @@ def test_moving_a_weight_slider_reorders_the_fused_list(server, page):
     page.screenshot(path=str(folder / "fusion.png"), full_page=True)
 
 
+def test_a_finished_evaluation_shows_its_results_without_leaving_the_page(server, page):
+    url, _ = server
+    log_in(page, url)
+    page.get_by_text("Logged in as admin (admin).").wait_for()
+    page.get_by_role("link", name="Evaluation").click()
+    settle(page)
+    page.get_by_text("No results yet: run an evaluation.").wait_for()
+    algorithms = page.locator(".st-key-eval_algorithms")
+    for chosen in ("item_knn", "ease"):  # popularity alone: a run of seconds
+        algorithms.get_by_role("button", name=f"Remove {chosen}").click()
+    page.get_by_role("button", name="Run evaluation").click()
+    page.get_by_text(re.compile(r"Started run \d+")).wait_for()
+    page.get_by_text(re.compile(r"Run \d+ by admin: succeeded")).first.wait_for(timeout=240_000)
+    page.locator("[data-testid=stDataFrame]").filter(has_text="popularity").first.wait_for(timeout=30_000)
+    assert page.get_by_text("No results yet: run an evaluation.").count() == 0
+
+
 def test_fine_tune_on_the_demo_watch_it_and_activate_the_model(server, page):
     url, folder = server
     log_in(page, url)
@@ -91,11 +108,9 @@ def test_fine_tune_on_the_demo_watch_it_and_activate_the_model(server, page):
     # The progress line polls SQL: steps, loss and time left appear while it trains.
     page.get_by_text(re.compile(r"step \d+/12, loss")).first.wait_for(timeout=240_000)
     page.get_by_text(re.compile(r"Run \d+ by admin: succeeded")).first.wait_for(timeout=420_000)
-    # Only the status fragment polls; opening the page again draws the results (a browser reload
-    # would start a new session, i.e. the login page).
-    page.get_by_role("link", name="Fine-tune").click()
-    settle(page)
-    page.get_by_text("Before and after").wait_for()
+    # The status fragment runs the whole page again when the run ends: the results and the new
+    # model appear without leaving the page.
+    page.get_by_text("Before and after").wait_for(timeout=30_000)
     page.locator("[data-testid=stDataFrame]").filter(has_text="recall@100").first.wait_for()
     page.get_by_role("button", name="Activate").click()
     page.get_by_text("Activated embedding model v1").wait_for()

@@ -147,3 +147,19 @@ def test_cli_names_a_missing_column(tmp_path, capsys):
                    "--text-col", "name", "--judgments", str(tmp_path / "j.csv"), "--out", str(tmp_path / "m")])
     assert status == 1
     assert "no column 'name'" in capsys.readouterr().err
+
+
+def test_the_time_left_counts_the_validations_still_to_come_and_does_not_jump():
+    from recsys.training.finetune import time_left
+
+    # 40 steps of 1 s, a validation of 10 s after every 10th, as the validation before training took.
+    clock, validating, validations, estimates = 0.0, 0.0, 0, []
+    for step in range(1, 41):
+        clock += 1.0
+        truth = (40 - step) + 10 * (4 - step // 10)
+        estimates.append((time_left(clock, validating, validations, step, 40, 10, 10.0), truth))
+        if step % 10 == 0:
+            clock += 10.0
+            validating += 10.0
+            validations += 1
+    assert all(abs(estimate - truth) <= 1e-9 for estimate, truth in estimates)
