@@ -174,6 +174,12 @@ def product_ids(session: Session, version_id: int) -> set[str]:
         Product.dataset_version_id == version_id)))
 
 
+def event_product_ids(session: Session, version_id: int) -> set[str]:
+    """The products that events version `version_id` refers to."""
+    return set(session.scalars(select(Event.product_id).where(Event.dataset_version_id == version_id)
+                               .distinct()))
+
+
 def events_per_day(session: Session, version_id: int) -> pd.DataFrame:
     day = func.date(Event.timestamp)
     rows = session.execute(select(day, Event.event_type, func.count()).where(

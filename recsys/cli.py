@@ -107,13 +107,15 @@ def cmd_ingest(args) -> int:
         options = IngestOptions(kind=args.kind, mapping=_mapping(args.map), fmt=args.format,
                                 encoding=args.encoding, sep=args.sep,
                                 skip_invalid_rows=args.skip_invalid_rows,
-                                activate=not args.no_activate, cleaning=cleaning)
+                                activate=not args.no_activate, cleaning=cleaning, merge=args.merge)
         result = ingest_file(args.file, options, actor=actor, dry_run=args.dry_run)
     for report in result.reports:
         print(report.message(), file=sys.stderr)
     activated = result.version_ids and not args.dry_run and not args.no_activate
+    change = getattr(result, "catalog_change", None)
     _print_json({"ok": result.ok, "dry_run": args.dry_run, "versions": result.version_ids,
                  "engines_job": _refit(actor) if activated else None,
+                 "catalog_change": None if change is None else vars(change),
                  "reports": [{"kind": r.kind, "rows_in": r.rows_in, "rows_out": r.rows_out,
                               "cleaning": {c.rule: {"action": c.action, "rows": c.rows}
                                            for c in r.cleaning}} for r in result.reports]})
@@ -192,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "(default: POST, SHIPPING, FEE, BANK CHARGES and the like)")
     ingest.add_argument("--skip-invalid-rows", action="store_true",
                         help="drop rows with values of the wrong type instead of rejecting the file")
+    ingest.add_argument("--merge", action="store_true",
+                        help="catalogs: add the file's products to the active catalog and update the ones it "
+                             "has, instead of replacing it")
     ingest.add_argument("--no-activate", action="store_true", help="store without activating")
     ingest.add_argument("--dry-run", action="store_true", help="validate and clean, store nothing")
     ingest.add_argument("--actor", help="who is uploading (default $USER)")

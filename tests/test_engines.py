@@ -141,6 +141,7 @@ def test_an_upload_starts_fitting_its_engines_in_the_background(data, monkeypatc
     app.selectbox(key="upload_kind").select("catalog").run()
     app.get("file_uploader")[0].set_value(("lamps.csv", b"product_id,title\nQ1,Lamp\nQ2,Desk\n", "text/csv"))
     app.run()
+    app.radio(key="upload_catalog_how").set_value("merge").run()
     next(b for b in app.button if b.label == "Upload and activate").click().run()
     stored = next(s.value for s in app.success if "Stored and activated" in s.value)
     assert "being fitted for it in the background (job " in stored

@@ -8,7 +8,7 @@ import streamlit as st
 from recsys.accounts import Identity
 from recsys.data import KINDS, CleaningConfig, IngestError, IngestOptions, guess_mapping, read_table
 from recsys.data.clean import DEFAULT_NON_PRODUCT_CODES
-from recsys.data.ingest import ingest_file
+from recsys.data.ingest import catalog_change, ingest_file
 from recsys.data.online_retail import ingest_online_retail
 from recsys.data.report import IngestReport
 from ui.engines import refit
@@ -32,6 +32,8 @@ def render_report(report: IngestReport) -> None:
         for note in report.notes:
             st.caption(note)
         return
+    for note in report.notes:
+        st.caption(note)
     if report.cleaning:
         st.markdown(f"**Cleaning of the {report.kind}**: {report.rows_in:,} rows in, "
                     f"{report.rows_out:,} out")
@@ -61,9 +63,33 @@ def _mapping_form(columns: list[str], kind: str) -> dict[str, str]:
     return mapping
 
 
+def _catalog_choice(frame: pd.DataFrame, mapping: dict[str, str], id_case: str, url: str) -> tuple[bool, bool]:
+    """Replace or merge into the active catalog, and what it would change: (merge, blocked).
+
+    A replacement that leaves products of the active behaviour data without a catalog entry
+    must be confirmed (blocked until then) before "Upload and activate" is enabled.
+    """
+    how = st.radio("Store it", ["replace", "merge"], horizontal=True, key="upload_catalog_how",
+                   format_func={"replace": "as the whole catalog (replace the active one)",
+                                "merge": "into the active catalog (add new products, update the ones it has)"}.get)
+    source = next((column for column, target in mapping.items() if target == "product_id"), None)
+    if source is None:
+        return how == "merge", False
+    ids = frame[source].dropna().astype(str).str.strip()
+    ids = set((ids.str.upper() if id_case == "upper" else ids)[lambda values: values != ""])
+    change = catalog_change(ids, how == "merge", url)
+    if not change.missing_for_events:
+        st.caption(change.describe() + " Counted before cleaning.")
+        return how == "merge", False
+    st.warning(change.describe(), icon=":material/warning:")
+    confirmed = how == "merge" or st.checkbox("Replace it anyway", key="upload_confirm_replace")
+    return how == "merge", not confirmed
+
+
 def _forget_previous_file(file_id: str) -> None:
     """A new file starts with fresh column guesses and without the previous file's result."""
-    for key in [key for key in st.session_state if str(key).startswith("map_")]:
+    for key in [key for key in st.session_state if str(key).startswith("map_")
+                or key == "upload_confirm_replace"]:
         del st.session_state[key]
     st.session_state.pop(RESULT_KEY, None)
     st.session_state[FILE_KEY] = file_id
@@ -89,7 +115,7 @@ def upload_form(who: Identity, url: str) -> None:
     st.caption(f"{upload.name}: {len(frame):,} rows, {frame.columns.size} columns, read as {fmt}")
     st.dataframe(frame.head(20), hide_index=True, width="stretch")
 
-    options = None
+    options, blocked = None, False
     if kind != "online_retail":
         st.markdown("**Column mapping** (* required)")
         mapping = _mapping_form(list(frame.columns), kind)
@@ -109,11 +135,14 @@ def upload_form(who: Identity, url: str) -> None:
         cleaning = CleaningConfig(id_case=id_case, default_event_type=event_type,
                                   non_product_codes=tuple(c.strip() for c in codes.split(",")
                                                           if c.strip()))
+        merge, blocked = _catalog_choice(frame, mapping, id_case, url) if kind == "catalog" else (False, False)
         options = IngestOptions(kind=kind, mapping=mapping, encoding=encoding or None,
-                                skip_invalid_rows=skip, cleaning=cleaning)
+                                skip_invalid_rows=skip, cleaning=cleaning, merge=merge)
     check, store = st.columns(2)
     dry_run = check.button("Check only", key="upload_check")
-    if store.button("Upload and activate", type="primary", key="upload_store") or dry_run:
+    stored = store.button("Upload and activate", type="primary", key="upload_store", disabled=blocked,
+                          help="first confirm the replacement above" if blocked else None)
+    if stored or dry_run:
         with st.spinner("Reading, validating and cleaning..."):
             try:
                 if options is None:

@@ -48,6 +48,59 @@ class IngestOptions:
     skip_invalid_rows: bool = False
     activate: bool = True
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+    # Catalogs: add the file's products to the active catalog and update the ones it has,
+    # instead of replacing it (the new version holds both).
+    merge: bool = False
+
+
+@dataclass
+class CatalogChange:
+    """What a new catalog version does to the active one, said before it is stored."""
+
+    products_now: int  # in the active catalog (0: there is none)
+    products_after: int
+    added: int
+    updated: int
+    removed: int
+    missing_for_events: int  # products the active events refer to that the new version lacks
+    missing_examples: list[str] = field(default_factory=list)
+    merge: bool = False
+
+    def describe(self) -> str:
+        """E.g. "The active catalog has 3,812 products; replaced, it will have 5 (5 new, 3,812 gone)..."."""
+        if not self.products_now:
+            return f"There is no active catalog yet; this one will have {self.products_after:,} products."
+        how = "merged into it" if self.merge else "replaced by this file"
+        text = (f"The active catalog has {self.products_now:,} products; {how}, it will have "
+                f"{self.products_after:,} ({self.added:,} new, {self.updated:,} updated, {self.removed:,} gone).")
+        if self.missing_for_events:
+            examples = ", ".join(self.missing_examples)
+            text += (f" {self.missing_for_events:,} products that the active behaviour data refers to would "
+                     f"have no title, category or price (e.g. {examples}); recommendations would show their "
+                     "bare ids.")
+        return text
+
+
+def catalog_change(product_ids: set[str], merge: bool, url: str | None = None) -> CatalogChange:
+    """What storing a catalog of `product_ids` (replacing or merging) would change."""
+    with session_scope(url) as session:
+        catalog = queries.active_version(session, "catalog")
+        events = queries.active_version(session, "events")
+        now = queries.product_ids(session, catalog.id) if catalog else set()
+        referenced = queries.event_product_ids(session, events.id) if events else set()
+    after = now | product_ids if merge else set(product_ids)
+    missing = sorted(referenced - after)
+    return CatalogChange(len(now), len(after), len(product_ids - now), len(product_ids & now),
+                         len(now - after), len(missing), missing[:5], merge)
+
+
+def merged_catalog(frame: pd.DataFrame, url: str | None = None) -> pd.DataFrame:
+    """`frame` (a cleaned catalog) with the active catalog's products that it does not have."""
+    with session_scope(url) as session:
+        catalog = queries.active_version(session, "catalog")
+        active = queries.products_frame(session, catalog.id) if catalog else frame.iloc[0:0]
+    kept = active[~active["product_id"].astype(str).isin(set(frame["product_id"].astype(str)))]
+    return pd.concat([frame, kept[[c for c in frame.columns if c in kept.columns]]], ignore_index=True)
 
 
 @dataclass
@@ -65,6 +118,7 @@ class Prepared:
 class IngestResult:
     reports: list[IngestReport]
     version_ids: list[int]
+    catalog_change: CatalogChange | None = None
 
     @property
     def ok(self) -> bool:
@@ -168,7 +222,13 @@ def ingest_file(
                             sep=options.sep)
     known = None if options.kind == "catalog" else active_product_ids(url)
     prepared = prepare(frame, options, file=filename, fmt=fmt, known_products=known)
+    change = None
+    if options.kind == "catalog":
+        change = catalog_change(set(prepared.frame["product_id"].astype(str)), options.merge, url)
+        prepared.report.notes.append(change.describe())
+        if options.merge:
+            prepared.frame = merged_catalog(prepared.frame, url)
     if dry_run:
-        return IngestResult([prepared.report], [])
+        return IngestResult([prepared.report], [], change)
     ids = store([prepared], source=filename, actor=actor, activate=options.activate, url=url)
-    return IngestResult([prepared.report], ids)
+    return IngestResult([prepared.report], ids, change)

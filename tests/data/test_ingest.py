@@ -248,3 +248,28 @@ def test_events_with_a_default_type_are_stored(db_url, catalog_file, write):
         events = queries.events_frame(session, result.version_ids[0])
     assert events[["user_id", "product_id", "event_type", "value", "session_id"]].values.tolist() == [
         ["c1", "P1", "purchase", 3.0, "O1"]]
+
+
+def test_a_catalog_says_what_it_replaces_and_a_merge_keeps_the_active_products(db_url, catalog_file,
+                                                                               events_file, write):
+    from recsys.data.ingest import catalog_change
+
+    ingest_file(catalog_file, IngestOptions("catalog"), actor="test")
+    ingest_file(events_file, IngestOptions("events", cleaning=CleaningConfig()), actor="test")
+    small = write("small.csv", "product_id,title,price\nP1,Red mug XL,4.00\nQ9,Lamp,9.00\n")
+    replaced = ingest_file(small, IngestOptions("catalog"), actor="test", dry_run=True)
+    change = replaced.catalog_change
+    assert (change.products_now, change.products_after, change.added, change.updated, change.removed) == (
+        4, 2, 1, 1, 3)
+    assert change.missing_for_events == 3 and change.missing_examples == ["P2", "P3", "P4"]
+    assert "3 products that the active behaviour data refers to would have no title" in replaced.reports[0].notes[0]
+
+    merged = ingest_file(small, IngestOptions("catalog", merge=True), actor="test")
+    assert merged.catalog_change.products_after == 5 and merged.catalog_change.missing_for_events == 0
+    with session_scope() as session:
+        version = queries.active_version(session, "catalog")
+        frame = queries.products_frame(session, version.id)
+    assert version.row_count == 5
+    assert frame.set_index("product_id").loc[["P1", "Q9", "P4"], "title"].tolist() == [
+        "Red mug XL", "Lamp", "Garden chair"]
+    assert catalog_change({"Q1"}, merge=False).missing_for_events == 4

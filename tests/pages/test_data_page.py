@@ -47,6 +47,7 @@ def test_operator_uploads_a_good_file_with_mapping(shop):
     app.run()
     assert app.selectbox(key="map_catalog_product_id").value == "sku"
     assert app.selectbox(key="map_catalog_title").value == "name"
+    app.checkbox(key="upload_confirm_replace").check().run()  # the shop's events refer to P1-P4
     next(b for b in app.button if b.label == "Upload and activate").click().run()
     assert not app.exception
     assert any("Stored and activated as version(s) 3" in s.value for s in app.success)
@@ -87,6 +88,7 @@ def test_a_new_file_starts_with_fresh_column_guesses_and_no_old_result(shop):
     app.selectbox(key="upload_kind").select("catalog").run()
     app.get("file_uploader")[0].set_value(("no_title.csv", b"product_id,colour\nQ1,red\n", "text/csv")).run()
     assert app.selectbox(key="map_catalog_title").value == "(not in file)"
+    app.radio(key="upload_catalog_how").set_value("merge").run()
     next(b for b in app.button if b.label == "Upload and activate").click().run()
     problems = next(d.value for d in app.dataframe if "reason" in d.value.columns)
     assert "title" in problems.iloc[0]["reason"]
@@ -97,3 +99,37 @@ def test_a_new_file_starts_with_fresh_column_guesses_and_no_old_result(shop):
     next(b for b in app.button if b.label == "Upload and activate").click().run()
     assert not app.exception and not app.error
     assert [s.value for s in app.success if "Stored and activated" in s.value]
+
+
+def test_a_small_catalog_says_what_it_would_replace_and_can_be_merged_instead(shop):
+    app = app_as("operator", "pages/data.py")
+    app.selectbox(key="upload_kind").select("catalog").run()
+    app.get("file_uploader")[0].set_value(("five.csv", b"product_id,title\nP1,Red mug v2\nQ2,Lamp\n", "text/csv"))
+    app.run()
+    warning = next(w.value for w in app.warning if "active catalog has 4 products" in w.value)
+    assert "replaced by this file, it will have 2 (1 new, 1 updated, 3 gone)" in warning
+    assert "3 products that the active behaviour data refers to" in warning
+    store = next(b for b in app.button if b.label == "Upload and activate")
+    assert store.disabled  # a replacement that orphans products waits for its confirmation
+
+    app.radio(key="upload_catalog_how").set_value("merge").run()
+    assert any("merged into it, it will have 5 (1 new, 1 updated, 0 gone)" in c.value for c in app.caption)
+    next(b for b in app.button if b.label == "Upload and activate").click().run()
+    assert not app.exception
+    with session_scope() as session:
+        merged = queries.products_frame(session, queries.active_version(session, "catalog").id)
+    assert dict(zip(merged["product_id"], merged["title"])) == {
+        "P1": "Red mug v2", "Q2": "Lamp", "P2": "Blue mug", "P3": "Green teapot", "P4": "Garden chair"}
+
+
+def test_replacing_the_catalog_anyway_needs_a_confirmation(shop):
+    app = app_as("operator", "pages/data.py")
+    app.selectbox(key="upload_kind").select("catalog").run()
+    app.get("file_uploader")[0].set_value(("two.csv", b"product_id,title\nQ1,Lamp\nQ2,Desk\n", "text/csv"))
+    app.run()
+    app.checkbox(key="upload_confirm_replace").check().run()
+    store = next(b for b in app.button if b.label == "Upload and activate")
+    assert not store.disabled
+    store.click().run()
+    with session_scope() as session:
+        assert queries.active_version(session, "catalog").row_count == 2
