@@ -9,8 +9,14 @@
 0.9197
 
 nDCG uses linear gains (Järvelin and Kekäläinen, 2002): a gain of 2 counts
-twice a gain of 1. Queries of `qrels` missing from `run` score 0; queries with
-no relevant item are left out, as trec_eval does.
+twice a gain of 1, and a gain of 0.33 a third of 1. Queries of `qrels` missing
+from `run` score 0; queries with no relevant item are left out, as trec_eval does.
+
+ranx stores relevance as integers and truncates fractional gains (0.33 and 0.67
+became 0, 1.67 became 1: Home Depot's grades in thirds lost most of their
+steps); gains are handed to it multiplied by `GAIN_SCALE` and rounded, which
+leaves nDCG (a ratio of sums of gains) as it should be, and the binary metrics
+(a gain above 0 is relevant) as they were.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 RANKING_METRICS = ("ndcg", "precision", "recall", "map", "mrr")
+GAIN_SCALE = 1_000_000_000
 
 
 def _as_run(run: Mapping[str, Sequence[tuple[str, float]] | Mapping[str, float]]) -> dict:
@@ -50,7 +57,7 @@ def ranking_metrics(
     """
     from ranx import Qrels, Run, evaluate
 
-    relevant = {str(q): {str(i): float(g) for i, g in items.items() if g > 0}
+    relevant = {str(q): {str(i): max(1, round(float(g) * GAIN_SCALE)) for i, g in items.items() if g > 0}
                 for q, items in qrels.items()}
     relevant = {q: items for q, items in relevant.items() if items}
     names = [f"{m}@{k}" if m != "mrr" else f"mrr@{k}" for m in metrics]

@@ -65,6 +65,14 @@ def test_ranx_agrees_with_a_plain_implementation(users, k):
     assert ranking_metrics(qrels, run, k=k) == pytest.approx(expected, abs=1e-9)
 
 
+def test_fractional_gains_count_as_fractions():
+    # ranx alone truncates relevance to integers: 0.67 would count 0 and 1.33 as much as 1.
+    qrels = {"q": {"a": 2 / 3, "b": 4 / 3}}
+    dcg = (2 / 3) / log2(2) + (4 / 3) / log2(3)
+    ideal = (4 / 3) / log2(2) + (2 / 3) / log2(3)
+    assert ranking_metrics(qrels, {"q": [("a", 1.0), ("b", 0.5)]}, k=10)["ndcg@10"] == pytest.approx(dcg / ideal)
+
+
 def test_a_single_metric_is_returned_as_a_dict():
     from recsys.evaluation.metrics import ranking_metrics
 
@@ -72,8 +80,9 @@ def test_a_single_metric_is_returned_as_a_dict():
                            metrics=["precision"]) == {"precision@1": 0.0}
 
 
-graded = st.lists(
-    st.tuples(st.dictionaries(st.sampled_from(ITEMS), st.sampled_from([0.0, 1.0, 2.0, 3.0]), max_size=6),
+graded = st.lists(  # Home Depot's gains come in thirds
+    st.tuples(st.dictionaries(st.sampled_from(ITEMS), st.sampled_from([0.0, 1 / 3, 2 / 3, 1.0, 4 / 3, 2.0, 3.0]),
+                              max_size=6),
               st.lists(st.sampled_from(ITEMS), unique=True, max_size=12)),
     min_size=1, max_size=5)
 
@@ -87,6 +96,7 @@ def test_the_live_metrics_agree_with_ranx(users, k, recall_k):
     relevant = {user: {item: 1.0 for item, gain in gains.items() if gain >= 2} for user, gains in qrels.items()}
     run = {f"u{i}": [(item, 1.0) for item in ranked] for i, (_, ranked) in enumerate(users) if i % 3 != 2}
     fast = ndcg_and_recall(qrels, relevant, run, k=k, recall_k=recall_k)
-    assert fast[f"ndcg@{k}"] == pytest.approx(ranking_metrics(qrels, run, k=k)[f"ndcg@{k}"], abs=1e-9)
+    # (ranx reads the gains rounded to a billionth: see metrics.GAIN_SCALE)
+    assert fast[f"ndcg@{k}"] == pytest.approx(ranking_metrics(qrels, run, k=k)[f"ndcg@{k}"], abs=1e-8)
     assert fast[f"recall@{recall_k}"] == pytest.approx(
         ranking_metrics(relevant, run, k=recall_k)[f"recall@{recall_k}"], abs=1e-9)
