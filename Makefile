@@ -1,17 +1,22 @@
 # The workbench's two set-up commands are `make run` and `make test` (see README.md).
+SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# Some machines' pip configuration names a local package index with folders missing, and pip
+# warns once per package (about 130 lines): drop those lines, keep every other message.
+PIP_NOISE := is ignored: it is neither a file nor a directory
+PIP = $(PY) -m pip install --quiet $(1) 2>&1 | { grep -v "$(PIP_NOISE)" || true; }; exit $${PIPESTATUS[0]}
 
 .PHONY: run test serve system-deps init bench-ingest clean
 
 $(STAMP): requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(call PIP,--upgrade pip)
+	$(call PIP,-r requirements.txt)
 	touch $(STAMP)
 
 init: $(STAMP)

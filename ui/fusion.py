@@ -306,6 +306,12 @@ def _fused(engine, scope: str, lists: dict, config: FusionConfig, query: str | N
     return apply_rules(fuse(lists, config), config.rules, engine.attributes, query=query, category=category)
 
 
+PREVIEW_COLUMNS = {"#": st.column_config.NumberColumn(width=40), "move": st.column_config.TextColumn(width=60),
+                   "title": st.column_config.TextColumn(width="large"),
+                   "price": st.column_config.NumberColumn(format="£%.2f"),
+                   "score": st.column_config.NumberColumn(format="%.4f")}
+
+
 def _rows(items, products: dict[str, dict], moves=None) -> pd.DataFrame:
     rows = []
     for rank, item in enumerate(items, 1):
@@ -367,11 +373,13 @@ def preview(url: str, scope: str, versions: dict[str, int], engine_key: str, eng
     before = [item.product_id for item in active_top]
     after = [item.product_id for item in trial_top]
     moves = {move.product_id: move for move in rank_moves(before, after)}
-    left, right = st.columns(2)
-    left.markdown(f"**Active: {active_label}**")
-    left.dataframe(_rows(active_top, products), hide_index=True, key=_key(scope, "preview_active"))
-    right.markdown("**Working config**")
-    right.dataframe(_rows(trial_top, products, moves), hide_index=True, key=_key(scope, "preview_working"))
+    # One above the other: side by side, half of the results column cut the tables' last columns off.
+    st.markdown(f"**Active: {active_label}**")
+    st.dataframe(_rows(active_top, products), hide_index=True, key=_key(scope, "preview_active"),
+                 column_config=PREVIEW_COLUMNS)
+    st.markdown("**Working config**")
+    st.dataframe(_rows(trial_top, products, moves), hide_index=True, key=_key(scope, "preview_working"),
+                 column_config=PREVIEW_COLUMNS)
     gone = dropped_out(before, after)
     changed = sum(move.label != "=" for move in moves.values())
     st.caption(f"{changed} of {len(after)} places changed; left the top {PREVIEW_K}: "

@@ -72,7 +72,8 @@ def latency_figure(per_bucket: pd.DataFrame) -> go.Figure:
     long = per_bucket.melt(id_vars=["bucket", "endpoint"], value_vars=["p50_ms", "p95_ms", "p99_ms"],
                            var_name="percentile", value_name="ms")
     long["percentile"] = long["percentile"].str.removesuffix("_ms")
-    return px.line(long, x="bucket", y="ms", color="endpoint", line_dash="percentile",
+    # Markers: a window whose requests all fall into one bucket is one point, which a line alone hides.
+    return px.line(long, x="bucket", y="ms", color="endpoint", line_dash="percentile", markers=True,
                    title="Latency percentiles (ms)", labels={"bucket": "time (UTC)"})
 
 
@@ -82,7 +83,7 @@ def stage_figure(stages: pd.DataFrame) -> go.Figure:
 
 
 def rate_figure(per_bucket: pd.DataFrame, column: str, title: str) -> go.Figure:
-    figure = px.line(per_bucket, x="bucket", y=column, color="endpoint", title=title,
+    figure = px.line(per_bucket, x="bucket", y=column, color="endpoint", title=title, markers=True,
                      labels={"bucket": "time (UTC)", column: ""})
     if column != "qps":
         figure.update_yaxes(tickformat=".0%", rangemode="tozero")

@@ -140,15 +140,19 @@ def card_label(rank: int, product_id: str, product: dict | None) -> str:
     return f"{rank}. {title} · {category} · {_price(product.get('price'))}"
 
 
+def explanation_table(row: Shown) -> pd.DataFrame:
+    """A result's parts, one column per source (rank, raw score, normalised, contribution): narrow
+    enough for a third of the page, where a row per source cut its last columns off."""
+    return pd.DataFrame({name: [f"#{part.rank}", f"{part.score:.3f}", f"{part.normalised:.3f}",
+                                              f"{part.contribution:.3f}"]
+                         for name, part in row.sources.items()},
+                        index=["rank", "raw score", "normalised", "contribution"])
+
+
 def explanation(row: Shown) -> None:
     """The explanation panel of one result."""
     if row.sources:
-        table = pd.DataFrame([{"source": name, "rank": part.rank, "raw score": part.score,
-                               "normalised": part.normalised, "contribution": part.contribution}
-                              for name, part in row.sources.items()])
-        st.dataframe(table, hide_index=True, width="stretch", column_config={
-            column: st.column_config.NumberColumn(format="%.3f")
-            for column in ("raw score", "normalised", "contribution")})
+        st.table(explanation_table(row))
     for text in row.reasons:
         st.markdown(f"- {text}")
     for effect in row.effects:

@@ -27,8 +27,12 @@ def render_report(report: IngestReport) -> None:
     else:
         st.error(report.message().splitlines()[0])
         problems = pd.DataFrame([p.__dict__ for p in report.problems])
-        st.dataframe(problems[["file", "row", "line", "column", "value", "reason"]],
-                     hide_index=True, width="stretch")
+        st.dataframe(problems[["file", "row", "line", "column", "value", "reason"]], hide_index=True,
+                     width="stretch", column_config={"reason": st.column_config.TextColumn(width="large"),
+                                                     "file": st.column_config.TextColumn(width="small")})
+        # A table cell shows the first words of a long reason: each distinct one in full, too.
+        for reason in list(dict.fromkeys(problems["reason"]))[:5]:
+            st.caption(reason)
         for note in report.notes:
             st.caption(note)
         return

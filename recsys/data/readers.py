@@ -79,7 +79,8 @@ def _decode(data: bytes, filename: str, encoding: str | None) -> str:
         raise _fail(
             filename,
             f"is not UTF-8: byte 0x{data[error.start]:02x} at line {line} cannot be decoded."
-            f"{guess} (--encoding on the command line) or re-save the file as UTF-8.",
+            f"{guess} (\"Encoding of a text file\" on the Data page, --encoding on the command line) "
+            "or re-save the file as UTF-8.",
             line=line,
         ) from None
 

@@ -29,6 +29,7 @@ import pandas as pd
 from db import model_registry as store
 from db.engine import PROJECT_ROOT, session_scope
 from db.models import MODEL_KINDS, ModelVersion
+from recsys import embeddings
 
 __all__ = ["MODEL_KINDS", "activate_model", "active_model", "active_model_path", "artifact_folder",
            "get_model", "list_models", "model_dir", "register_model", "rollback_model", "use_base_model"]
@@ -121,7 +122,21 @@ def get_model(model_id: int, url: str | None = None) -> dict:
         return _plain(store.get_model_version(session, model_id))
 
 
+SHIPPED_LABEL = "all-MiniLM-L6-v2 (shipped)"
+
+
 def list_models(kind: str | None = None, url: str | None = None) -> pd.DataFrame:
-    """Every version (of `kind`, or all), newest first, headline metrics as columns."""
+    """Every version (of `kind`, or all), newest first, headline metrics as columns.
+
+    `base_model` is named as a person would: the shipped model, or the registered version
+    fine-tuned further ("embedding v2"), rather than a folder path.
+    """
     with session_scope(url) as session:
-        return store.list_model_versions(session, kind)
+        frame = store.list_model_versions(session, kind)
+        every = store.list_model_versions(session, None) if kind else frame
+    if frame.empty:
+        return frame
+    names = {str(path): f"{row_kind} v{version}"
+             for path, row_kind, version in zip(every["artifact_path"], every["kind"], every["version"])}
+    names[str(embeddings.default_model_path())] = SHIPPED_LABEL
+    return frame.assign(base_model=frame["base_model"].map(lambda path: names.get(str(path), path)))

@@ -135,6 +135,7 @@ def test_latin1_bytes_are_refused_with_their_line_and_read_with_the_right_encodi
     assert problem.file == "catalog.csv"
     assert problem.line == 3
     assert "is not UTF-8" in problem.reason and "line 3" in problem.reason
+    assert "\"Encoding of a text file\" on the Data page, --encoding on the command line" in problem.reason
     assert "catalog.csv" in str(error.value)
 
     frame, _ = read_table(path, encoding="latin-1")

@@ -132,3 +132,14 @@ def test_firing_alerts_show_in_the_sidebar(shop):
         evaluate_alert_rules(session)
     app.run()
     assert [w.value for w in app.sidebar.warning] == ["1 alert firing: quiet"]
+
+
+def test_one_bucket_of_requests_is_drawn_as_points_not_an_invisible_line():
+    import pandas as pd
+
+    from ui.monitoring import latency_figure, rate_figure
+
+    one = pd.DataFrame({"bucket": [pd.Timestamp("2026-11-29 10:00")], "endpoint": ["search"], "p50_ms": [12.0],
+                        "p95_ms": [20.0], "p99_ms": [25.0], "qps": [3.0]})
+    for figure in (latency_figure(one), rate_figure(one, "qps", "Requests per second")):
+        assert figure.data and all("markers" in trace.mode for trace in figure.data)

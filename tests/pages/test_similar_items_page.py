@@ -31,7 +31,7 @@ def test_a_product_shows_co_purchase_and_embedding_neighbours(shop):
     assert texts(semantic.expander[0])[0].startswith("- cosine similarity of the product texts 0.")
     assert titles(hybrid)[0] == "Green teapot" and "Blue mug" not in titles(hybrid)
     card = hybrid.expander[0]
-    assert sorted(card.dataframe[0].value["source"]) == ["ease", "semantic"]
+    assert sorted(card.table[0].value.columns) == ["ease", "semantic"]
     assert f"- {CF}: bought together by 1 customer" in texts(card)
 
 

@@ -166,3 +166,13 @@ def test_the_hybrids_pass_the_model_path_to_their_semantic_source(tmp_path):
     assert search.get("hybrid")(**params)._source_config("semantic")["model_path"] == str(tmp_path)
     assert recommenders.get("hybrid")(**params).config.source_configs["semantic"] == {
         "model_path": str(tmp_path)}
+
+
+def test_the_models_table_names_base_models_instead_of_showing_their_folders(db_url, tmp_path):
+    from recsys.embeddings import default_model_path
+
+    first = registry.register_model("embedding", tmp_path / "a", base_model=str(default_model_path()),
+                                    training_data={}, hyperparameters={}, metrics={}, actor="olga")
+    registry.register_model("embedding", tmp_path / "b", base_model=first["artifact_path"],
+                            training_data={}, hyperparameters={}, metrics={}, actor="olga")
+    assert list(registry.list_models("embedding")["base_model"]) == ["embedding v1", "all-MiniLM-L6-v2 (shipped)"]
