@@ -296,7 +296,9 @@ def train_reranker(train_examples: pd.DataFrame, validation_judgments: pd.DataFr
             logging_steps=max(1, min(25, eval_steps)), report_to="none", disable_tqdm=True,
             use_cpu=device == "cpu", bf16=device == "cuda", dataloader_num_workers=0)
         trainer = Trainer(model=model, args=arguments, train_dataset=dataset, loss=loss, evaluator=evaluator,
-                          callbacks=[_progress_callback(progress if report else None, steps, timings)])
+                          # (no validation ran before training: the first one's time is learnt as it runs)
+                          callbacks=[_progress_callback(progress if report else None, steps, timings, eval_steps,
+                                                        validation_s=0.0)])
         train_started = time.perf_counter()
         output = trainer.train()
         train_s = time.perf_counter() - train_started
