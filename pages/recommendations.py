@@ -3,6 +3,7 @@
 import streamlit as st
 
 from db.engine import database_url
+from recsys.fusion import above_floors
 from ui import results
 from ui.engines import preset_label, recommendation_context
 from ui.session import require
@@ -54,14 +55,17 @@ with st.expander(f"What drives the lists: {len(bought)} products of the customer
                                  on_click=remove_from_session, args=(product_id,))
         st.button("Clear the session", key="recs_clear",
                   on_click=lambda: st.session_state.update({SESSION_KEY: []}))
-    if not (bought or session):
-        st.caption("Nothing yet: every list falls back to the most popular products.")
 
 st.caption(f"Hybrid: the active recommendations preset, {preset_label(preset)}: "
            f"{results.fusion_summary(fusion)}.")
 history = list(session) or None
+fallback = engine.falls_back(user, history)
+if fallback:
+    st.info("No customer and no session products to go on: every engine falls back to the most popular "
+            "products, so the lists below are the same. Pick a customer or add a product.",
+            icon=":material/trending_up:")
 # One retrieval per source; the source columns and the fused column all read these lists.
-lists = engine.candidates([user], [history], depth=max(fusion.candidates, k))[0]
+lists = above_floors(engine.candidates([user], [history], depth=max(fusion.candidates, k))[0], fusion)
 fused = engine.fuse_candidates(lists, k, fusion=fusion)
 captions = {"ease": "Co-purchase: what customers with this history also bought.",
             "semantic": "Meaning: products whose text is closest to the history's."}
@@ -71,9 +75,13 @@ for column, source in zip(columns, engine.sources):
         rows = results.from_items(lists.get(source.name, [])[:k], lambda product_id, source=source: [
             reason.text for reason in source.explain(user, product_id, history)])
         results.result_column(results.source_title(source.name), rows, index, key=f"recs_{source.name}",
-                              caption=captions.get(source.name))
+                              caption="Fallback: the most popular products." if fallback
+                              else captions.get(source.name))
+found_by = {item.product_id: list(item.sources) for item in fused}
 with columns[-1]:
+    # Each product's reasons come from the sources that put it in the fused list, as its table shows.
     rows = results.from_items(fused, lambda product_id: [
-        reason.text for reason in engine.explain(user, product_id, history)])
+        reason.text for reason in engine.explain(user, product_id, history, sources=found_by[product_id])])
     results.result_column("Hybrid", rows, index, key="recs_hybrid",
-                          caption="Fused with the active preset, then its rules.")
+                          caption="Fallback: the most popular products." if fallback
+                          else "Fused with the active preset, then its rules.")

@@ -3,6 +3,7 @@
 import streamlit as st
 
 from db.engine import database_url
+from recsys.fusion import above_floors
 from ui import results
 from ui.engines import active_fusion, catalog, preset_label, search_engine, versions
 from ui.session import require
@@ -34,15 +35,17 @@ if not query.strip():
 
 engine = search_engine(url)
 # One retrieval per source; the source columns and the fused column all read these lists.
-lists = engine.candidates([query], depth=max(fusion.candidates, k))[0]
+lists = above_floors(engine.candidates([query], depth=max(fusion.candidates, k))[0], fusion)
 hybrid = engine.fuse_candidates(query, lists, k, fusion=fusion, category=category)
 correction = engine.correct(query)
 if correction.changed:
     st.info(f"Showing results for **{correction.query}**: {correction.describe()} (a word no product "
             "text contains, corrected to the closest catalog word).", icon=":material/spellcheck:")
 index = results.catalog_index(products)
+floor = fusion.min_scores.get("semantic")
 captions = {"bm25": "Lexical: products whose text contains a query word; scores are BM25.",
-            "semantic": "Meaning: cosine similarity of query and product embeddings."}
+            "semantic": "Meaning: cosine similarity of query and product embeddings"
+                        + (f", {floor:g} or more." if floor else ".")}
 columns = st.columns(len(engine.sources) + 1)
 for column, source in zip(columns, engine.sources):
     with column:

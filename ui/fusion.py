@@ -40,6 +40,7 @@ FLASH_KEY = "fusion_flash"
 DEFAULT_RERANK_TOP = 20
 MAX_RERANK_TOP = 200
 NOT_RULE_FIELDS = ("product_id", "title", "description", "price")
+FLOORED = ("semantic",)  # sources whose scores are cosines, on which a floor reads the same for any query
 
 
 def _key(scope: str, name: str) -> str:
@@ -115,7 +116,7 @@ def load_config(scope: str, config: dict) -> None:
     st.session_state[_key(scope, "working")] = FusionConfig.from_dict(dict(config)).to_dict()
     prefix = _key(scope, "")
     for key in [k for k in st.session_state if str(k).startswith(prefix) and not k.endswith("working")]:
-        if any(part in key for part in ("_weight_", "_method", "_normalisation", "_rrf_k", "_rerank")):
+        if any(part in key for part in ("_weight_", "_floor_", "_method", "_normalisation", "_rrf_k", "_rerank")):
             del st.session_state[key]
 
 
@@ -232,13 +233,26 @@ def editor(scope: str, sources: list[str], active_config: FusionConfig, catalog:
                                      "comparable before weighting")
     if not any(weights.get(source, 1.0) > 0 for source in sources):
         st.warning("Every weight is 0: nothing would be shown.")
+    min_scores = dict(working.get("min_scores", {}))
+    for source in sources:
+        if source not in FLOORED:
+            continue
+        key = _key(scope, f"floor_{source}")
+        _seed(key, float(min_scores.get(source, 0.0)))
+        floor = st.slider(f"{source} floor (cosine)", 0.0, 1.0, step=0.025, key=key, disabled=disabled,
+                          help="a product whose cosine with the query (or the history) is below this is not "
+                               "a candidate of this source, so nonsense finds nothing; 0 keeps every one")
+        min_scores.pop(source, None)
+        if floor > 0:
+            min_scores[source] = floor
     rerank = (working.get("reranker"), working.get("rerank_top", 0))
     if scope == "search":
         rerank = rerank_editor(scope, working, reranker, disabled)
     rules_editor(scope, working["rules"], catalog, disabled)
     config = FusionConfig(method=method, weights=weights, normalisation=normalisation, rrf_k=int(rrf_k),
                           candidates=working["candidates"], rules=list(working["rules"]),
-                          backend=working.get("backend", "torch"), reranker=rerank[0], rerank_top=rerank[1])
+                          backend=working.get("backend", "torch"), reranker=rerank[0], rerank_top=rerank[1],
+                          min_scores=min_scores)
     st.session_state[working_key] = config.to_dict()
     same = config.to_dict() == active_config.to_dict()
     st.button("Reset to the active preset", key=_key(scope, "reset"), disabled=disabled or same,
@@ -378,6 +392,8 @@ def preview(url: str, scope: str, versions: dict[str, int], engine_key: str, eng
     st.dataframe(_rows(active_top, products), hide_index=True, key=_key(scope, "preview_active"),
                  column_config=PREVIEW_COLUMNS)
     st.markdown("**Working config**")
+    if not trial_top:
+        st.info("Nothing is found under the working config: no source has a candidate above its floor.")
     st.dataframe(_rows(trial_top, products, moves), hide_index=True, key=_key(scope, "preview_working"),
                  column_config=PREVIEW_COLUMNS)
     gone = dropped_out(before, after)

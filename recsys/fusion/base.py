@@ -76,6 +76,9 @@ class FusionConfig(JsonConfig):
     `rerank_top` how many of the fused list's best items it reorders, after
     fusion and before the rules (0: no reranking); it applies to search only.
     Presets stored before these two fields existed load with reranking off.
+    `min_scores` is a floor per source on its own (raw) scores: an item scoring below its
+    source's floor is not that source's candidate, so a query nothing matches finds nothing
+    rather than the least distant products (the semantic source's cosine; see `above_floors`).
     """
 
     method: str = "weighted"
@@ -87,6 +90,7 @@ class FusionConfig(JsonConfig):
     backend: str = "torch"
     reranker: str | None = None
     rerank_top: int = 0
+    min_scores: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from recsys.embeddings import check_backend
@@ -115,6 +119,11 @@ class FusionConfig(JsonConfig):
             raise ValueError(f"rerank_top is {self.rerank_top} but no reranker is set: name a reranker "
                              "folder, or set rerank_top to 0")
         self.weights = {name: float(w) for name, w in self.weights.items()}
+        bad = {name: floor for name, floor in self.min_scores.items()
+               if isinstance(floor, bool) or not isinstance(floor, (int, float))}
+        if bad:
+            raise ValueError(f"score floors must be numbers, not {bad}")
+        self.min_scores = {name: float(floor) for name, floor in self.min_scores.items()}
 
     @property
     def reranks(self) -> bool:
@@ -162,12 +171,25 @@ def ranked(items: dict[str, FusedItem]) -> list[FusedItem]:
     return sorted(items.values(), key=lambda item: (-item.score, item.product_id))
 
 
+def above_floors(lists: Mapping[str, Ranked], config: FusionConfig) -> dict[str, list[tuple[str, float]]]:
+    """Each source's list without the items scoring below the source's floor in `config.min_scores`.
+
+    >>> config = FusionConfig(min_scores={"semantic": 0.3})
+    >>> above_floors({"semantic": [("a", 0.5), ("b", 0.2)], "bm25": [("c", 0.1)]}, config)
+    {'semantic': [('a', 0.5)], 'bm25': [('c', 0.1)]}
+    """
+    return {name: [(product, score) for product, score in ranking
+                   if name not in config.min_scores or score >= config.min_scores[name]]
+            for name, ranking in lists.items()}
+
+
 def fuse(lists: Mapping[str, Ranked], config: FusionConfig | dict | None = None) -> list[FusedItem]:
     """Fuse the named `lists` as `config` says; see the module docstring.
 
-    Sources of weight 0 are left out entirely: an item only they found does not appear.
+    Sources of weight 0 are left out entirely: an item only they found does not appear; nor
+    does an item below its source's floor (`config.min_scores`).
     """
     config = FusionConfig.resolve(config)
-    kept = {name: deduplicated(ranking, config.candidates) for name, ranking in lists.items()
+    kept = {name: deduplicated(ranking, config.candidates) for name, ranking in above_floors(lists, config).items()
             if config.weight(name) > 0}
     return FUSERS[config.method](kept, config)

@@ -227,6 +227,13 @@ class Recommender:
                 results[i] = self._top_k(self._fallback_scores(), k, seen)
         return results  # type: ignore[return-value]
 
+    def falls_back(self, user_id: str | None, history: list[str] | None = None) -> bool:
+        """Whether `recommend` answers this user or session with the most popular products, knowing
+        nothing to go on (an unknown user without a history of products the model knows)."""
+        self._check_fitted()
+        user_index, row = self._history_row(user_id, history)
+        return not ((user_index >= 0 or row.nnz) and (user_index >= 0 or self.scores_history))
+
     def similar_items(self, product_id: str, k: int = 10) -> Ranking:
         """The k products most similar to `product_id`, itself left out; [] if unknown."""
         self._check_fitted()

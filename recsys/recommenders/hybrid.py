@@ -26,7 +26,7 @@ the same interactions and catalog and saved in a folder of its own.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -144,16 +144,24 @@ class HybridRecommender(Recommender):
                     continue
         return [(item.product_id, item.score) for item in self.fuse_candidates(lists, k)]
 
-    def explain(self, user_id: str | None, product_id: str,
-                history: list[str] | None = None) -> list[Reason]:
-        """Every source's reasons, labelled with the source, strongest first.
+    def falls_back(self, user_id: str | None, history: list[str] | None = None) -> bool:
+        """Whether every source falls back to the most popular products for this user or session."""
+        return all(source.falls_back(user_id, history) for source in self.sources)
 
-        Sources score on different scales, so a reason's weight is its share of
-        its source's reasons times the source's fusion weight.
+    def explain(self, user_id: str | None, product_id: str, history: list[str] | None = None,
+                sources: Collection[str] | None = None) -> list[Reason]:
+        """The sources' reasons, labelled with the source, strongest first.
+
+        `sources` limits them to the sources that put the product in the fused list (a
+        `FusedItem`'s `sources`), so the reasons agree with its explanation table; None: all.
+        Sources score on different scales, so a reason's weight is its share of its source's
+        reasons times the source's fusion weight.
         """
         self._check_fitted()
         reasons = []
         for source in self.sources:
+            if sources is not None and source.name not in sources:
+                continue
             found = source.explain(user_id, product_id, history)
             total = sum(abs(reason.weight) for reason in found) or 1.0
             for reason in found:

@@ -74,8 +74,14 @@ from recsys.training.pairs import product_texts
 
 # int8 ONNX encodes a query about 8x faster than PyTorch at 0.001 less nDCG@10 on Home Depot
 # (docs/benchmarks.md), within the 0.01 a quantised encoder may lose to be served by default.
+# The semantic floor: below a cosine of 0.475 a product is not a semantic candidate, so a query
+# nothing matches ("xyzzy qqq") finds nothing instead of the least distant products. Read on Home
+# Depot's train + validation queries (bench/semantic_floor.py): the highest floor within 0.001
+# nDCG@10 of the best and 0.005 Recall@100 of none; test nDCG@10 0.4203 against 0.4204 without,
+# and 4.7% of random-letter queries keep a semantic candidate instead of 100%.
 DEFAULT_FUSION = {"method": "weighted", "weights": {"bm25": 0.75, "semantic": 0.25},
-                  "normalisation": "minmax", "candidates": 100, "backend": "onnx-int8"}
+                  "normalisation": "minmax", "candidates": 100, "backend": "onnx-int8",
+                  "min_scores": {"semantic": 0.475}}
 Candidates = dict[str, list[tuple[str, float]]]
 TEXTS_FILE = "texts.json"
 SPELLING_FILE = "spelling.json"
@@ -296,7 +302,10 @@ class HybridRetriever(Retriever):
                 if weight <= 0:
                     continue
                 scores = np.asarray(source._scores(chunk), dtype=np.float64)
-                scores = np.where(source._matches(scores), scores, -np.inf)
+                kept = source._matches(scores)
+                if source.name in self.fusion.min_scores:  # below its floor, not a candidate (as in `fuse`)
+                    kept &= scores >= self.fusion.min_scores[source.name]
+                scores = np.where(kept, scores, -np.inf)
                 for row, position in zip(scores, range(start, start + len(chunk))):
                     chosen = indices[position]
                     matched = np.isfinite(row[chosen])

@@ -193,7 +193,8 @@ class ServingEngine:
         """
         scoped = {} if category is None else {"category": category}
         with StageTimer() as timer, stage("retrieve"):
-            hits = self.retriever.search(query, k, explain=explain, **scoped)
+            # Only what the sources found: a query nothing matches gets no items, not the catalog's first k.
+            hits = self.retriever.search(query, k, matched_only=True, explain=explain, **scoped)
         items = [self._item(hit.product_id, hit.score, self._search_explanation(hit) if explain else None)
                  for hit in hits]
         correction = self.retriever.correct(query)
@@ -215,17 +216,22 @@ class ServingEngine:
         products, marked ``fallback="popular"``.
         """
         history = [str(p) for p in history or []]
-        usable = [p for p in history if p in self.known_items]
-        fallback = None if user_id in self.known_users or usable else "popular"
+        usable = [p for p in history if p in self.known_items] or None
+        fallback = "popular" if self.recommender.falls_back(user_id, usable) else None
         with StageTimer() as timer, stage("retrieve"):
-            ranking = self.recommender.recommend(user_id, k, history=usable or None)
+            lists = self.recommender.candidates([user_id], [usable],
+                                                depth=max(self.recommender.fusion.candidates, k))[0]
+            fused = self.recommender.fuse_candidates(lists, k)
         items = []
-        for product_id, score in ranking:
+        for item in fused:
             explanation = None
-            if explain:
-                reasons = self.recommender.explain(user_id, product_id, history=usable or None)
-                explanation = {"reasons": [_plain(reason) for reason in reasons]}
-            items.append(self._item(product_id, score, explanation))
+            if explain:  # the reasons of the sources that put the product in the list, as its parts show
+                reasons = self.recommender.explain(user_id, item.product_id, history=usable,
+                                                   sources=list(item.sources))
+                explanation = {"reasons": [_plain(reason) for reason in reasons],
+                               "sources": {name: _plain(part) for name, part in item.sources.items()},
+                               "effects": [_plain(effect) for effect in item.effects]}
+            items.append(self._item(item.product_id, item.score, explanation))
         return Answer(items, timer.ms, self.model_version, self.presets["recommendations"].label,
                       fallback)
 

@@ -106,3 +106,15 @@ def test_minmax_is_within_zero_and_one_and_keeps_the_order(ranked):
     values = normalise([score for _, score in ranked], "minmax")
     assert all(0.0 <= v <= 1.0 for v in values)
     assert list(values) == sorted(values, reverse=True)
+
+
+def test_a_source_floor_drops_its_items_below_it_before_fusion():
+    from recsys.fusion import FusionConfig, fuse
+
+    config = FusionConfig(weights={"bm25": 1.0, "semantic": 1.0}, min_scores={"semantic": 0.4})
+    items = fuse({"bm25": [("a", 3.0)], "semantic": [("b", 0.6), ("c", 0.39)]}, config)
+    assert [item.product_id for item in items] == ["a", "b"]
+    assert fuse({"semantic": [("c", 0.1)]}, config) == []  # nonsense: nothing at all
+    assert FusionConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError, match="score floors must be numbers"):
+        FusionConfig(min_scores={"semantic": "high"})

@@ -71,7 +71,9 @@ def test_the_page_starts_from_the_default_preset(judged_shop):
     assert app.radio(key="fusion_search_method").value == "weighted"
     assert app.text_input(key="fusion_query").value == "cup"  # the first judged query
     assert set(metrics(app)) == {"nDCG@10", "Recall@100", "Coverage@10", "Diversity@10"}
-    assert preview(app, "active") == preview(app, "working") == ["P1", "P2", "P3", "P4"]
+    # The default's semantic floor (0.475) leaves out the products whose text is far from "cup".
+    assert preview(app, "active") == preview(app, "working") == ["P1", "P2"]
+    assert app.slider(key="fusion_search_floor_semantic").value == 0.475
     assert any("shipped default is served" in info.value for info in app.info)
 
 
@@ -82,9 +84,10 @@ def test_moving_a_weight_changes_the_order_and_the_metrics(judged_shop):
     app.slider(key="fusion_search_weight_bm25").set_value(0.0).run()
     assert not app.exception
     assert preview(app, "active") == ["P4", "P2", "P1", "P3"]
-    assert preview(app, "working") == ["P2", "P1", "P3", "P4"]
+    assert preview(app, "working") == ["P2", "P1", "P3"]  # P4 is below the semantic floor
     moves = table(app, "working")["move"]
-    assert list(moves) == ["↑1", "↑1", "↑1", "↓3"]
+    assert list(moves) == ["↑1", "↑1", "↑1"]
+    assert any("left the top 10: P4 (was #1)" in c.value for c in app.caption)
     after = metrics(app)
     assert float(after["nDCG@10"]) > float(before["nDCG@10"])
     ndcg = next(metric for metric in app.metric if metric.label == "nDCG@10")
@@ -94,6 +97,14 @@ def test_moving_a_weight_changes_the_order_and_the_metrics(judged_shop):
     app.radio(key="fusion_scope").set_value("Search").run()
     assert app.slider(key="fusion_search_weight_bm25").value == 0.0
     assert app.text_input(key="fusion_query").value == "garden mug"
+
+
+def test_the_semantic_floor_lets_a_query_nothing_matches_find_nothing(judged_shop):
+    app = open_page(query="xyzzy qqq")
+    assert any("Nothing is found under the working config" in i.value for i in app.info)
+    app.slider(key="fusion_search_floor_semantic").set_value(0.0).run()  # no floor: the least distant
+    assert len(preview(app, "working")) == 4
+    assert app.session_state["fusion_search_working"]["min_scores"] == {}
 
 
 def test_rules_show_their_effect_and_bad_rules_are_explained(judged_shop):
@@ -143,7 +154,7 @@ def test_presets_are_saved_activated_and_rolled_back(judged_shop):
     app.button(key="fusion_search_preset_save").click().run()
     assert active_label() == "semantic first v2"
     # The served preset is now the working config: nothing differs any more.
-    assert preview(app, "active") == preview(app, "working") == ["P2", "P1", "P3", "P4"]
+    assert preview(app, "active") == preview(app, "working") == ["P2", "P1", "P3"]
 
     app.button(key="fusion_search_preset_roll_back").click().run()
     assert not app.exception

@@ -23,9 +23,18 @@ def add(app, product_id: str):
 def test_without_customer_or_session_every_list_is_the_most_popular(shop):
     app = app_as("viewer", PAGE)
     assert not app.exception
-    assert any("most popular" in c.value for c in history(app).caption)
+    assert any("every engine falls back to the most popular products" in i.value for i in app.info)
+    for title in (CF, "Semantic", "Hybrid"):  # each list says it is the fallback
+        assert column(app, title).caption[0].value == "Fallback: the most popular products."
     assert [len(column(app, t).expander) for t in (CF, "Semantic", "Hybrid")] == [4, 4, 4]
     assert any("the user is new" in t for t in texts(column(app, CF).expander[0]))
+
+
+def test_a_customers_list_is_no_fallback(shop):
+    app = app_as("viewer", PAGE)
+    app.selectbox(key="recs_user").select("u1").run()
+    assert not [i for i in app.info if "falls back" in i.value]
+    assert "Co-purchase" in column(app, CF).caption[0].value
 
 
 def test_the_lists_follow_the_session_as_it_grows(shop):
@@ -38,8 +47,8 @@ def test_the_lists_follow_the_session_as_it_grows(shop):
     assert titles(semantic)[0] == "Red mug"
     assert texts(semantic.expander[0])[0].startswith("- similar to Blue mug you bought (cosine")
     assert titles(hybrid)[0] == "Green teapot" and "Blue mug" not in titles(hybrid)
-    table = hybrid.expander[0].dataframe[0].value
-    assert sorted(table["source"]) == ["ease", "semantic"]
+    table = hybrid.expander[0].table[0].value
+    assert sorted(table.columns) == ["ease", "semantic"]
     assert "- ease: because you bought Blue mug" in texts(hybrid.expander[0])
     assert "1 in the session" in history(app).label
 
@@ -79,3 +88,31 @@ def test_without_behaviour_data_the_page_says_where_to_upload_it(db_url):
     app = app_as("viewer", PAGE)
     assert not app.exception
     assert any("upload both on the Data page" in i.value for i in app.info)
+
+
+def test_a_hybrid_products_reasons_come_from_the_sources_in_its_table(db_url, write):
+    from db.engine import session_scope
+    from recsys.data import IngestOptions, ingest_file
+    from recsys.engines import fit_active
+    from recsys.fusion import FusionConfig, presets
+
+    # Whoever bought the red mug bought a garden chair too (co-purchase); its text is nearest the blue mug.
+    catalog = "product_id,title\nM1,Red ceramic mug\nM2,Blue ceramic mug\nC1,Oak garden chair\nT1,Steel kettle\n"
+    events = "user_id,product_id,event_type,timestamp\n" + "".join(
+        f"u{n},M1,purchase,2024-01-0{n}\nu{n},C1,purchase,2024-01-0{n}\n" for n in range(2, 6)) + (
+        "u1,M1,purchase,2024-01-01\nu6,T1,purchase,2024-01-02\n")
+    ingest_file(write("catalog.csv", catalog), IngestOptions("catalog"), actor="test")
+    ingest_file(write("events.csv", events), IngestOptions("events"), actor="test")
+    create_account("viewer1", PASSWORD, "viewer", actor="test")
+    fit_active(db_url)
+    # One candidate per source: each fused product comes from one source only.
+    config = FusionConfig(weights={"ease": 0.85, "semantic": 0.15}, candidates=1)
+    with session_scope() as session:
+        presets.save_preset(session, "recommendations", "narrow", config, "test", activate=True)
+    app = app_as("viewer", PAGE)
+    app.selectbox(key="recs_user").select("u1").run()
+    found = {}
+    for card in column(app, "Hybrid").expander:
+        named = {text.removeprefix("- ").split(":")[0] for text in texts(card)}
+        found[card.label.split(". ", 1)[1].split(" · ")[0]] = (set(card.table[0].value.columns), named)
+    assert found == {"Oak garden chair": ({"ease"}, {"ease"}), "Blue ceramic mug": ({"semantic"}, {"semantic"})}

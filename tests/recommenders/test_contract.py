@@ -63,6 +63,10 @@ def test_unknown_user_gets_popular_products(fitted):
         assert [i for i, _ in ranking] == [i for i, _ in popular]
     reasons = fitted.explain("never-seen", ranking[0][0])
     assert reasons and reasons[0].kind == "popular"
+    # ... and says so: the pages and the REST answer label the list a fallback.
+    assert fitted.falls_back("never-seen") and fitted.falls_back(None, ["not-a-product"])
+    assert not fitted.falls_back("u1")
+    assert fitted.falls_back(None, ["chair"]) == (not fitted.scores_history)
 
 
 def test_k_larger_than_the_catalog_returns_every_unseen_product(fitted):

@@ -110,7 +110,9 @@ def test_hybrid_scores_are_the_weighted_minmax_of_its_sources(fitted):
     assert dense.config.backend == "onnx-int8"  # the default preset's encoder
     depth = hybrid.fusion.candidates
     lexical = {h.product_id: h.score for h in bm25.search("glass teapot", k=depth, matched_only=True)}
-    semantic = {h.product_id: h.score for h in dense.search("glass teapot", k=depth, matched_only=True)}
+    floor = hybrid.fusion.min_scores["semantic"]  # the default preset's floor under the cosine
+    semantic = {h.product_id: h.score for h in dense.search("glass teapot", k=depth, matched_only=True)
+                if h.score >= floor}
 
     def minmax(scores):
         low, high = min(scores.values()), max(scores.values())
@@ -118,7 +120,7 @@ def test_hybrid_scores_are_the_weighted_minmax_of_its_sources(fitted):
 
     expected = {p: 0.75 * minmax(lexical).get(p, 0) + 0.25 * minmax(semantic).get(p, 0)
                 for p in {*lexical, *semantic}}
-    hits = hybrid.search("glass teapot", k=10)
+    hits = hybrid.search("glass teapot", k=10, matched_only=True)
     for hit in hits:
         assert hit.score == pytest.approx(expected[hit.product_id])
         assert sum(part.contribution for part in hit.sources.values()) == pytest.approx(hit.score)
