@@ -75,8 +75,11 @@ def cmd_init(args) -> int:
         from recsys import engines
 
         # Fitted now rather than on the first page view: the pages then load them in a second.
-        fitted = engines.fit_active(database_url(), lambda _, message: print(
-            f"{message.capitalize()} (a minute the first time)...", file=sys.stderr, flush=True))
+        url = database_url()
+        if not all(map(engines.is_fitted, engines.active_specs(url).values())):
+            print("Fitting the search and recommendation engines (under a minute on the demo; later "
+                  "starts reuse them)...", file=sys.stderr, flush=True)
+        fitted = engines.fit_active(url, lambda _, message: print(f"  {message}", file=sys.stderr, flush=True))
     _print_json({"migrated": True, "admin_created": password is not None, "demo_loaded": loaded,
                  "default_presets_created": presets, "engines_fitted": [item["what"] for item in fitted]})
     return 0

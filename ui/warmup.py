@@ -50,6 +50,8 @@ def _warm(url: str) -> None:
         from ui import data
         from ui.engines import _load
 
+        import plotly.express  # noqa: F401  (every chart's first draw imports it)
+
         active = data.active_versions(url)
         if "events" in active:  # the Data page, the first one most visit, first
             data.overview(url, active["events"]["id"], active.get("catalog", {}).get("id"))
