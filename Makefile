@@ -6,6 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
+# Python keeps the compiled project modules in __pycache__ (git-ignored): with the
+# PYTHONDONTWRITEBYTECODE some machines set, every process compiled them again (0.5 s of the app's
+# first page loads, more in the tests' subprocesses and workers).
+unexport PYTHONDONTWRITEBYTECODE
 # Some machines' pip configuration names a local package index with folders missing, and pip
 # warns once per package (about 130 lines): drop those lines, keep every other message.
 PIP_NOISE := is ignored: it is neither a file nor a directory

@@ -8,6 +8,7 @@ import streamlit as st
 
 from ui.monitoring import firing_alerts_notice
 from ui.session import identity, log_out, login_form, start
+from ui.warmup import drawing
 
 
 def pages_for(who) -> list:
@@ -27,16 +28,17 @@ def pages_for(who) -> list:
 
 
 st.set_page_config(page_title="Search & recommendation workbench", layout="wide")
-start()
-who = identity()
-if who is None:
-    st.navigation(pages_for(None), position="hidden")
-    login_form()
-else:
-    page = st.navigation(pages_for(who))
-    st.sidebar.caption(f"{who.username} ({who.role})")
-    firing_alerts_notice()
-    if st.sidebar.button("Log out", key="logout"):
-        log_out()
-        st.rerun()
-    page.run()
+with drawing():  # the server's warm-up waits meanwhile
+    start()
+    who = identity()
+    if who is None:
+        st.navigation(pages_for(None), position="hidden")
+        login_form()
+    else:
+        page = st.navigation(pages_for(who))
+        st.sidebar.caption(f"{who.username} ({who.role})")
+        firing_alerts_notice()
+        if st.sidebar.button("Log out", key="logout"):
+            log_out()
+            st.rerun()
+        page.run()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -74,9 +75,18 @@ def configure_threads(threads: int | None = None) -> int:
     return threads
 
 
-@lru_cache(maxsize=4)
+_loading = threading.Lock()
+
+
 def load_model(path: str | None = None, device: str | None = None):
-    """A SentenceTransformer from `path` (default: the shipped MiniLM), loaded once."""
+    """A SentenceTransformer from `path` (default: the shipped MiniLM), loaded once; threads that ask
+    at once wait for the one loading it (transformers' lazy imports are not thread-safe)."""
+    with _loading:
+        return _cached_model(path, device)
+
+
+@lru_cache(maxsize=4)
+def _cached_model(path: str | None, device: str | None):
     from sentence_transformers import SentenceTransformer
 
     configure_threads()

@@ -247,9 +247,23 @@ class OnnxEncoder:
         return vectors
 
 
-@lru_cache(maxsize=4)
+_loading = threading.Lock()
+
+
 def load_encoder(model_path: str | None = None, precision: str = "fp32") -> OnnxEncoder:
-    """An `OnnxEncoder` of `model_path` in `precision`, made (and exported if needed) once."""
+    """An `OnnxEncoder` of `model_path` in `precision`, made (and exported if needed) once.
+
+    Threads that ask at once (a page and the server's warm-up, two first visitors) wait for the one
+    making it: transformers imports its tokenizers lazily, and two threads doing so at the same
+    time got "cannot import name 'AutoTokenizer'".
+    """
+    with _loading:
+        return cached_encoder(model_path, precision)
+
+
+@lru_cache(maxsize=4)
+def cached_encoder(model_path: str | None, precision: str) -> OnnxEncoder:
+    """`load_encoder`'s cache (`cached_encoder.cache_clear()` forgets the encoders made)."""
     return OnnxEncoder(model_path, precision)
 
 

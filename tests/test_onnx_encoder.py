@@ -38,9 +38,9 @@ def onnx_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("onnx")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WORKBENCH_ONNX_DIR", str(folder))
-        onnx_encoder.load_encoder.cache_clear()
+        onnx_encoder.cached_encoder.cache_clear()
         yield folder
-        onnx_encoder.load_encoder.cache_clear()
+        onnx_encoder.cached_encoder.cache_clear()
 
 
 @pytest.fixture(scope="session")
