@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,8 +39,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from db import queries
+from db.engine import database_url, session_scope
 from recsys.config import JsonConfig
+from recsys.data.interactions import SETTING_KEY, ImplicitWeights, load_versions
+from recsys.fusion import presets
 from recsys.jobs import ACTIVE, JobBusy, JobContext, list_jobs, runner, submit
+from recsys.serving.engine import Fusion, active_embedding_model, build_recommender, build_retriever
 
 ENGINES_DIR_ENV = "WORKBENCH_ENGINES_DIR"
 # "0": activations do not start the fit job (a page starts it when it needs an engine), e.g. where
@@ -114,12 +120,6 @@ def database_identity(url: str) -> str:
 
 def active_specs(url: str) -> dict[str, EngineSpec]:
     """{kind: spec} of the engines the active state asks for; kinds whose data is missing are left out."""
-    from db import queries
-    from db.engine import session_scope
-    from recsys.data.interactions import SETTING_KEY, ImplicitWeights
-    from recsys.fusion import presets
-    from recsys.serving.engine import active_embedding_model
-
     with session_scope(url) as session:
         catalog = queries.active_version(session, "catalog")
         events = queries.active_version(session, "events")
@@ -149,16 +149,12 @@ def is_fitted(spec: EngineSpec) -> bool:
 
 
 def _interactions(spec: EngineSpec, url: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from recsys.data.interactions import ImplicitWeights, load_versions
-
     return load_versions(url, spec.catalog_version, spec.events_version,
                          ImplicitWeights.from_dict(spec.implicit_weights))
 
 
 def fit(spec: EngineSpec, url: str) -> Path:
     """Fit the engine of `spec` on the data it names and write its folder; returns the folder."""
-    from recsys.serving.engine import Fusion, build_recommender, build_retriever
-
     started = time.perf_counter()
     partial = spec.folder.with_name(f"{spec.key}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
@@ -205,6 +201,7 @@ def load(spec: EngineSpec):
     """
     if not is_fitted(spec):
         raise FileNotFoundError(f"the {spec.describe()} engine is not fitted yet")
+    # The engine packages load their libraries (bm25s, faiss, LightGBM, surprise) when imported.
     if spec.kind == "search":
         from recsys.search import Retriever
 
@@ -313,10 +310,6 @@ def add_parser(commands) -> None:
 
 
 def _cmd_engines(args) -> int:
-    import sys
-
-    from db.engine import database_url
-
     url = database_url()
     if args.action == "fit":
         fitted = fit_active(url, lambda _, message: print(message, file=sys.stderr, flush=True))

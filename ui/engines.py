@@ -80,6 +80,8 @@ def keyed(url: str, kind: str):
             st.rerun()
         st.stop()
     job_id = store.request_fit(url, actor)
+    if job_id is None:  # fitted meanwhile
+        st.rerun()
     st.info(f"The {wanted.describe()} engine is being fitted in the background (job {job_id}); "
             "this page fills in when it is done, or come back later.", icon=":material/hourglass_top:")
     fit_progress(url)
