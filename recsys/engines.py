@@ -41,11 +41,11 @@ import pandas as pd
 
 from db import queries
 from db.engine import database_url, session_scope
+from recsys.active import Active, read
 from recsys.config import JsonConfig
-from recsys.data.interactions import SETTING_KEY, ImplicitWeights, load_versions
-from recsys.fusion import presets
+from recsys.data.interactions import ImplicitWeights, load_versions
+from recsys.fusion import FusionConfig, presets
 from recsys.jobs import ACTIVE, JobBusy, JobContext, list_jobs, runner, submit
-from recsys.serving.engine import Fusion, active_embedding_model, build_recommender, build_retriever
 
 ENGINES_DIR_ENV = "WORKBENCH_ENGINES_DIR"
 # "0": activations do not start the fit job (a page starts it when it needs an engine), e.g. where
@@ -118,26 +118,51 @@ def database_identity(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
 
 
+def _hybrid_params(fusion: FusionConfig | dict | None, model_path: str | None) -> dict:
+    params = {} if fusion is None else {"fusion": FusionConfig.resolve(fusion).to_dict()}
+    if model_path is not None:
+        params["source_configs"] = {"semantic": {"model_path": model_path}}
+    return params
+
+
+def build_retriever(catalog: pd.DataFrame, fusion: FusionConfig | dict | None = None,
+                    model_path: str | None = None):
+    """The hybrid retriever (BM25 + semantic) fitted on `catalog` under `fusion` (None: its own
+    default); the semantic source encodes with the model in folder `model_path` (None: the shipped
+    one) on `fusion`'s backend. Every search engine of the workbench is built here."""
+    from recsys.search import get
+
+    return get("hybrid")(**_hybrid_params(fusion, model_path)).fit(catalog)
+
+
+def build_recommender(interactions: pd.DataFrame, catalog: pd.DataFrame, fusion: FusionConfig | dict | None = None,
+                      model_path: str | None = None):
+    """The hybrid recommender (EASE + semantic) fitted on `interactions` under `fusion`; the semantic
+    source encodes `catalog`'s texts with `model_path` (None: the shipped model)."""
+    from recsys import recommenders
+
+    return recommenders.get("hybrid")(**_hybrid_params(fusion, model_path)).fit(interactions, catalog)
+
+
 def active_specs(url: str) -> dict[str, EngineSpec]:
-    """{kind: spec} of the engines the active state asks for; kinds whose data is missing are left out."""
-    with session_scope(url) as session:
-        catalog = queries.active_version(session, "catalog")
-        events = queries.active_version(session, "events")
-        weights = ImplicitWeights.from_dict(queries.get_setting(session, SETTING_KEY)).to_dict()
-        search_preset = presets.active_preset(session, "search")
-        search_config = search_preset.config if search_preset else presets.default_config("search")
-        catalog_ref = None if catalog is None else (catalog.id, catalog.created_at.isoformat())
-        events_ref = None if events is None else (events.id, events.created_at.isoformat())
-    if catalog_ref is None:
+    """`specs_of` the active state of the database `url`."""
+    return specs_of(read(url))
+
+
+def specs_of(active: Active) -> dict[str, EngineSpec]:
+    """{kind: spec} of the engines an active state asks for; kinds whose data is missing are left out."""
+    catalog, events = active.data.get("catalog"), active.data.get("events")
+    if catalog is None:
         return {}
-    model = active_embedding_model(url)
-    common = {"database": database_identity(url), "catalog_version": catalog_ref[0],
-              "catalog_created": catalog_ref[1], "embedding_model": model.path,
+    model = active.embedding
+    common = {"database": database_identity(active.url), "catalog_version": catalog.id,
+              "catalog_created": catalog.created_at.isoformat(), "embedding_model": model.path,
               "embedding_label": model.label}
+    search_config = active.presets["search"].config
     specs = {"search": EngineSpec("search", backend=search_config.backend, **common)}
-    if events_ref is not None:
-        with_events = {**common, "events_version": events_ref[0], "events_created": events_ref[1],
-                       "implicit_weights": weights}
+    if events is not None:
+        with_events = {**common, "events_version": events.id, "events_created": events.created_at.isoformat(),
+                       "implicit_weights": active.implicit_weights.to_dict()}
         specs["recommendations"] = EngineSpec("recommendations", **with_events)
         specs["recommendations_heldout"] = EngineSpec("recommendations_heldout", split=dict(HELD_OUT_SPLIT),
                                                       **with_events)
@@ -170,7 +195,7 @@ def fit(spec: EngineSpec, url: str) -> Path:
             # The shipped fusion with the preset's encoder: the fusion itself is chosen per request.
             fusion = default_config("search").to_dict()
             fusion["backend"] = spec.backend or fusion["backend"]
-            build_retriever(catalog, Fusion(fusion), spec.embedding_model).save(partial)
+            build_retriever(catalog, fusion, spec.embedding_model).save(partial)
         else:
             interactions, catalog = _interactions(spec, url)
             if spec.kind == "recommendations_heldout":
@@ -179,7 +204,7 @@ def fit(spec: EngineSpec, url: str) -> Path:
                 interactions, test = split_interactions(interactions, SplitConfig.from_dict(spec.split))
                 partial.mkdir(parents=True)
                 test[["user_id", "product_id"]].astype(str).to_parquet(partial / HELD_OUT_FILE, index=False)
-            build_recommender(interactions, catalog, Fusion(), spec.embedding_model).save(partial / "model")
+            build_recommender(interactions, catalog, None, spec.embedding_model).save(partial / "model")
         meta = {**spec.to_dict(), "fit_s": round(time.perf_counter() - started, 3)}
         (partial / SPEC_FILE).write_text(json.dumps(meta, indent=2))
         if not is_fitted(spec):  # else another process published the same engine meanwhile

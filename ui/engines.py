@@ -17,10 +17,10 @@ import streamlit as st
 
 from db import queries
 from db.engine import session_scope
+from recsys import active as active_state
 from recsys import engines as store
+from recsys.active import ServedPreset
 from recsys.fusion import FusionConfig
-from recsys.fusion import presets as preset_store
-from recsys.serving.engine import active_embedding_model
 from ui.data import active_versions, products
 from ui.session import identity
 
@@ -62,12 +62,12 @@ def fitted(url: str, kind: str):
 
 def keyed(url: str, kind: str):
     """(the engine's folder name, `fitted`'s engine): the name keys caches of what is computed from it."""
-    wanted = spec(url, kind)
+    state = active_state.read(url)
+    wanted = store.specs_of(state).get(kind)
     if wanted is None:
         return None
-    problem = active_embedding_model(url).problem
-    if problem:
-        st.warning(f"{problem.capitalize()}. Activate another model on the Fine-tune page.")
+    if state.embedding.problem:
+        st.warning(f"{state.embedding.problem.capitalize()}. Activate another model on the Fine-tune page.")
     if store.is_fitted(wanted):
         return wanted.key, _load(wanted.key, wanted)
     who = identity()
@@ -130,15 +130,14 @@ def judgments(url: str, judgments_version: int) -> pd.DataFrame:
         return queries.judgments_frame(session, judgments_version)
 
 
-def active_fusion(url: str, scope: str) -> tuple[preset_store.Preset | None, FusionConfig]:
-    """The active preset of `scope` and its config (the shipped default when none is active)."""
-    with session_scope(url) as session:
-        preset = preset_store.active_preset(session, scope)
-    return preset, preset.config if preset else preset_store.default_config(scope)
+def active_fusion(url: str, scope: str) -> tuple[ServedPreset, FusionConfig]:
+    """The preset `scope` is served with (the shipped default when none is stored) and its config."""
+    served = active_state.read(url).presets[scope]
+    return served, served.config
 
 
-def preset_label(preset: preset_store.Preset | None) -> str:
-    return preset.label if preset else "the shipped default (no preset stored)"
+def preset_label(preset: ServedPreset) -> str:
+    return "the shipped default (no preset stored)" if preset.version is None else preset.label
 
 
 def recommendation_context(url: str, what: str):

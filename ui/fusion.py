@@ -22,6 +22,8 @@ import streamlit as st
 
 from db import queries
 from db.engine import session_scope
+from recsys import active as active_state
+from recsys.active import ServedPreset
 from recsys.evaluation import live
 from recsys.fusion import FUSERS, NORMALISATIONS, FusionConfig, Rule, RulesResult, apply_rules, fuse
 from recsys.fusion import presets as preset_store
@@ -157,19 +159,13 @@ def _add_rule(scope: str) -> None:
 def available_reranker(url: str) -> str | None:
     """The folder of the active reranker (learned ranker or cross-encoder) in the model registry, or None.
 
-    Warns when the active reranker is a learned ranker trained over another embedding model than
-    the active one: the semantic scores it learned to read have moved, so it should be trained again.
+    Shows what does not fit (`recsys.active.Active.problems`), e.g. a learned ranker trained over
+    another embedding model than the active one, whose semantic scores have moved since.
     """
-    try:
-        from recsys.training.registry import active_model, active_model_path
-    except ImportError:  # a workbench without the model registry has no reranker either
-        return None
-    model = active_model("reranker", url)
-    engine = (model or {}).get("training_data", {}).get("engine")
-    if engine is not None and engine.get("embedding_model") != active_model_path("embedding", url):
-        st.warning(f"The active learned ranker v{model['version']} was trained over another embedding model "
-                   "than the active one: train it again on the Fine-tune page before reranking with it.")
-    return None if model is None else active_model_path("reranker", url)
+    state = active_state.read(url)
+    for problem in state.problems:
+        st.warning(problem[0].upper() + problem[1:] + ".")
+    return None if state.reranker is None else state.reranker.path
 
 
 def rerank_editor(scope: str, working: dict, reranker: str | None, disabled: bool) -> tuple[str | None, int]:
@@ -446,12 +442,7 @@ def search_sample(url: str, engine_key: str, judgments_version: int, held_out_on
 
 def trained_on_judgments(url: str) -> bool:
     """Whether the active embedding model or reranker was trained on the shop's judgments."""
-    try:
-        from recsys.training.registry import active_model
-    except ImportError:  # a workbench without the model registry trains nothing
-        return False
-    embedding, reranker = active_model("embedding", url), active_model("reranker", url)
-    return reranker is not None or (embedding or {}).get("training_data", {}).get("source") == "judgments"
+    return active_state.read(url).trained_on_judgments
 
 
 @st.cache_resource(show_spinner="Collecting the held-out customers' candidate lists...", max_entries=2)
@@ -527,7 +518,7 @@ def _summary(config: dict) -> str:
 
 
 def presets_panel(url: str, scope: str, actor: str, allowed: bool, working: FusionConfig,
-                  active: preset_store.Preset | None) -> None:
+                  active: ServedPreset) -> None:
     """Every stored version of the scope's presets; save the working config, activate, roll back."""
     st.subheader("Presets")
     with session_scope(url) as session:
@@ -543,7 +534,7 @@ def presets_panel(url: str, scope: str, actor: str, allowed: bool, working: Fusi
         st.caption("Saving, activating and rolling back presets needs the merchandiser or admin role.")
     save, switch = st.columns(2)
     with save:
-        _seed(_key(scope, "preset_name"), active.name if active else preset_store.DEFAULT_NAME)
+        _seed(_key(scope, "preset_name"), active.name)
         name = st.text_input("Preset name", key=_key(scope, "preset_name"), disabled=not allowed)
         note = st.text_input("Note", key=_key(scope, "preset_note"), disabled=not allowed)
         activate = st.checkbox("Activate it for serving", key=_key(scope, "preset_activate"),
@@ -554,7 +545,8 @@ def presets_panel(url: str, scope: str, actor: str, allowed: bool, working: Fusi
         labels = {row.id: f"{row.name} v{row.version}" + (" (active)" if row.active else "")
                   for row in frame.itertuples()}
         if labels and st.session_state.get(_key(scope, "preset_version")) not in labels:
-            st.session_state[_key(scope, "preset_version")] = active.id if active else next(iter(labels))
+            st.session_state[_key(scope, "preset_version")] = (active.preset_id if active.preset_id in labels
+                                                               else next(iter(labels)))
         chosen = st.selectbox("Version", list(labels), format_func=labels.get, disabled=frame.empty,
                               key=_key(scope, "preset_version"))
         activate_button, load_button, roll_back_button = st.columns(3)
@@ -565,7 +557,7 @@ def presets_panel(url: str, scope: str, actor: str, allowed: bool, working: Fusi
         load_button.button("Load into editor", key=_key(scope, "preset_load"), disabled=config is None,
                            on_click=load_config, args=(scope, config or {}))
         if roll_back_button.button("Roll back", key=_key(scope, "preset_roll_back"),
-                                   disabled=not allowed or active is None,
+                                   disabled=not allowed or active.version is None,
                                    help="serve the version before the active one"):
             _change(url, lambda session: preset_store.roll_back(session, scope, actor),
                     "Rolled back: now serving {}.", actor)

@@ -1,12 +1,11 @@
-"""What the REST service serves: one retriever and one recommender, fitted once, with versions.
+"""What the REST service serves: one retriever and one recommender, with the versions they serve.
 
-`ServingEngine.from_database(url)` loads the active catalog and events (weighted
-by the stored implicit-feedback setting, `recsys.data.interactions.load_active`),
-the active fusion presets and the active embedding model of the model registry
-(`recsys.training.registry`), which the semantic sources of search and
-recommendations encode with; `ServingEngine.from_frames(catalog, interactions)`
-does the same from frames (benchmarks, tests). The engine is built once when
-the service starts; a new data version, preset or model is served after a restart.
+`ServingEngine.from_active(active)` serves an active state (`recsys.active.read`): the fitted
+engines of its data versions and embedding model (`recsys.engines`, loaded from their folders,
+fitted first when missing) under its active presets; `from_database(url)` reads the state first;
+`from_frames(catalog, interactions)` fits from frames (benchmarks, tests). The REST service
+follows the active state while it runs (`recsys.serving.app`): a new data version, preset or
+model is served by a new engine built beside the old one.
 
 Every answer carries the items (product id, title, score and, on request, why),
 the per-stage times of the request (`recsys.timing.StageTimer`: the library
@@ -30,10 +29,12 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 
 import pandas as pd
 
+from recsys import engines as store
+from recsys.active import Active, EmbeddingModel, ServedPreset
+from recsys.fusion import presets as preset_store
 from recsys.timing import StageTimer, stage
 
 SCOPES = ("search", "recommendations")
-DEFAULT_PRESET = "default"
 
 
 @dataclass
@@ -48,80 +49,13 @@ class Answer:
     searched_query: str | None = None  # a search's query with its misspelled words corrected, if any were
 
 
-@dataclass
-class Fusion:
-    """The fusion config a scope is served with, and its label, e.g. "summer-sale v3"."""
-
-    config: dict | None = None  # None: the component's own default
-    label: str = DEFAULT_PRESET
-
-
-@dataclass
-class EmbeddingModel:
-    """The embedding model the semantic sources encode with, and its label, e.g. "embedding-v2"."""
-
-    path: str | None = None  # a sentence-transformers folder; None: the shipped all-MiniLM-L6-v2
-    label: str = "embedding-base"
-    problem: str | None = None  # why the active model is not used, e.g. its folder is missing
-
-
 def _plain(value) -> dict:
     return asdict(value) if is_dataclass(value) else dict(vars(value))
 
 
-def active_fusion(url: str | None = None) -> dict[str, Fusion]:
-    """The active preset of each scope, or the shipped default where none is active."""
-    from db.engine import session_scope
-    from recsys.fusion import presets
-
-    chosen = {}
-    with session_scope(url) as session:
-        for scope in SCOPES:
-            preset = presets.active_preset(session, scope)
-            if preset is None:
-                chosen[scope] = Fusion(presets.default_config(scope).to_dict(), DEFAULT_PRESET)
-            else:
-                chosen[scope] = Fusion(preset.config.to_dict(), f"{preset.name} v{preset.version}")
-    return chosen
-
-
-def active_embedding_model(url: str | None = None) -> EmbeddingModel:
-    """The registry's active embedding model, or the shipped one where none is active or its folder
-    is gone (then `problem` says so)."""
-    from recsys.training import registry
-
-    model = registry.active_model("embedding", url)
-    if model is None:
-        return EmbeddingModel()
-    folder = registry.artifact_folder(model["artifact_path"])
-    if not folder.is_dir():
-        return EmbeddingModel(problem=f"the active embedding model v{model['version']} is missing its folder "
-                                      f"{folder}; the shipped all-MiniLM-L6-v2 is used instead")
-    return EmbeddingModel(str(folder), f"embedding-v{model['version']}")
-
-
-def _hybrid_params(fusion: Fusion, model_path: str | None) -> dict:
-    params = {} if fusion.config is None else {"fusion": fusion.config}
-    if model_path is not None:
-        params["source_configs"] = {"semantic": {"model_path": model_path}}
-    return params
-
-
-def build_retriever(catalog: pd.DataFrame, fusion: Fusion, model_path: str | None = None):
-    """The hybrid retriever (BM25 + semantic) with the scope's fusion config, fitted on `catalog`;
-    the semantic source encodes with the model in folder `model_path` (None: the shipped one)."""
-    from recsys.search import get
-
-    return get("hybrid")(**_hybrid_params(fusion, model_path)).fit(catalog)
-
-
-def build_recommender(interactions: pd.DataFrame, catalog: pd.DataFrame, fusion: Fusion,
-                      model_path: str | None = None):
-    """The hybrid recommender (CF + semantic) with the scope's fusion config, fitted on
-    `interactions`; the semantic source encodes with `model_path` (None: the shipped model)."""
-    from recsys import recommenders
-
-    return recommenders.get("hybrid")(**_hybrid_params(fusion, model_path)).fit(interactions, catalog)
+def shipped_presets() -> dict[str, ServedPreset]:
+    """The shipped default fusion of each scope, as served when no preset is stored."""
+    return {scope: ServedPreset(scope, preset_store.default_config(scope)) for scope in SCOPES}
 
 
 @dataclass
@@ -132,40 +66,59 @@ class ServingEngine:
     recommender: object
     titles: dict[str, str]
     model_version: str
-    presets: dict[str, Fusion] = field(default_factory=lambda: {s: Fusion() for s in SCOPES})
+    presets: dict[str, ServedPreset] = field(default_factory=shipped_presets)
+    data_versions: dict[str, int] = field(default_factory=dict)
+    embedding: EmbeddingModel = field(default_factory=EmbeddingModel)
 
     def __post_init__(self) -> None:
         self.known_users = set(map(str, self.recommender.user_ids))
         self.known_items = set(map(str, self.recommender.item_ids))
 
+    @staticmethod
+    def _model_version(retriever, recommender, embedding: EmbeddingModel, data: dict[str, int]) -> str:
+        return (f"{retriever.name}+{recommender.name}:{embedding.label}"
+                f"@catalog-v{data.get('catalog', '-')}.events-v{data.get('events', '-')}")
+
     @classmethod
     def from_frames(cls, catalog: pd.DataFrame, interactions: pd.DataFrame, *,
-                    presets: dict[str, Fusion] | None = None,
+                    presets: dict[str, ServedPreset] | None = None,
                     data_versions: dict[str, int] | None = None,
                     embedding: EmbeddingModel | None = None) -> ServingEngine:
         """Fit both components: search on `catalog` (product_id, title, optional category,
         price, in_stock), recommendations on `interactions` (user_id, product_id, weight);
         their semantic sources encode with `embedding` (default: the shipped model)."""
-        presets = presets or {scope: Fusion() for scope in SCOPES}
+        presets = presets or shipped_presets()
         embedding = embedding or EmbeddingModel()
         catalog = catalog.assign(product_id=catalog["product_id"].astype(str))
-        retriever = build_retriever(catalog, presets["search"], embedding.path)
-        recommender = build_recommender(interactions, catalog, presets["recommendations"], embedding.path)
+        retriever = store.build_retriever(catalog, presets["search"].config, embedding.path)
+        recommender = store.build_recommender(interactions, catalog, presets["recommendations"].config,
+                                              embedding.path)
         data = data_versions or {}
-        model_version = (f"{retriever.name}+{recommender.name}:{embedding.label}"
-                         f"@catalog-v{data.get('catalog', '-')}.events-v{data.get('events', '-')}")
         titles = dict(zip(catalog["product_id"], catalog["title"].astype(str)))
-        return cls(retriever, recommender, titles, model_version, presets)
+        return cls(retriever, recommender, titles, cls._model_version(retriever, recommender, embedding, data),
+                   presets, dict(data), embedding)
+
+    @classmethod
+    def from_active(cls, active: Active) -> ServingEngine:
+        """The engine of an active state: its fitted engines (fitted here when missing) under its
+        presets; LookupError without an active catalog and events."""
+        specs = store.specs_of(active)
+        if "recommendations" not in specs:
+            raise LookupError("no active catalog and events: upload them on the Data page first")
+        retriever = store.load_or_fit(specs["search"], active.url).with_fusion(active.presets["search"].config)
+        recommender = store.load_or_fit(specs["recommendations"], active.url).with_fusion(
+            active.presets["recommendations"].config)
+        data = {kind: active.version(kind) for kind in ("catalog", "events")}
+        return cls(retriever, recommender, dict(recommender.item_titles),
+                   cls._model_version(retriever, recommender, active.embedding, data),
+                   dict(active.presets), data, active.embedding)
 
     @classmethod
     def from_database(cls, url: str | None = None) -> ServingEngine:
-        """The engine of the active catalog, events, presets and embedding model; LookupError
-        without data."""
-        from recsys.data.interactions import load_active
+        """`from_active` of the database's active state."""
+        from recsys import active
 
-        interactions, catalog, versions = load_active(url)
-        return cls.from_frames(catalog, interactions, presets=active_fusion(url),
-                               data_versions=versions, embedding=active_embedding_model(url))
+        return cls.from_active(active.read(url))
 
     def warm_up(self) -> None:
         """Answer one request of each kind, so the first client does not pay for lazy loading

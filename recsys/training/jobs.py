@@ -367,11 +367,12 @@ def search_engine_for_training(url: str, catalog: pd.DataFrame):
     """The hybrid that search serves (`recsys.serving.engine`: the active embedding model and
     search preset), without the preset's reranker and rules, fitted on `catalog`: what a learned
     ranker is trained over."""
-    from recsys.serving.engine import Fusion, active_embedding_model, active_fusion, build_retriever
+    from recsys import active
+    from recsys.engines import build_retriever
 
-    served = active_fusion(url)["search"]
-    fusion = Fusion({**served.config, "rules": [], "reranker": None, "rerank_top": 0}, served.label)
-    return build_retriever(catalog, fusion, active_embedding_model(url).path)
+    state = active.read(url)
+    served = state.presets["search"].config.to_dict()
+    return build_retriever(catalog, {**served, "rules": [], "reranker": None, "rerank_top": 0}, state.embedding.path)
 
 
 @runner("train_ranker")

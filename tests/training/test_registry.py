@@ -121,48 +121,31 @@ def test_active_model_path_and_model_dir(db_url, tmp_path):
 
 # --- the engines encode with the active embedding model --------------------------------
 
-CATALOG = pd.DataFrame({"product_id": ["P1", "P2", "P3"], "title": ["Red mug", "Blue mug", "Chair"]})
-INTERACTIONS = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "product_id": ["P1", "P2", "P1"],
-                             "weight": 1.0})
-
-
-class Fitted:
-    """Stands in for a hybrid: records the params it was built with; fitting does nothing."""
-
-    name = "hybrid"
-    user_ids = item_ids = ()
-
-    def __init__(self, **params):
-        self.params = params
-
-    def fit(self, *data):
-        return self
-
-
-def test_the_serving_engine_serves_the_active_embedding_model(db_url, tmp_path, monkeypatch):
-    from recsys import recommenders, search
-    from recsys.data import interactions
+def test_the_serving_engine_serves_the_active_embedding_model(db_url, tmp_path, catalog_file, events_file):
+    from recsys.data import IngestOptions, ingest_file
+    from recsys.data.clean import CleaningConfig
+    from recsys.embeddings import default_model_path
     from recsys.serving import engine
 
-    monkeypatch.setattr(interactions, "load_active",
-                        lambda url=None: (INTERACTIONS, CATALOG, {"catalog": 1, "events": 2}))
-    monkeypatch.setattr(search, "get", lambda name: Fitted)
-    monkeypatch.setattr(recommenders, "get", lambda name: Fitted)
+    ingest_file(catalog_file, IngestOptions("catalog"), actor="test")
+    ingest_file(events_file, IngestOptions("events", cleaning=CleaningConfig()), actor="test")
     base = engine.ServingEngine.from_database(db_url)
     assert base.model_version == "hybrid+hybrid:embedding-base@catalog-v1.events-v2"
-    assert "source_configs" not in base.retriever.params
+    assert base.retriever.sources[1].config.model_path is None
+    # A registered model (the shipped weights under another folder: a real model, cheap to load).
+    (tmp_path / "ft").symlink_to(default_model_path(), target_is_directory=True)
     registry.activate_model(register("embedding", tmp_path / "ft")["id"], "olga")
     served = engine.ServingEngine.from_database(db_url)
     assert served.model_version == "hybrid+hybrid:embedding-v1@catalog-v1.events-v2"
-    for component in (served.retriever, served.recommender):
-        assert component.params["source_configs"] == {"semantic": {"model_path": str(tmp_path / "ft")}}
+    assert served.retriever.sources[1].config.model_path == str(tmp_path / "ft")
+    assert served.recommender.sources[1].config.model_path == str(tmp_path / "ft")
 
 
 def test_the_hybrids_pass_the_model_path_to_their_semantic_source(tmp_path):
     from recsys import recommenders, search
-    from recsys.serving.engine import Fusion, _hybrid_params
+    from recsys.engines import _hybrid_params
 
-    params = _hybrid_params(Fusion(), str(tmp_path))
+    params = _hybrid_params(None, str(tmp_path))
     assert search.get("hybrid")(**params)._source_config("semantic")["model_path"] == str(tmp_path)
     assert recommenders.get("hybrid")(**params).config.source_configs["semantic"] == {
         "model_path": str(tmp_path)}

@@ -1,0 +1,162 @@
+"""What is active, in one answer, and whether it fits together.
+
+`read(url)` reads in one go what the service, the pages, training, evaluation and the CLI
+serve or build on: the active dataset versions, the implicit-feedback weights, the active preset
+of each scope, the active embedding model and the active reranker with what it was trained over.
+`Active.problems` says in words what does not fit (a model whose folder is gone, a learned ranker
+trained over another embedding model, a preset reranking with a folder that no longer exists).
+`recsys.engines` turns an `Active` into the specs of the engines to fit and load, and
+`recsys.serving.engine.ServingEngine.from_active` into what the REST service serves.
+
+>>> active = read()  # doctest: +SKIP
+>>> active.versions_label, active.presets["search"].label  # doctest: +SKIP
+('catalog-v1.events-v2', 'default v1')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from db import queries
+from db.engine import session_scope
+from db.models import PRESET_SCOPES
+from recsys.data.interactions import SETTING_KEY, ImplicitWeights
+from recsys.fusion import FusionConfig
+from recsys.fusion import presets as preset_store
+from recsys.training import registry
+
+DEFAULT_PRESET_LABEL = "default"
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """An active dataset version: its id, when it was stored (ids repeat across databases) and rows."""
+
+    kind: str
+    id: int
+    created_at: datetime
+    rows: int
+    source: str
+
+
+@dataclass(frozen=True)
+class ServedPreset:
+    """The fusion config a scope is served with: the active preset's, or the shipped default."""
+
+    scope: str
+    config: FusionConfig
+    name: str = DEFAULT_PRESET_LABEL
+    version: int | None = None  # None: no preset is stored, the shipped default is served
+    preset_id: int | None = None
+
+    @property
+    def label(self) -> str:
+        """E.g. "summer-sale v3", or "default" when the shipped default is served."""
+        return self.name if self.version is None else f"{self.name} v{self.version}"
+
+
+@dataclass(frozen=True)
+class EmbeddingModel:
+    """The embedding model the semantic sources encode with."""
+
+    path: str | None = None  # a sentence-transformers folder; None: the shipped all-MiniLM-L6-v2
+    label: str = "embedding-base"
+    version: int | None = None
+    training_source: str | None = None  # what it was fine-tuned on ("judgments", ...), if it was
+    problem: str | None = None  # why the active model is not used, e.g. its folder is missing
+
+
+@dataclass(frozen=True)
+class ActiveReranker:
+    """The reranker the model registry marks active (a search preset turns reranking on)."""
+
+    path: str
+    version: int
+    trained_over: str | None  # the embedding model folder a learned ranker read (None: shipped / unknown)
+    learned: bool  # a learned ranker (LightGBM) rather than a cross-encoder
+
+
+@dataclass(frozen=True)
+class Active:
+    """The active state of one database."""
+
+    url: str
+    data: dict[str, DataVersion]
+    implicit_weights: ImplicitWeights
+    presets: dict[str, ServedPreset]
+    embedding: EmbeddingModel
+    reranker: ActiveReranker | None
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+    def version(self, kind: str) -> int | None:
+        found = self.data.get(kind)
+        return None if found is None else found.id
+
+    @property
+    def versions_label(self) -> str:
+        """The data versions served, e.g. "catalog-v1.events-v2"."""
+        return (f"catalog-v{self.version('catalog') or '-'}"
+                f".events-v{self.version('events') or '-'}")
+
+    @property
+    def trained_on_judgments(self) -> bool:
+        """Whether the active embedding model or reranker learned from the shop's judgments."""
+        return self.reranker is not None or self.embedding.training_source == "judgments"
+
+
+def _embedding_model(url: str) -> EmbeddingModel:
+    model = registry.active_model("embedding", url)
+    if model is None:
+        return EmbeddingModel()
+    folder = registry.artifact_folder(model["artifact_path"])
+    if not folder.is_dir():
+        return EmbeddingModel(problem=f"the active embedding model v{model['version']} is missing its folder "
+                                      f"{folder}; the shipped all-MiniLM-L6-v2 is used instead")
+    return EmbeddingModel(str(folder), f"embedding-v{model['version']}", model["version"],
+                          (model.get("training_data") or {}).get("source"))
+
+
+def _reranker(url: str) -> ActiveReranker | None:
+    model = registry.active_model("reranker", url)
+    if model is None:
+        return None
+    engine = (model.get("training_data") or {}).get("engine")
+    return ActiveReranker(str(registry.artifact_folder(model["artifact_path"])), model["version"],
+                          None if engine is None else engine.get("embedding_model"), engine is not None)
+
+
+def read(url: str | None = None) -> Active:
+    """The active state of the database `url` (default `DATABASE_URL`)."""
+    from db.engine import database_url
+
+    url = url or database_url()
+    with session_scope(url) as session:
+        data = {}
+        for kind in ("catalog", "events", "search_log", "judgments"):
+            version = queries.active_version(session, kind)
+            if version is not None:
+                data[kind] = DataVersion(kind, version.id, version.created_at, version.row_count, version.source)
+        weights = ImplicitWeights.from_dict(queries.get_setting(session, SETTING_KEY))
+        served = {}
+        for scope in PRESET_SCOPES:
+            preset = preset_store.active_preset(session, scope)
+            served[scope] = (ServedPreset(scope, preset_store.default_config(scope)) if preset is None else
+                             ServedPreset(scope, preset.config, preset.name, preset.version, preset.id))
+    embedding, reranker = _embedding_model(url), _reranker(url)
+    return Active(url, data, weights, served, embedding, reranker, tuple(_problems(served, embedding, reranker)))
+
+
+def _problems(presets: dict[str, ServedPreset], embedding: EmbeddingModel,
+              reranker: ActiveReranker | None) -> list[str]:
+    problems = [embedding.problem] if embedding.problem else []
+    if reranker is not None and reranker.learned and reranker.trained_over != embedding.path:
+        problems.append(f"the active learned ranker v{reranker.version} was trained over another embedding model "
+                        "than the active one: train it again on the Fine-tune page before reranking with it")
+    for preset in presets.values():
+        folder = preset.config.reranker
+        if preset.config.reranks and folder and not Path(folder).is_dir():
+            problems.append(f"the {preset.scope} preset {preset.label} reranks with {folder}, which no longer "
+                            "exists: turn reranking off and on again on Fusion & rules")
+    return problems
