@@ -144,6 +144,43 @@ def cmd_versions(args) -> int:
     return 0
 
 
+def cmd_presets(args) -> int:
+    """Fusion presets from the command line: list, save, activate, roll back (JSON on stdout)."""
+    from pathlib import Path
+
+    from db.engine import session_scope
+    from recsys.fusion import presets
+
+    actor = args.actor or os.environ.get("USER") or "cli"
+    with session_scope() as session:
+        if args.action == "list":
+            rows = []
+            for scope in (args.scope,) if args.scope else presets.PRESET_SCOPES:
+                for row in presets.list_presets(session, scope).to_dict("records"):
+                    rows.append({"scope": scope, **row})
+            _print_json(rows)
+            return 0
+        if args.action == "save":
+            source = Path(args.config)
+            text = source.read_text(encoding="utf-8") if source.is_file() else args.config
+            try:
+                config = json.loads(text)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"--config is neither a file nor JSON: {error}") from None
+            preset = presets.save_preset(session, args.scope, args.name, config, actor, args.note or "",
+                                         args.activate)
+        elif args.action == "activate":
+            preset = presets.activate(session, presets.get_preset(session, args.scope, args.name, args.version).id,
+                                      actor)
+        else:
+            preset = presets.roll_back(session, args.scope, actor)
+        saved = {"scope": preset.scope, "name": preset.name, "version": preset.version, "id": preset.id,
+                 "active": args.action != "save" or args.activate, "config": preset.config.to_dict()}
+    changed = args.action != "save" or args.activate
+    _print_json({**saved, "engines_job": _refit(actor) if changed else None})
+    return 0
+
+
 def cmd_accounts(args) -> int:
     from recsys.accounts import create_account, set_role
 
@@ -212,6 +249,19 @@ def build_parser() -> argparse.ArgumentParser:
     versions.add_argument("--actor")
     versions.set_defaults(func=cmd_versions)
 
+    presets_ = commands.add_parser("presets", help="list, save, activate or roll back fusion presets")
+    presets_.add_argument("action", choices=["list", "save", "activate", "rollback"])
+    presets_.add_argument("--scope", choices=["search", "recommendations"])
+    presets_.add_argument("--name", help="the preset's name (save, activate)")
+    presets_.add_argument("--version", type=int, help="activate this version (default: the latest)")
+    presets_.add_argument("--config", metavar="JSON_OR_FILE",
+                          help='save: a FusionConfig as JSON, e.g. \'{"weights": {"bm25": 0.6, "semantic": 0.4}}\', '
+                               "or a file holding it")
+    presets_.add_argument("--activate", action="store_true", help="save: serve it at once")
+    presets_.add_argument("--note", help="save: a note kept with the version")
+    presets_.add_argument("--actor")
+    presets_.set_defaults(func=cmd_presets)
+
     accounts = commands.add_parser("accounts", help="create accounts or change roles")
     accounts.add_argument("action", choices=["create", "set-role"])
     accounts.add_argument("--username", required=True)
@@ -256,6 +306,11 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("versions activate needs --id")
         if args.action == "rollback" and args.kind is None:
             parser.error("versions rollback needs --kind")
+    if args.command == "presets" and args.action != "list":
+        needed = {"save": ("scope", "name", "config"), "activate": ("scope", "name"), "rollback": ("scope",)}
+        missing = [f"--{name}" for name in needed[args.action] if getattr(args, name) is None]
+        if missing:
+            parser.error(f"presets {args.action} needs {', '.join(missing)}")
     from sqlalchemy.exc import OperationalError
 
     from recsys.accounts import AccountError
@@ -265,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     except IngestError as error:
         print(f"error: {error.report.message()}", file=sys.stderr)
         return 1
-    except (AccountError, LookupError) as error:
+    except (AccountError, LookupError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except OperationalError as error:

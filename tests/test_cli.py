@@ -87,3 +87,32 @@ def test_non_product_codes_can_be_chosen(db_url, write):
     chosen = recsys("ingest", "--kind", "catalog", "--file", str(catalog), "--dry-run",
                     "--non-product-codes", "POST, FEE1", url=db_url)
     assert json.loads(chosen.stdout)["reports"][0]["rows_out"] == 1
+
+
+def test_presets_are_listed_saved_activated_and_rolled_back_from_the_command_line(db_url, write):
+    assert recsys("init", "--no-demo", "--no-fit", url=db_url).returncode == 0
+    listed = json.loads(recsys("presets", "list", url=db_url).stdout)
+    assert [(row["scope"], row["name"], row["version"], row["active"]) for row in listed] == [
+        ("search", "default", 1, True), ("recommendations", "default", 1, True)]
+    config = write("semantic.json", json.dumps({"weights": {"bm25": 0.4, "semantic": 0.6}}))
+    saved = recsys("presets", "save", "--scope", "search", "--name", "semantic-heavy", "--config", str(config),
+                   "--activate", url=db_url)
+    assert saved.returncode == 0, saved.stderr
+    body = json.loads(saved.stdout)
+    assert (body["name"], body["version"], body["active"]) == ("semantic-heavy", 1, True)
+    assert body["config"]["weights"] == {"bm25": 0.4, "semantic": 0.6}
+    inline = recsys("presets", "save", "--scope", "search", "--name", "semantic-heavy", "--config",
+                    '{"method": "rrf"}', url=db_url)
+    assert json.loads(inline.stdout)["version"] == 2 and not json.loads(inline.stdout)["active"]
+    again = json.loads(recsys("presets", "activate", "--scope", "search", "--name", "semantic-heavy", url=db_url).stdout)
+    assert again["version"] == 2
+    back = json.loads(recsys("presets", "rollback", "--scope", "search", url=db_url).stdout)
+    assert (back["name"], back["version"]) == ("semantic-heavy", 1)
+    bad = recsys("presets", "save", "--scope", "search", "--name", "x", "--config", '{"weights": {"bm25": -1}}',
+                 url=db_url)
+    assert bad.returncode == 1 and "fusion weights must be numbers of 0 or more" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    missing = recsys("presets", "activate", "--scope", "search", url=db_url)
+    assert missing.returncode == 2 and "presets activate needs --name" in missing.stderr
+    unknown = recsys("presets", "activate", "--scope", "search", "--name", "nope", url=db_url)
+    assert unknown.returncode == 1 and "there is no search preset 'nope'" in unknown.stderr

@@ -22,7 +22,7 @@ def service_status(base_url: str) -> None:
                    "`python -m recsys serve --host 127.0.0.1 --port 8000` (or `make serve`).")
         return
     st.success(f"The service at {base_url} is up: model {health.get('model_version')}, presets "
-               + ", ".join(f"{scope} {label}" for scope, label in health.get("presets", {}).items()))
+               + ", ".join(f"{scope} {preset.get('label')}" for scope, preset in health.get("presets", {}).items()))
     st.markdown(f"Interactive API documentation: [{base_url}/docs]({base_url}/docs); "
                 f"Prometheus metrics: [{base_url}/metrics]({base_url}/metrics).")
 

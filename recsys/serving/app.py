@@ -102,10 +102,21 @@ class Recommendations(Results):
                                                    "usable history, so these are the most popular")
 
 
+class ServedPresetInfo(BaseModel):
+    name: str = Field(description='"default" when no preset is stored and the shipped default is served')
+    version: int | None
+    label: str = Field(description='e.g. "summer-sale v3"')
+
+
 class Health(BaseModel):
     status: str
     model_version: str
-    presets: dict[str, str]
+    data_versions: dict[str, int | None] = Field(description="the catalog and events versions served")
+    embedding_model: str = Field(description='"embedding-base" (the shipped model) or "embedding-v<N>"')
+    presets: dict[str, ServedPresetInfo] = Field(description="the preset served for each scope")
+    served_since: datetime = Field(description="when the engine serving now started to (UTC)")
+    following: bool = Field(description="whether activations are served without a restart")
+    waiting_for: str | None = Field(None, description="what a newer activation waits for before it is served")
     metrics_pending: int
     metrics_written: int
     metrics_dropped: int
@@ -146,6 +157,7 @@ class Service:
     def __init__(self, engine: ServingEngine, verifier: KeyVerifier, writer: MetricsWriter,
                  compute_threads: int):
         self.engine = engine
+        self.follower = None  # recsys.serving.follow.Follower, when activations are followed
         self.verifier = verifier
         self.writer = writer
         self.prometheus = PrometheusMetrics()
@@ -154,6 +166,16 @@ class Service:
         self.limiters = ({lane: anyio.CapacityLimiter(compute_threads) for lane in LANES}
                          if compute_threads > 0 else None)
         self.alerts = None
+
+    @property
+    def engine(self) -> ServingEngine:
+        """The engine serving now; a request takes it once, so one engine answers it."""
+        return self._engine
+
+    @engine.setter
+    def engine(self, engine: ServingEngine) -> None:
+        # One assignment: requests started before keep the engine they took.
+        self._engine, self.served_since = engine, datetime.now(timezone.utc)
 
     async def compute(self, function: Callable[[], Answer], lane: str = "search") -> Answer:
         if self.limiters is None:
@@ -231,19 +253,26 @@ def _start_alerts(url: str | None, interval_s: float):
 
 def create_app(url: str | None = None, engine: ServingEngine | Callable[[], ServingEngine] | None = None,
                *, compute_threads: int = 1, metrics_interval_s: float = 0.5,
-               key_refresh_s: float = 5.0, alerts_interval_s: float | None = 15.0) -> FastAPI:
+               key_refresh_s: float = 5.0, alerts_interval_s: float | None = 15.0,
+               follow_s: float | None = 2.0) -> FastAPI:
     """The FastAPI app; its lifespan builds the engine and starts the metrics writer and alerts.
 
     `url`: the database (default `DATABASE_URL`); `engine`: a fitted engine or a
-    function that builds one (default `ServingEngine.from_database(url)`);
-    `compute_threads`: threads doing model work (0: on the event loop);
-    `alerts_interval_s`: how often alert rules are evaluated (None: not in this process).
+    function that builds one (default: the database's active state, followed every `follow_s`
+    seconds, `recsys.serving.follow`; None: not followed); `compute_threads`: threads doing model
+    work (0: on the event loop); `alerts_interval_s`: how often alert rules are evaluated (None:
+    not in this process).
     """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        follower = None
         if engine is None:
-            built = await anyio.to_thread.run_sync(ServingEngine.from_database, url)
+            from db.engine import database_url
+            from recsys.serving.follow import Follower
+
+            follower = Follower(url or database_url(), interval_s=follow_s or 2.0)
+            built = await anyio.to_thread.run_sync(follower.build)
         elif callable(engine) and not isinstance(engine, ServingEngine):
             built = await anyio.to_thread.run_sync(engine)
         else:
@@ -253,12 +282,16 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
         verifier.refresh()
         writer = MetricsWriter(url, interval_s=metrics_interval_s).start()
         service = Service(built, verifier, writer, compute_threads)
+        if follower is not None and follow_s:
+            service.follower = follower.start(lambda new: setattr(service, "engine", new))
         if alerts_interval_s is not None:
             service.alerts = _start_alerts(url, alerts_interval_s)
         app.state.service = service
         try:
             yield
         finally:
+            if service.follower is not None:
+                service.follower.stop()
             if service.alerts is not None:
                 service.alerts.stop()
             writer.close()
@@ -344,8 +377,14 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
     @app.get("/health", response_model=Health, summary="Is the service up, and what does it serve")
     async def health(request: Request) -> dict:
         service = service_of(request)
-        return {"status": "ok", "model_version": service.engine.model_version,
-                "presets": {scope: fusion.label for scope, fusion in service.engine.presets.items()},
+        served = service.engine
+        follower = service.follower
+        return {"status": "ok", "model_version": served.model_version, "data_versions": served.data_versions,
+                "embedding_model": served.embedding.label,
+                "presets": {scope: {"name": preset.name, "version": preset.version, "label": preset.label}
+                            for scope, preset in served.presets.items()},
+                "served_since": service.served_since, "following": follower is not None,
+                "waiting_for": None if follower is None else follower.waiting_for,
                 "metrics_pending": service.writer.pending, "metrics_written": service.writer.written,
                 "metrics_dropped": service.writer.dropped}
 

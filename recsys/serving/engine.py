@@ -25,6 +25,7 @@ versions, e.g. "hybrid+hybrid:embedding-v2@catalog-v1.events-v2") and the preset
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 
 import pandas as pd
@@ -99,15 +100,16 @@ class ServingEngine:
                    presets, dict(data), embedding)
 
     @classmethod
-    def from_active(cls, active: Active) -> ServingEngine:
-        """The engine of an active state: its fitted engines (fitted here when missing) under its
-        presets; LookupError without an active catalog and events."""
+    def from_active(cls, active: Active, load: Callable[[store.EngineSpec], object] | None = None) -> ServingEngine:
+        """The engine of an active state: its fitted engines under its presets; LookupError without
+        an active catalog and events. `load(spec)` gives a fitted engine (default: from its folder,
+        fitted here when missing)."""
         specs = store.specs_of(active)
         if "recommendations" not in specs:
             raise LookupError("no active catalog and events: upload them on the Data page first")
-        retriever = store.load_or_fit(specs["search"], active.url).with_fusion(active.presets["search"].config)
-        recommender = store.load_or_fit(specs["recommendations"], active.url).with_fusion(
-            active.presets["recommendations"].config)
+        load = load or (lambda spec: store.load_or_fit(spec, active.url))
+        retriever = load(specs["search"]).with_fusion(active.presets["search"].config)
+        recommender = load(specs["recommendations"]).with_fusion(active.presets["recommendations"].config)
         data = {kind: active.version(kind) for kind in ("catalog", "events")}
         return cls(retriever, recommender, dict(recommender.item_titles),
                    cls._model_version(retriever, recommender, active.embedding, data),

@@ -144,7 +144,11 @@ def test_health_needs_no_key(client):
     response = client.get("/health", headers={"X-API-Key": ""})
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
-    assert response.json()["presets"] == {"search": "default", "recommendations": "default"}
+    body = response.json()
+    assert body["presets"] == {scope: {"name": "default", "version": None, "label": "default"}
+                               for scope in ("search", "recommendations")}
+    assert body["data_versions"] == {"catalog": 1, "events": 2} and body["embedding_model"] == "embedding-base"
+    assert body["following"] is False  # an engine handed to the app is served as it is
 
 
 def test_metrics_are_prometheus_text(client):
