@@ -200,10 +200,11 @@ JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 class Job(Base):
-    """Long work (evaluation, tuning, fine-tuning) run by a worker process.
+    """Long work (evaluation, tuning, fine-tuning, fitting engines) run by a worker process.
 
-    The page that starts a job polls this row; the worker is the only writer of
-    progress, and a worker that died is detected by its pid and marked failed.
+    The page that starts a job polls this row; the worker that claimed it is the only writer of
+    progress and renews its lease (`lease_until`) while it runs, on this machine or another; a job
+    whose lease ran out is marked failed by whoever looks next.
     """
 
     __tablename__ = "jobs"
@@ -221,6 +222,9 @@ class Job(Base):
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    worker: Mapped[str | None] = mapped_column(String(128), nullable=True)  # host:pid of the claimant
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class EvaluationResult(Base):

@@ -196,11 +196,40 @@ def cmd_accounts(args) -> int:
 
 
 def cmd_worker(args) -> int:
-    from recsys.jobs import run_job
+    from recsys import jobs
 
-    status = run_job(args.job_id)
+    if args.job_id is None:
+        print("worker: running queued jobs as they come (Ctrl-C stops)", file=sys.stderr, flush=True)
+        try:
+            ran = jobs.work(once=args.once)
+        except KeyboardInterrupt:
+            return 0
+        print(json.dumps({"jobs_run": ran}))
+        return 0
+    status = jobs.run_job(args.job_id)
     print(json.dumps({"job": args.job_id, "status": status}))
     return 0 if status in ("succeeded", "cancelled") else 1
+
+
+def cmd_jobs(args) -> int:
+    from recsys import jobs
+
+    actor = args.actor or os.environ.get("USER") or "cli"
+    if args.action == "list":
+        _print_json([{key: job[key] for key in ("id", "kind", "status", "progress", "message", "created_by",
+                                                "created_at", "started_at", "finished_at", "worker")}
+                     for job in jobs.list_jobs(args.kind, limit=args.limit)])
+        return 0
+    if args.id is None:
+        raise ValueError(f"jobs {args.action} needs --id (see `jobs list`)")
+    if args.action == "show":
+        _print_json({**jobs.get_job(args.id), "logs": jobs.job_logs(args.id)})
+    elif args.action == "cancel":
+        jobs.cancel(args.id, actor)
+        _print_json({"job": args.id, "cancel_requested": True})
+    else:
+        _print_json({"job": args.id, "retried_as": jobs.retry(args.id, actor)})
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -292,9 +321,18 @@ def build_parser() -> argparse.ArgumentParser:
     from recsys import engines
 
     engines.add_parser(commands)
-    worker = commands.add_parser("worker", help="run one background job (started by the app)")
-    worker.add_argument("job_id", type=int)
+    worker = commands.add_parser("worker", help="run queued background jobs (or the one JOB_ID)")
+    worker.add_argument("job_id", type=int, nargs="?", help="run only this job (what the app starts per job)")
+    worker.add_argument("--once", action="store_true", help="stop when no job is queued")
     worker.set_defaults(func=cmd_worker)
+
+    jobs_ = commands.add_parser("jobs", help="list, show, cancel or retry background jobs")
+    jobs_.add_argument("action", choices=["list", "show", "cancel", "retry"])
+    jobs_.add_argument("--id", type=int)
+    jobs_.add_argument("--kind", help="list: only jobs of this kind (evaluate, finetune, fit_engines, ...)")
+    jobs_.add_argument("--limit", type=int, default=20)
+    jobs_.add_argument("--actor")
+    jobs_.set_defaults(func=cmd_jobs)
     return parser
 
 

@@ -45,7 +45,7 @@ from recsys.active import Active, read
 from recsys.config import JsonConfig
 from recsys.data.interactions import ImplicitWeights, load_versions
 from recsys.fusion import FusionConfig, presets
-from recsys.jobs import ACTIVE, JobBusy, JobContext, list_jobs, runner, submit
+from recsys.jobs import ACTIVE, JobBusy, JobContext, alive_here, cleaner, list_jobs, runner, submit
 
 ENGINES_DIR_ENV = "WORKBENCH_ENGINES_DIR"
 # "0": activations do not start the fit job (a page starts it when it needs an engine), e.g. where
@@ -314,6 +314,19 @@ def request_fit(url: str, actor: str, spawn: bool = True) -> int | None:
     except JobBusy:
         job = running_fit(url)
         return None if job is None else job["id"]
+
+
+@cleaner(JOB_KIND)
+def remove_partial_folders(job_id: int | None = None) -> list[str]:
+    """Remove the half-written engine folders of fits whose process has ended (a killed fit)."""
+    root = engines_dir()
+    removed = []
+    for folder in root.glob("*.partial-*") if root.is_dir() else ():
+        pid = folder.name.rpartition("-")[2]
+        if pid.isdigit() and not alive_here(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
 
 
 @runner(JOB_KIND)

@@ -1,29 +1,36 @@
-"""Background jobs: long work run by a worker process, with its state in SQL.
+"""Background jobs: long work run by worker processes, with its state in SQL.
 
-A page (or the CLI) calls `submit(kind, params, actor)`: a `jobs` row is
-written and `python -m recsys worker JOB_ID` is started as a process of its own,
-so the work never runs in Streamlit's script thread and survives a page
-reload. The worker calls the runner registered for the job's kind with a
-`JobContext`, through which it reports progress and learns of cancellation;
-its result is stored as JSON. A worker that dies is noticed by its pid and its
-job marked failed, so a crash never leaves a job "running" for ever.
+A page (or the CLI) calls `submit(kind, params, actor)`: a `jobs` row is written, queued. A
+worker claims it (`claim`: one UPDATE that only one worker can win, on this machine or another
+sharing the database), runs the runner registered for its kind with a `JobContext` (progress,
+log lines, cancellation) and stores its result as JSON. While it runs, the worker renews the
+job's lease every `heartbeat_s()`; a job whose lease runs out (its worker was killed, its machine
+went away) is marked failed by whoever looks next (`refresh`, called by every listing), so no job
+stays "running" for ever, and its half-written artifacts are removed (`cleaner`).
 
-Runners register with `@runner("kind")` in the modules listed in
-RUNNER_MODULES, which the worker imports.
+Workers: `python -m recsys worker` runs queued jobs as they come (what `make run` starts beside
+the app and the service); `submit` also starts a worker for the one job (`python -m recsys
+worker JOB_ID`) unless ``$WORKBENCH_JOB_WORKERS`` says standing workers claim them ("external").
+
+Runners register with `@runner("kind")` in the modules listed in RUNNER_MODULES, which the
+worker imports; `@cleaner("kind")` registers what removes a failed job's files.
 """
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from importlib import import_module
-from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from db import queries
 from db.engine import PROJECT_ROOT, database_url, session_scope
@@ -31,8 +38,10 @@ from db.models import Job, JobLog, utc_now
 
 RUNNER_MODULES = ("recsys.evaluation.jobs", "recsys.training.jobs", "recsys.engines")
 RUNNERS: dict[str, Callable[[JobContext], dict]] = {}
+CLEANERS: dict[str, Callable[[int], None]] = {}
 LOG_DIR = PROJECT_ROOT / "var" / "jobs"
 ACTIVE = ("queued", "running")
+FINISHED = ("succeeded", "failed", "cancelled")
 
 
 class JobCancelled(Exception):
@@ -43,6 +52,15 @@ class JobBusy(RuntimeError):
     pass
 
 
+def lease_s() -> float:
+    """How long a claimed job is a worker's without a heartbeat (``$WORKBENCH_JOB_LEASE_S``, 60)."""
+    return float(os.environ.get("WORKBENCH_JOB_LEASE_S", 60))
+
+
+def heartbeat_s() -> float:
+    return lease_s() / 4
+
+
 def runner(kind: str):
     """Register `function(context) -> result dict` as the runner of jobs of `kind`."""
 
@@ -51,6 +69,25 @@ def runner(kind: str):
         return function
 
     return decorate
+
+
+def cleaner(kind: str):
+    """Register `function(job_id)`, which removes what a failed or killed job of `kind` left on disk."""
+
+    def decorate(function):
+        CLEANERS[kind] = function
+        return function
+
+    return decorate
+
+
+def _load_runners() -> None:
+    for module in RUNNER_MODULES:
+        import_module(module)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass
@@ -80,26 +117,14 @@ class JobContext:
             session.add(JobLog(job_id=self.job_id, step=step, message=message, metrics=metrics))
 
 
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie child of this process has exited too.
-    try:
-        status = Path(f"/proc/{pid}/stat").read_text().split()[2]
-        return status != "Z"
-    except OSError:
-        return True
+def standing_workers() -> bool:
+    """Whether standing workers (`python -m recsys worker`) claim the jobs, so `submit` starts none."""
+    return os.environ.get("WORKBENCH_JOB_WORKERS", "").strip().lower() == "external"
 
 
 def submit(kind: str, params: dict, actor: str, *, url: str | None = None, spawn: bool = True,
            lock: str | None = None) -> int:
-    """Queue a job and start its worker; returns the job id.
+    """Queue a job and, unless standing workers claim jobs, start a worker for it; returns its id.
 
     `lock` names what the job works on (e.g. a model); a second job with the
     same kind and lock is refused while the first is queued or running.
@@ -117,7 +142,7 @@ def submit(kind: str, params: dict, actor: str, *, url: str | None = None, spawn
         session.flush()
         job_id = job.id
         queries.audit(session, actor, "job_submit", f"{kind} job {job_id}", params=params)
-    if spawn:
+    if spawn and not standing_workers():
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         log = open(LOG_DIR / f"job-{job_id}.log", "ab")
         process = subprocess.Popen(
@@ -125,53 +150,176 @@ def submit(kind: str, params: dict, actor: str, *, url: str | None = None, spawn
             env={**os.environ, "DATABASE_URL": url}, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True)
         with session_scope(url) as session:
-            job = session.get(Job, job_id)
-            if job.status == "queued":
-                job.pid = process.pid
+            session.execute(update(Job).where(Job.id == job_id, Job.status == "queued").values(pid=process.pid))
     return job_id
 
 
+def claim(url: str, job_id: int | None = None, kinds: tuple[str, ...] | None = None) -> int | None:
+    """Take a queued job (`job_id`, or the oldest of `kinds`, default any) for this process;
+    its id, or None when there is none or another worker took it first."""
+    with session_scope(url) as session:
+        if job_id is None:
+            query = select(Job.id).where(Job.status == "queued").order_by(Job.id).limit(1)
+            if kinds:
+                query = query.where(Job.kind.in_(kinds))
+            job_id = session.scalar(query)
+            if job_id is None:
+                return None
+        now = utc_now()
+        won = session.execute(update(Job).where(Job.id == job_id, Job.status == "queued").values(
+            status="running", started_at=now, worker=worker_name(), pid=os.getpid(), heartbeat_at=now,
+            lease_until=now + timedelta(seconds=lease_s()))).rowcount
+    return job_id if won else None
+
+
+class _Heartbeat:
+    """Renews a running job's lease until stopped."""
+
+    def __init__(self, job_id: int, url: str):
+        self.job_id, self.url = job_id, url
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"job-{job_id}-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while not self._stop.wait(heartbeat_s()):
+            try:
+                with session_scope(self.url) as session:
+                    now = utc_now()
+                    session.execute(update(Job).where(Job.id == self.job_id, Job.status == "running").values(
+                        heartbeat_at=now, lease_until=now + timedelta(seconds=lease_s())))
+            except Exception:  # noqa: BLE001 - a missed beat is retried; the lease allows several
+                traceback.print_exc()
+
+
 def run_job(job_id: int, url: str | None = None) -> str:
-    """Run one queued job in this process; returns its final status."""
+    """Claim job `job_id` and run it in this process; returns its final status (or the status it
+    has when another worker claimed it, or it is no longer queued)."""
     url = url or database_url()
-    for module in RUNNER_MODULES:
-        import_module(module)
+    _load_runners()
+    if claim(url, job_id) is None:
+        return get_job(job_id, url=url)["status"]
+    return _run_claimed(job_id, url)
+
+
+def _run_claimed(job_id: int, url: str) -> str:
     with session_scope(url) as session:
         job = session.get(Job, job_id)
-        if job is None:
-            raise LookupError(f"there is no job {job_id}")
-        if job.status != "queued":
-            return job.status
-        job.status, job.started_at, job.pid = "running", utc_now(), os.getpid()
         kind, params, actor = job.kind, dict(job.params), job.created_by
     context = JobContext(job_id, params, url, actor)
-    try:
-        if kind not in RUNNERS:
-            raise LookupError(f"no runner for jobs of kind {kind!r}")
-        result, status, message = RUNNERS[kind](context), "succeeded", "done"
-    except JobCancelled:
-        result, status, message = {}, "cancelled", "cancelled"
-    except Exception as error:  # the job fails; the worker reports why
-        traceback.print_exc()
-        result, status, message = {"error": str(error)}, "failed", f"{type(error).__name__}: {error}"
+    with _Heartbeat(job_id, url):
+        try:
+            if kind not in RUNNERS:
+                raise LookupError(f"no runner for jobs of kind {kind!r}")
+            result, status, message = RUNNERS[kind](context), "succeeded", "done"
+        except JobCancelled:
+            result, status, message = {}, "cancelled", "cancelled"
+        except Exception as error:  # the job fails; the worker reports why
+            traceback.print_exc()
+            result, status, message = {"error": str(error)}, "failed", f"{type(error).__name__}: {error}"
     with session_scope(url) as session:
         job = session.get(Job, job_id)
         job.status, job.result, job.message, job.finished_at = status, result, message, utc_now()
+        job.lease_until = None
         if status == "succeeded":
             job.progress = 1.0
+    if status != "succeeded":
+        _clean(kind, job_id)
     return status
 
 
+def work(url: str | None = None, *, poll_s: float = 1.0, once: bool = False,
+         stop: threading.Event | None = None) -> int:
+    """A standing worker: claim queued jobs one at a time and run them until stopped (`once`:
+    until none is queued); returns how many it ran. It first removes what killed jobs left."""
+    url = url or database_url()
+    _load_runners()
+    stop = stop or threading.Event()
+    refresh(url)
+    clean_orphans(url)
+    ran = 0
+    while not stop.is_set():
+        job_id = claim(url)
+        if job_id is None:
+            if once:
+                break
+            refresh(url)
+            stop.wait(poll_s)
+            continue
+        _run_claimed(job_id, url)
+        ran += 1
+    return ran
+
+
+def alive_here(pid: int | None) -> bool:
+    """Whether process `pid` of this machine still runs (a zombie child has exited too)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split()[2] != "Z"
+    except OSError:
+        return True
+
+
+def _died_here(worker: str | None) -> bool:
+    """Whether `worker` ("host:pid") ran on this machine and has exited."""
+    host, _, pid = (worker or "").rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not alive_here(int(pid))
+
+
 def refresh(url: str | None = None) -> int:
-    """Mark jobs whose worker has died as failed; returns how many."""
-    dead = 0
+    """Mark failed the running jobs whose lease ran out, and the queued jobs whose own worker
+    (started by `submit` on this machine) died before claiming them; returns how many."""
+    now = utc_now()
+    failed: list[tuple[str, int]] = []
     with session_scope(url) as session:
         for job in session.scalars(select(Job).where(Job.status.in_(ACTIVE))):
-            if job.pid is not None and not _alive(job.pid):
-                job.status, job.finished_at = "failed", utc_now()
-                job.message = f"the worker (pid {job.pid}) stopped without finishing the job"
-                dead += 1
-    return dead
+            if job.status == "running" and job.lease_until is not None and job.lease_until < now:
+                job.message = (f"the worker ({job.worker}) stopped renewing the job's lease at "
+                               f"{job.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC: it was killed, or its machine went away")
+            elif job.status == "running" and _died_here(job.worker):  # no need to wait for its lease
+                job.message = f"the worker ({job.worker}) stopped without finishing the job"
+            elif (job.status == "queued" and job.pid is not None and not alive_here(job.pid)
+                  and job.created_at < now - timedelta(seconds=lease_s())):
+                job.message = f"its worker (pid {job.pid}) stopped before it started the job"
+            else:
+                continue
+            job.status, job.finished_at, job.lease_until = "failed", now, None
+            failed.append((job.kind, job.id))
+    for kind, job_id in failed:
+        _clean(kind, job_id)
+    return len(failed)
+
+
+def _clean(kind: str, job_id: int) -> None:
+    if kind in CLEANERS:
+        try:
+            CLEANERS[kind](job_id)
+        except Exception:  # noqa: BLE001 - cleaning is best effort; the job's status is what counts
+            traceback.print_exc()
+
+
+def clean_orphans(url: str | None = None) -> None:
+    """Remove what jobs that are no longer running left on disk (`cleaner`s), e.g. after a kill."""
+    _load_runners()
+    with session_scope(url) as session:
+        ended = session.execute(select(Job.kind, Job.id).where(Job.status.in_(("failed", "cancelled")))).all()
+    for kind, job_id in ended:
+        _clean(kind, job_id)
 
 
 def cancel(job_id: int, actor: str, url: str | None = None) -> None:
@@ -184,6 +332,15 @@ def cancel(job_id: int, actor: str, url: str | None = None) -> None:
         elif job.status == "running":
             job.cancel_requested = True
         queries.audit(session, actor, "job_cancel", f"{job.kind} job {job.id}")
+
+
+def retry(job_id: int, actor: str, url: str | None = None, spawn: bool = True) -> int:
+    """Queue a new job of the same kind and parameters as job `job_id` (which must have ended)."""
+    job = get_job(job_id, url=url)
+    if job["status"] not in FINISHED:
+        raise ValueError(f"job {job_id} is still {job['status']}: cancel it first, or wait for it")
+    params = {key: value for key, value in job["params"].items() if key != "_lock"}
+    return submit(job["kind"], params, actor, url=url, spawn=spawn, lock=job["params"].get("_lock"))
 
 
 def get_job(job_id: int, url: str | None = None) -> dict:
@@ -211,3 +368,15 @@ def list_jobs(kind: str | None = None, url: str | None = None, limit: int = 50) 
             query = query.where(Job.kind == kind)
         return [{c.name: getattr(job, c.name) for c in Job.__table__.columns}
                 for job in session.scalars(query)]
+
+
+def wait(job_id: int, url: str | None = None, timeout_s: float = 600, poll_s: float = 0.5) -> dict:
+    """Job `job_id` once it has ended (TimeoutError after `timeout_s`)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        refresh(url)
+        job = get_job(job_id, url=url)
+        if job["status"] in FINISHED:
+            return job
+        time.sleep(poll_s)
+    raise TimeoutError(f"job {job_id} did not end within {timeout_s:.0f} s")

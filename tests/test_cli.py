@@ -116,3 +116,21 @@ def test_presets_are_listed_saved_activated_and_rolled_back_from_the_command_lin
     assert missing.returncode == 2 and "presets activate needs --name" in missing.stderr
     unknown = recsys("presets", "activate", "--scope", "search", "--name", "nope", url=db_url)
     assert unknown.returncode == 1 and "there is no search preset 'nope'" in unknown.stderr
+
+
+def test_jobs_are_listed_shown_cancelled_and_retried_from_the_command_line(db_url):
+    from recsys import jobs
+
+    assert recsys("db", "upgrade", url=db_url).returncode == 0
+    queued = jobs.submit("evaluate", {"algorithms": ["popularity"], "k": 2}, "olga", url=db_url, spawn=False)
+    listed = json.loads(recsys("jobs", "list", url=db_url).stdout)
+    assert [(job["id"], job["kind"], job["status"]) for job in listed] == [(queued, "evaluate", "queued")]
+    shown = json.loads(recsys("jobs", "show", "--id", str(queued), url=db_url).stdout)
+    assert shown["params"]["algorithms"] == ["popularity"] and shown["logs"] == []
+    assert json.loads(recsys("jobs", "cancel", "--id", str(queued), url=db_url).stdout)["cancel_requested"]
+    assert jobs.get_job(queued, url=db_url)["status"] == "cancelled"
+    retried = recsys("jobs", "retry", "--id", str(queued), url=db_url)
+    assert retried.returncode == 0, retried.stderr
+    assert json.loads(retried.stdout)["retried_as"] == queued + 1
+    missing = recsys("jobs", "show", url=db_url)
+    assert missing.returncode == 1 and "jobs show needs --id" in missing.stderr

@@ -53,19 +53,88 @@ def test_cancel_is_seen_at_the_next_progress_report(db_url):
     assert jobs.run_job(queued) == "cancelled"
 
 
-def test_a_dead_worker_marks_its_job_failed(db_url):
-    from db.engine import session_scope
-    from db.models import Job
+def test_a_killed_worker_of_this_machine_fails_its_job_at_once(db_url):
+    import os
+    import signal
 
     job_id = jobs.submit("test_ok", {"n": 1}, "olga", spawn=False)
-    process = subprocess.Popen([sys.executable, "-c", "pass"])
-    process.wait()
+    # A worker that claims the job and is then killed (kill -9: no chance to say anything).
+    code = ("import sys, time; from recsys import jobs; "
+            f"assert jobs.claim({db_url!r}, {job_id}) == {job_id}; print('claimed', flush=True); time.sleep(60)")
+    worker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "DATABASE_URL": db_url})
+    assert worker.stdout.readline().strip() == "claimed"
+    assert jobs.get_job(job_id)["status"] == "running"
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    assert jobs.list_jobs("test_ok")[0]["status"] == "failed"  # whoever looks marks it
+    assert "stopped without finishing" in jobs.get_job(job_id)["message"]
+
+
+def test_a_job_whose_lease_ran_out_on_another_machine_is_failed(db_url):
+    from datetime import timedelta
+
+    from db.engine import session_scope
+    from db.models import Job, utc_now
+
+    job_id = jobs.submit("test_ok", {"n": 1}, "olga", spawn=False)
     with session_scope() as session:
         job = session.get(Job, job_id)
-        job.status, job.pid = "running", process.pid
+        job.status, job.worker = "running", "another-host:4242"
+        job.heartbeat_at, job.lease_until = utc_now() - timedelta(seconds=70), utc_now() - timedelta(seconds=10)
     assert jobs.refresh() == 1
     job = jobs.get_job(job_id)
-    assert job["status"] == "failed" and "stopped without finishing" in job["message"]
+    assert job["status"] == "failed" and "another-host:4242" in job["message"] and "lease" in job["message"]
+
+
+@runner("test_slow")
+def _slow(context: JobContext) -> dict:
+    time.sleep(context.params["seconds"])
+    return {"slept": context.params["seconds"]}
+
+
+def test_a_running_job_renews_its_lease_and_only_one_worker_claims_it(db_url, monkeypatch):
+    import threading
+
+    monkeypatch.setenv("WORKBENCH_JOB_LEASE_S", "0.4")  # a heartbeat every 0.1 s
+    job_id = jobs.submit("test_slow", {"seconds": 1.2}, "olga", spawn=False)
+    seen = []
+    running = threading.Thread(target=lambda: seen.append(jobs.run_job(job_id)))
+    running.start()
+    leases = []
+    for _ in range(8):
+        time.sleep(0.15)
+        leases.append(jobs.get_job(job_id)["lease_until"])
+        assert jobs.refresh() == 0  # three times the lease has passed: renewed, never expired
+    assert jobs.claim(db_url, job_id) is None  # a second worker does not get it
+    running.join()
+    assert seen == ["succeeded"] and len(set(leases)) > 3
+
+
+def test_a_standing_worker_runs_what_is_queued_in_order(db_url):
+    first = jobs.submit("test_ok", {"n": 1}, "olga", spawn=False)
+    second = jobs.submit("test_boom", {}, "olga", spawn=False)
+    assert jobs.work(db_url, once=True) == 2
+    assert [jobs.get_job(job_id)["status"] for job_id in (first, second)] == ["succeeded", "failed"]
+    again = jobs.retry(second, "olga", spawn=False)
+    assert jobs.get_job(again)["kind"] == "test_boom" and jobs.get_job(again)["status"] == "queued"
+    with pytest.raises(ValueError, match="is still queued"):
+        jobs.retry(again, "olga", spawn=False)
+
+
+def test_a_failed_training_job_leaves_no_folders(db_url, tmp_path, monkeypatch):
+    from recsys.training import jobs as training_jobs
+    from recsys.training import registry
+
+    monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)
+    job_id = jobs.submit("finetune", {}, "olga", spawn=False)
+    left = [tmp_path / "embedding" / f"job{job_id}", tmp_path / "embedding" / f"job{job_id}.partial",
+            tmp_path / "embedding" / f"checkpoints-job{job_id}-x1y2"]
+    kept = tmp_path / "embedding" / f"job{job_id + 1}"  # another job's
+    for folder in (*left, kept):
+        folder.mkdir(parents=True)
+    assert sorted(training_jobs.remove_job_folders("finetune", job_id)) == sorted(left)
+    assert not any(folder.exists() for folder in left) and kept.exists()
 
 
 def test_one_job_per_lock(db_url):
@@ -85,10 +154,7 @@ def test_the_worker_process_runs_an_evaluation(db_url, catalog_file, events_file
     ingest_file(events_file, IngestOptions("events"), actor="t")
     job_id = jobs.submit("evaluate", {"algorithms": ["popularity", "item_knn"], "k": 2,
                                       "split": {"kind": "stratified", "test_frac": 0.5}}, "olga")
-    deadline = time.time() + 180
-    while jobs.get_job(job_id)["status"] in jobs.ACTIVE and time.time() < deadline:
-        time.sleep(0.5)
-    job = jobs.get_job(job_id)
+    job = jobs.wait(job_id, timeout_s=180)
     assert job["status"] == "succeeded", job["message"]
     with session_scope() as session:
         stored = queries.evaluation_results(session)

@@ -304,7 +304,8 @@ def finetune(train: pd.DataFrame, validation: pd.DataFrame, catalog: pd.DataFram
     timings: dict = {}
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="checkpoints-", dir=out_dir.parent) as checkpoints:
+    # Named after the model folder, so that what a killed job left can be found (recsys.training.jobs).
+    with tempfile.TemporaryDirectory(prefix=f"checkpoints-{out_dir.name}-", dir=out_dir.parent) as checkpoints:
         arguments = Arguments(
             output_dir=checkpoints, num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
             per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,

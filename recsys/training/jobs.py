@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.jobs import JobContext, runner
+from recsys.jobs import JobContext, cleaner, runner
 from recsys.training.finetune import FinetuneConfig, finetune
 from recsys.training.pairs import (SOURCES, SplitFractions, pairs_from_co_purchases, pairs_from_judgments,
                                    pairs_from_search_log, query_group, split_judgments, split_pairs)
@@ -36,6 +36,30 @@ DEMO_CONFIG = FinetuneConfig(max_steps=120, batch_size=32, learning_rate=5e-5, e
                              validation_corpus=2000)
 EXAMPLES = 5
 SPLIT_SEED = 42
+
+
+MODEL_JOBS = {"finetune": "embedding", "train_reranker": "reranker", "train_ranker": "reranker"}
+
+
+def remove_job_folders(job_kind: str, job_id: int) -> list[Path]:
+    """Remove what a training job that did not succeed left: its model folder (unless registered),
+    the half-written one and its checkpoints. Returns what was removed."""
+    from recsys.training import registry
+
+    folder = Path(registry.model_dir(MODEL_JOBS[job_kind], f"job{job_id}"))
+    models = registry.list_models(MODEL_JOBS[job_kind])
+    registered = set() if models.empty else set(models["artifact_path"].astype(str))
+    left = [folder.with_name(folder.name + ".partial"), *folder.parent.glob(f"checkpoints-{folder.name}-*")]
+    if str(folder) not in registered:
+        left.append(folder)
+    removed = [path for path in left if path.exists()]
+    for path in removed:
+        shutil.rmtree(path, ignore_errors=True)
+    return removed
+
+
+for _kind in MODEL_JOBS:
+    cleaner(_kind)(lambda job_id, kind=_kind: remove_job_folders(kind, job_id))
 
 
 @contextmanager

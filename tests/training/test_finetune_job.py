@@ -89,9 +89,11 @@ def test_a_killed_worker_is_marked_failed_and_nothing_changes(judged_shop, tmp_p
     from db.engine import session_scope
     from db.models import Job
 
+    import socket
+
     with session_scope() as session:
         job = session.get(Job, job_id)
-        job.status, job.pid = "running", 2**22 + 12345  # no such process
+        job.status, job.worker = "running", f"{socket.gethostname()}:{2**22 + 12345}"  # no such process
     assert jobs.refresh() == 1
     assert jobs.get_job(job_id)["status"] == "failed"
     assert registry.active_model("embedding")["id"] == active["id"]
