@@ -26,8 +26,9 @@ $(STAMP): requirements.txt
 init: $(STAMP)
 	$(PY) -m recsys init
 
+# The app (:8501), the REST service (:8000) and a job worker, together (Procfile; one Ctrl-C stops all).
 run: init
-	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.port 8501
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" WORKBENCH_JOB_WORKERS=external $(PY) -m honcho start -f Procfile
 
 serve: init
 	$(PY) -m recsys serve --host 127.0.0.1 --port 8000

@@ -125,6 +125,25 @@ def evaluate_alert_rules(session: Session, now: datetime | None = None) -> list[
     return checks
 
 
+# Shipped with a new database (`python -m recsys init`), so a demo's Monitoring has rules to show:
+# search slower than a person notices (the demo's p95 is about 20 ms), server errors, and searches
+# that find nothing (nonsense finds nothing since the semantic floor, so a share is expected).
+DEFAULT_RULES = (
+    {"name": "search p95 latency", "metric": "p95_latency_ms", "threshold": 250.0, "window_s": 300,
+     "endpoint": "/search", "severity": "warning"},
+    {"name": "server errors", "metric": "error_rate", "threshold": 0.02, "window_s": 300, "severity": "critical"},
+    {"name": "searches that find nothing", "metric": "empty_rate", "threshold": 0.3, "window_s": 900,
+     "endpoint": "/search", "severity": "warning"},
+)
+
+
+def ensure_default_rules(session: Session, actor: str = "system") -> list[str]:
+    """Create the shipped rules when the database has no alert rule at all; their names."""
+    if not monitoring.alert_rules(session).empty:
+        return []
+    return [monitoring.create_alert_rule(session, actor=actor, **rule).name for rule in DEFAULT_RULES]
+
+
 class AlertScheduler:
     """Evaluates the alert rules every `interval_s` seconds in a daemon thread.
 

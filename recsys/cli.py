@@ -59,9 +59,12 @@ def cmd_init(args) -> int:
               "the first start.", file=sys.stderr)
     from recsys.fusion.presets import ensure_default_presets
 
+    from recsys.alerts import ensure_default_rules
+
     with session_scope() as session:
         empty = not queries.has_data(session)
         presets = [preset.scope for preset in ensure_default_presets(session)]
+        rules = ensure_default_rules(session)
     loaded = None
     if empty and not args.no_demo:
         print("Loading the Online Retail demo data (about 15 s)...", file=sys.stderr)
@@ -81,7 +84,8 @@ def cmd_init(args) -> int:
                   "starts reuse them)...", file=sys.stderr, flush=True)
         fitted = engines.fit_active(url, lambda _, message: print(f"  {message}", file=sys.stderr, flush=True))
     _print_json({"migrated": True, "admin_created": password is not None, "demo_loaded": loaded,
-                 "default_presets_created": presets, "engines_fitted": [item["what"] for item in fitted]})
+                 "default_presets_created": presets, "default_alert_rules_created": rules,
+                 "engines_fitted": [item["what"] for item in fitted]})
     return 0
 
 

@@ -1,8 +1,18 @@
-"""The Serving page's panels: the REST service's status and its API keys."""
+"""The Serving page's panels: the REST service's status, a request console and the API keys.
+
+The service's address is a setting of the server (``$WORKBENCH_SERVICE_URL``, by default the
+one `make run` starts), not something a visitor types: the app only ever calls its own service.
+The console calls it with a key of its own ("workbench console"), issued when the app first needs
+it and kept in the app's memory only; an earlier console key is revoked then.
+"""
 
 from __future__ import annotations
 
+import os
+import time
+
 import httpx
+import pandas as pd
 import streamlit as st
 
 from recsys.accounts import Identity
@@ -10,21 +20,99 @@ from recsys.serving.keys import issue_key, list_keys, revoke_key
 
 DEFAULT_SERVICE_URL = "http://127.0.0.1:8000"
 ISSUED_KEY = "serving_issued_key"
+CONSOLE_KEY_NAME = "workbench console"
+KEY_REFRESH_S = 5.0  # how soon the service knows a new key (recsys.serving.keys.KeyVerifier)
 
 
-def service_status(base_url: str) -> None:
-    """Whether the service answers /health at `base_url`, and what it serves."""
-    base_url = base_url.rstrip("/")
+def service_url() -> str:
+    return os.environ.get("WORKBENCH_SERVICE_URL", DEFAULT_SERVICE_URL).rstrip("/")
+
+
+def health(base_url: str) -> dict | None:
     try:
-        health = httpx.get(f"{base_url}/health", timeout=1.0).json()
+        return httpx.get(f"{base_url}/health", timeout=1.0).json()
     except (httpx.HTTPError, ValueError):
-        st.warning(f"No service answers at {base_url}. Start it with "
-                   "`python -m recsys serve --host 127.0.0.1 --port 8000` (or `make serve`).")
+        return None
+
+
+def service_status(base_url: str) -> dict | None:
+    """Whether the service answers /health at `base_url`, and what it serves; its health or None."""
+    found = health(base_url)
+    if found is None:
+        st.warning(f"No service answers at {base_url}. `make run` starts it with the app; alone: "
+                   "`python -m recsys serve --host 127.0.0.1 --port 8000`.")
+        return None
+    presets = ", ".join(f"{scope} {preset.get('label')}" for scope, preset in found.get("presets", {}).items())
+    st.success(f"The service at {base_url} is up: model {found.get('model_version')}; presets {presets}.")
+    if found.get("waiting_for"):
+        st.info(f"A newer activation is served once {found['waiting_for']} has ended.")
+    st.caption(("It serves each new activation within seconds, without a restart. " if found.get("following")
+                else "") + f"Interactive API documentation: [{base_url}/docs]({base_url}/docs); "
+               f"Prometheus metrics: [{base_url}/metrics]({base_url}/metrics).")
+    return found
+
+
+@st.cache_resource(show_spinner=False)
+def console_key(url: str) -> tuple[str, float]:
+    """(the console's API key, when it was issued): one per app process; earlier ones revoked."""
+    keys = list_keys(url)
+    for row in keys[(keys["name"] == CONSOLE_KEY_NAME) & keys["revoked_at"].isna()].itertuples():
+        revoke_key(int(row.id), actor="system", url=url)
+    return issue_key(CONSOLE_KEY_NAME, actor="system", url=url).key, time.monotonic()
+
+
+CONSOLE_ENDPOINTS = {"search": "Search", "recommend": "Recommend", "similar": "Similar items"}
+
+
+def console(url: str, base_url: str) -> None:
+    """Send a request to the running service and show its answer: what a shop's front end gets."""
+    endpoint = st.radio("Endpoint", list(CONSOLE_ENDPOINTS), horizontal=True, key="console_endpoint",
+                        format_func=CONSOLE_ENDPOINTS.get)
+    left, right = st.columns([3, 1])
+    if endpoint == "search":
+        text = left.text_input("Query", key="console_query", placeholder="e.g. red heart")
+        path, params = "/search", {"q": text}
+    elif endpoint == "recommend":
+        text = left.text_input("Customer id", key="console_user", placeholder="e.g. 12347")
+        history = st.text_input("Session: product ids, comma-separated (optional)", key="console_history")
+        path = f"/recommend/{text.strip()}"
+        params = {"history": [p.strip() for p in history.split(",") if p.strip()]}
+    else:
+        text = left.text_input("Product id", key="console_product", placeholder="e.g. 85123A")
+        path, params = f"/similar/{text.strip()}", {}
+    params["k"] = int(right.number_input("k", 1, 100, 10, key="console_k"))
+    explain = st.checkbox("With explanations", key="console_explain")
+    if explain and endpoint != "similar":
+        params["explain"] = "true"
+    if not st.button("Send", key="console_send", type="primary", disabled=not text.strip()):
         return
-    st.success(f"The service at {base_url} is up: model {health.get('model_version')}, presets "
-               + ", ".join(f"{scope} {preset.get('label')}" for scope, preset in health.get("presets", {}).items()))
-    st.markdown(f"Interactive API documentation: [{base_url}/docs]({base_url}/docs); "
-                f"Prometheus metrics: [{base_url}/metrics]({base_url}/metrics).")
+    key, issued = console_key(url)
+    wait = KEY_REFRESH_S + 0.5 - (time.monotonic() - issued)
+    if wait > 0:  # a key just issued is known to the service within its refresh
+        time.sleep(wait)
+    try:
+        answer = httpx.get(f"{base_url}{path}", params=params, headers={"X-API-Key": key}, timeout=30)
+    except httpx.HTTPError as error:
+        st.error(f"The service at {base_url} did not answer: {error}")
+        return
+    body = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
+    st.caption(f"GET {answer.request.url} → {answer.status_code} in {answer.elapsed.total_seconds() * 1000:.0f} ms; "
+               f"request id {answer.headers.get('x-request-id', '-')}")
+    if answer.status_code != 200:
+        st.error(str(body.get("detail", answer.text[:500])))
+        return
+    st.caption(f"Model {body.get('model_version')} · preset {body.get('preset_version')}"
+               + (f" · searched for {body['searched_query']!r}" if body.get("searched_query") else "")
+               + (" · fallback: the most popular products" if body.get("fallback") else ""))
+    items = body.get("items", [])
+    if not items:
+        st.info("No items.")
+        return
+    st.dataframe(pd.DataFrame([{"#": rank, "product": item["product_id"], "title": item["title"],
+                                "score": round(item["score"], 4)} for rank, item in enumerate(items, 1)]),
+                 hide_index=True, key="console_items")
+    if explain:
+        st.json(items[0].get("explanation"), expanded=False)
 
 
 def keys_table(url: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -31,35 +32,40 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory):
-    """Streamlit on a free port over a fresh database holding the full demo data, its engines fitted
-    by `recsys init` as `make run` does; shared by the browser tests, which run in file order."""
+    """What `make run` starts, on free ports, over a fresh database holding the full demo data:
+    `recsys init` (the demo loaded, its engines fitted), then the Procfile's app, REST service and
+    job worker. Yields (app URL, folder, service URL); shared by the browser tests, in file order."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed (Debian: apt-get install chromium; `make test` does it)")
     folder = tmp_path_factory.mktemp("browser")
+    app_port, api_port = _free_port(), _free_port()
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'demo.db'}",
-           "WORKBENCH_ADMIN_PASSWORD": PASSWORD, "HF_HUB_OFFLINE": "1", "WORKBENCH_WARM_UP": "1"}
+           "WORKBENCH_ADMIN_PASSWORD": PASSWORD, "HF_HUB_OFFLINE": "1", "WORKBENCH_WARM_UP": "1",
+           "WORKBENCH_APP_PORT": str(app_port), "WORKBENCH_API_PORT": str(api_port),
+           "WORKBENCH_JOB_WORKERS": "external", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     subprocess.run([sys.executable, "-m", "recsys", "init"], cwd=ROOT, env=env, check=True,
                    capture_output=True, timeout=600)
-    port = _free_port()
-    log = open(folder / "streamlit.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    log = open(folder / "run.log", "w")
+    process = subprocess.Popen([sys.executable, "-m", "honcho", "start", "-f", "Procfile"], cwd=ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url, service = f"http://127.0.0.1:{app_port}", f"http://127.0.0.1:{api_port}"
+    deadline = time.time() + 120
     while time.time() < deadline:
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+            if all(urllib.request.urlopen(probe, timeout=2).status == 200
+                   for probe in (f"{url}/_stcore/health", f"{service}/health")):
                 break
         except OSError:
             time.sleep(0.5)
     else:
-        process.kill()
-        pytest.fail(f"Streamlit did not start: {(folder / 'streamlit.log').read_text()[-2000:]}")
-    yield url, folder
-    process.terminate()
-    process.wait(timeout=20)
+        os.killpg(process.pid, signal.SIGKILL)
+        pytest.fail(f"the app or the service did not start: {(folder / 'run.log').read_text()[-3000:]}")
+    yield url, folder, service
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.fixture

@@ -67,7 +67,7 @@ def refused_in(page) -> float | None:
 
 
 def test_every_page_loads_and_the_sliders_move_with_the_times_recorded(server, page):
-    url, folder = server
+    url, folder, _ = server
     times: dict[str, float | None] = {}
     # The browser's first visit loads Streamlit's own code as well: timed apart from logging in.
     times["open the app (login form)"] = timed(page, lambda: page.goto(url))

@@ -17,7 +17,7 @@ def _logged_in_on(page, title: str) -> None:
 
 
 def test_reloading_or_opening_a_page_keeps_the_login_and_the_page(server, page):
-    url, folder = server
+    url, folder, _ = server
     log_in(page, url)
     _logged_in_on(page, "Workbench")
     page.locator('[data-testid="stSidebarNav"]').get_by_role("link", name="Serving", exact=True).click()
@@ -47,7 +47,7 @@ def test_reloading_or_opening_a_page_keeps_the_login_and_the_page(server, page):
 
 
 def test_a_page_opened_while_logged_out_is_shown_after_logging_in(server, page):
-    url, _ = server
+    url, _, _ = server
     page.goto(f"{url}/finetune")
     page.get_by_label("Username", exact=True).fill("admin")
     page.get_by_label("Password", exact=True).fill(PASSWORD)

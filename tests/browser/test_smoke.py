@@ -13,7 +13,7 @@ pytestmark = pytest.mark.browser
 
 
 def test_wrong_password_then_login_sees_demo_data(server, page):
-    url, folder = server
+    url, folder, _ = server
     log_in(page, url, "wrong-password")
     page.get_by_text("Wrong username or password.").wait_for()
 
@@ -49,7 +49,7 @@ def test_wrong_password_then_login_sees_demo_data(server, page):
 
 
 def test_moving_a_weight_slider_reorders_the_fused_list(server, page):
-    url, folder = server
+    url, folder, _ = server
     log_in(page, url)
     page.get_by_text("Logged in as admin (admin).").wait_for()
     page.get_by_role("link", name="Fusion & rules").click()
@@ -76,7 +76,7 @@ def test_moving_a_weight_slider_reorders_the_fused_list(server, page):
 
 
 def test_a_finished_evaluation_shows_its_results_without_leaving_the_page(server, page):
-    url, _ = server
+    url, _, _ = server
     log_in(page, url)
     page.get_by_text("Logged in as admin (admin).").wait_for()
     page.get_by_role("link", name="Evaluation").click()
@@ -93,7 +93,7 @@ def test_a_finished_evaluation_shows_its_results_without_leaving_the_page(server
 
 
 def test_fine_tune_on_the_demo_watch_it_and_activate_the_model(server, page):
-    url, folder = server
+    url, folder, _ = server
     log_in(page, url)
     page.get_by_text("Logged in as admin (admin).").wait_for()
     page.get_by_role("link", name="Fine-tune").click()
@@ -116,3 +116,54 @@ def test_fine_tune_on_the_demo_watch_it_and_activate_the_model(server, page):
     page.get_by_text("Activated embedding model v1").wait_for()
     page.screenshot(path=str(folder / "finetune.png"), full_page=True)
     page.get_by_text("v1 (fine-tuned on co_purchases)").first.wait_for()
+
+
+def test_the_request_console_calls_the_service_which_follows_an_activation(server, page):
+    import json
+    import urllib.request
+
+    url, folder, service = server
+    log_in(page, url)
+    page.get_by_text("Logged in as admin (admin).").wait_for()
+    page.get_by_role("link", name="Serving").click()
+    settle(page)
+    page.get_by_text(re.compile(r"The service at http://127\.0\.0\.1:\d+ is up")).wait_for()
+    page.locator(".st-key-console_query input").fill("heart")
+    page.keyboard.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Send").click()
+    page.get_by_text(re.compile(r"→ 200 in \d+ ms")).wait_for(timeout=60_000)
+    page.get_by_text("preset default v1").first.wait_for()
+    page.screenshot(path=str(folder / "console.png"), full_page=True)
+
+    # Activate another search preset on Fusion & rules: the service serves it without a restart.
+    page.get_by_role("link", name="Fusion & rules").click()
+    settle(page)
+    slider = page.locator(".st-key-fusion_search_weight_bm25").get_by_role("slider")
+    slider.focus()
+    page.keyboard.press("ArrowLeft")
+    settle(page)
+    page.locator(".st-key-fusion_search_preset_name input").fill("live")
+    page.keyboard.press("Enter")
+    settle(page)
+    page.locator(".st-key-fusion_search_preset_activate").get_by_text("Activate it for serving").click()
+    settle(page)
+    started = time.time()
+    page.get_by_role("button", name="Save as preset").click()
+    page.get_by_text("Saved live v1 and made it the served preset.").wait_for()
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        with urllib.request.urlopen(f"{service}/health", timeout=5) as answer:
+            health = json.load(answer)
+        if health["presets"]["search"]["label"] == "live v1":
+            break
+        time.sleep(0.5)
+    assert health["presets"]["search"]["label"] == "live v1", health
+    assert time.time() - started < 15  # served within seconds (the bar: 10 s; the follower looks every 2 s)
+    page.get_by_role("link", name="Serving").click()
+    settle(page)
+    page.locator(".st-key-console_query input").fill("heart")
+    page.keyboard.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Send").click()
+    page.get_by_text("preset live v1").first.wait_for(timeout=60_000)

@@ -48,3 +48,49 @@ def test_a_key_needs_a_name(shop):
     app = app_as("admin", "pages/serving.py")
     next(b for b in app.button if b.label == "Issue a key").click().run()
     assert any("needs a name" in w.value for w in app.warning)
+
+
+def test_the_console_calls_the_running_service_and_the_request_is_recorded(shop, monkeypatch):
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from db import monitoring
+    from db.models import RequestMetric
+    from recsys.serving.app import create_app
+
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(shop, metrics_interval_s=0.05, alerts_interval_s=None,
+                                                      follow_s=0.2), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.05)
+        monkeypatch.setenv("WORKBENCH_SERVICE_URL", f"http://127.0.0.1:{port}")
+        app = app_as("merchandiser", "pages/serving.py")
+        assert any("is up" in s.value for s in app.success)
+        app.text_input(key="console_query").input("red mug").run()
+        app.button(key="console_send").click().run(timeout=60)
+        assert not app.exception and not app.error
+        items = next(frame.value for frame in app.dataframe if "title" in frame.value)
+        assert items["product"].tolist()[0] == "P1"
+        assert any("→ 200" in c.value for c in app.caption)
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            with session_scope() as session:
+                recorded = session.scalars(select(RequestMetric.endpoint)).all()
+            if recorded:
+                break
+            time.sleep(0.1)
+        assert recorded == ["/search"]  # Monitoring shows the console's requests like any other
+        viewer = app_as("viewer", "pages/serving.py")
+        assert not [b for b in viewer.button if b.key == "console_send"]
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
