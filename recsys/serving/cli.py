@@ -19,6 +19,7 @@ ENVIRONMENT = {  # serve's options, passed to uvicorn's worker processes through
     "compute_threads": "WORKBENCH_SERVE_COMPUTE_THREADS",
     "blas_threads": "WORKBENCH_SERVE_BLAS_THREADS",
     "alerts_interval": "WORKBENCH_SERVE_ALERTS_INTERVAL",
+    "follow": "WORKBENCH_SERVE_FOLLOW",
 }
 
 
@@ -43,6 +44,9 @@ def add_parser(subparsers) -> None:
                             "single requests down)")
     serve.add_argument("--alerts-interval", type=float, default=15.0,
                        help="seconds between alert evaluations (0: do not evaluate alerts here)")
+    serve.add_argument("--follow", type=float, default=2.0,
+                       help="seconds between looks at what is active; a new activation is served without a "
+                            "restart (0: serve what was active at the start only)")
     serve.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
@@ -73,8 +77,9 @@ def app_from_environment():
     configure_threads(int(os.environ.get("WORKBENCH_THREADS", 0)),
                       int(os.environ.get(ENVIRONMENT["blas_threads"], 1)))
     interval = float(os.environ.get(ENVIRONMENT["alerts_interval"], 15.0))
+    follow = float(os.environ.get(ENVIRONMENT["follow"], 2.0))
     return create_app(compute_threads=int(os.environ.get(ENVIRONMENT["compute_threads"], 1)),
-                      alerts_interval_s=interval if interval > 0 else None)
+                      alerts_interval_s=interval if interval > 0 else None, follow_s=follow if follow > 0 else None)
 
 
 def cmd_serve(args) -> int:
@@ -92,6 +97,7 @@ def cmd_serve(args) -> int:
     os.environ[ENVIRONMENT["compute_threads"]] = str(args.compute_threads)
     os.environ[ENVIRONMENT["blas_threads"]] = str(args.blas_threads)
     os.environ[ENVIRONMENT["alerts_interval"]] = str(args.alerts_interval)
+    os.environ[ENVIRONMENT["follow"]] = str(args.follow)
     print(f"serving on http://{args.host}:{args.port} (schema: http://{args.host}:{args.port}/docs); "
           f"{args.workers} worker(s), {threads} torch thread(s) each", file=sys.stderr)
     uvicorn.run("recsys.serving.cli:app_from_environment", factory=True, host=args.host,
