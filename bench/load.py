@@ -80,13 +80,14 @@ def request_pool(database_url: str | None, seed: int, size: int = 2000) -> list[
 
 
 def client(host: str, port: int, key: str, pool, offset: int, stop_at: float,
-           interval_s: float, results: list, seed: int = 0) -> None:
+           interval_s: float, results: list, seed: int = 0, answers: list | None = None) -> None:
     """One client: requests from `pool` until `stop_at`, on average one every `interval_s`.
 
     Paced clients send at the times of a seeded Poisson process (exponential gaps
     of mean `interval_s`), as independent shoppers do; clients started together
     on a fixed beat would all hit the service at the same instant. `interval_s`
-    0: back to back.
+    0: back to back. With `answers`, each answer's (end time, endpoint, model_version,
+    preset_version) is kept too (bench/live_activations.py reads them).
     """
     connection = http.client.HTTPConnection(host, port, timeout=30)
     gaps = random.Random(seed)
@@ -108,8 +109,11 @@ def client(host: str, port: int, key: str, pool, offset: int, stop_at: float,
         try:
             connection.request("GET", path, headers={"X-API-Key": key, "X-Request-ID": request_id})
             response = connection.getresponse()
-            response.read()
+            body = response.read()
             status = response.status
+            if answers is not None and status == 200:
+                served = json.loads(body)
+                answers.append((time.time(), endpoint, served["model_version"], served["preset_version"]))
         except (OSError, http.client.HTTPException):
             status = 0
             connection.close()
@@ -154,7 +158,8 @@ def summarise(results: list, seconds: float) -> dict:
 
 
 def run_load(url: str, key: str, seconds: float, concurrency: int, rps: float | None = None,
-             database_url: str | None = None, seed: int = 42, settle_s: float = 15.0) -> dict:
+             database_url: str | None = None, seed: int = 42, settle_s: float = 15.0,
+             answers: list | None = None) -> dict:
     parts = urlsplit(url)
     if parts.hostname not in ("127.0.0.1", "localhost"):
         raise SystemExit(f"error: the load generator only targets 127.0.0.1 or localhost, not {url}")
@@ -165,7 +170,7 @@ def run_load(url: str, key: str, seconds: float, concurrency: int, rps: float | 
     stop_at = started + seconds
     threads = [threading.Thread(target=client, args=(parts.hostname, parts.port or 80, key, pool,
                                                      i * (len(pool) // concurrency), stop_at,
-                                                     interval, results, seed + i))
+                                                     interval, results, seed + i, answers))
                for i in range(concurrency)]
     for thread in threads:
         thread.start()

@@ -21,7 +21,7 @@ from recsys.serving.keys import issue_key, list_keys, revoke_key
 DEFAULT_SERVICE_URL = "http://127.0.0.1:8000"
 ISSUED_KEY = "serving_issued_key"
 CONSOLE_KEY_NAME = "workbench console"
-KEY_REFRESH_S = 5.0  # how soon the service knows a new key (recsys.serving.keys.KeyVerifier)
+KEY_REFRESH_S = 1.0  # how soon the service knows a new key (KeyVerifier.MISS_REFRESH_S)
 
 
 def service_url() -> str:

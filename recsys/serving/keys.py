@@ -9,7 +9,8 @@ is random, not something a person chose, so there is nothing to guess.
 The service checks keys with a `KeyVerifier`: the active keys' hashes are read
 from SQL into memory and read again every `refresh_s` seconds, so a request
 costs one SHA-256 and no query, and a revoked key stops working within
-`refresh_s`. Hashes are compared with `hmac.compare_digest` (constant time).
+`refresh_s`. An unknown key makes it read them again, at most once a second, so a key issued a
+moment ago works at once. Hashes are compared with `hmac.compare_digest` (constant time).
 
 >>> key = "rk_" + "a" * 43
 >>> len(hash_key(key)), key_prefix(key)
@@ -85,6 +86,10 @@ def list_keys(url: str | None = None) -> pd.DataFrame:
 class KeyVerifier:
     """Checks presented keys against the active keys in SQL, cached for `refresh_s` seconds."""
 
+    # An unknown key may be one issued since the last read: it reads again at once, at most this often
+    # (so random keys sent in a loop cost one query a second, not one each).
+    MISS_REFRESH_S = 1.0
+
     def __init__(self, url: str | None = None, refresh_s: float = 5.0):
         self.url = url
         self.refresh_s = refresh_s
@@ -101,13 +106,14 @@ class KeyVerifier:
         self._by_prefix = by_prefix
         self._loaded_at = time.monotonic()
 
-    def _maybe_refresh(self) -> None:
-        if time.monotonic() - self._loaded_at < self.refresh_s:
+    def _maybe_refresh(self, every_s: float | None = None) -> None:
+        every_s = self.refresh_s if every_s is None else every_s
+        if time.monotonic() - self._loaded_at < every_s:
             return
         # One request reloads; the others go on with the keys they have.
         if self._lock.acquire(blocking=self._loaded_at == float("-inf")):
             try:
-                if time.monotonic() - self._loaded_at >= self.refresh_s:
+                if time.monotonic() - self._loaded_at >= every_s:
                     self.refresh()
             except SQLAlchemyError:
                 # The database is down: keep serving the keys read last, try again later.
@@ -122,6 +128,13 @@ class KeyVerifier:
             return None
         self._maybe_refresh()
         presented = hash_key(key)
+        found = self._find(key, presented)
+        if found is None and key.startswith(KEY_PREFIX):  # issued since the last read?
+            self._maybe_refresh(self.MISS_REFRESH_S)
+            found = self._find(key, presented)
+        return found
+
+    def _find(self, key: str, presented: str) -> int | None:
         found = None
         for key_id, key_hash in self._by_prefix.get(key_prefix(key), []):
             if hmac.compare_digest(presented, key_hash):

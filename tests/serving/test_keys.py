@@ -71,3 +71,19 @@ def test_cli_needs_a_name(db_url, capsys):
 
     assert main(["apikey", "create"]) == 1
     assert "--name" in capsys.readouterr().err
+
+
+def test_a_key_issued_after_the_last_read_works_at_once_and_random_keys_cost_little(db_url, monkeypatch):
+    from recsys.serving import keys
+
+    verifier = keys.KeyVerifier(db_url, refresh_s=3600)
+    verifier.refresh()
+    fresh = keys.issue_key("late", actor="test", url=db_url)
+    reads = []
+    original = verifier.refresh
+    monkeypatch.setattr(verifier, "refresh", lambda: (reads.append(1), original())[1])
+    verifier._loaded_at -= keys.KeyVerifier.MISS_REFRESH_S  # the last read was a second ago
+    assert verifier.verify(fresh.key) == fresh.id and len(reads) == 1
+    for _ in range(50):  # a client guessing keys: at most one read a second
+        assert verifier.verify("rk_" + "x" * 43) is None
+    assert len(reads) == 1
