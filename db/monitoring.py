@@ -3,7 +3,7 @@
 Like `db.queries`, functions take a Session and leave committing to the caller.
 Times are UTC without a time zone, as the service writes them. SQLite has no
 percentile function, so latency percentiles are computed in pandas from the
-rows of the requested range (`over_time`, `summarize`).
+rows of the requested range, in `recsys.services.monitoring`.
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ STAGES = ("encode_ms", "retrieve_ms", "fuse_ms", "rules_ms", "rerank_ms")
 METRIC_COLUMNS = ("at", "endpoint", "status", "latency_ms", *STAGES, "result_count")
 COMPARISONS = (">", "<", ">=", "<=")
 RATE_METRICS = ("error_rate", "empty_rate")
-# Chart buckets: the smallest of these giving at most MAX_BUCKETS points over a range.
-BUCKET_SIZES_S = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
-MAX_BUCKETS = 120
 MAX_ROWS = 200_000  # requests read for one chart range; more are sampled (`request_metrics`)
 
 
@@ -94,95 +91,6 @@ def window_counts(session: Session, start: datetime, end: datetime,
     requests, errors, successes, empty = session.execute(_in_range(query, start, end, endpoint)).one()
     return {"requests": int(requests or 0), "server_errors": int(errors or 0),
             "successes": int(successes or 0), "empty": int(empty or 0)}
-
-
-def bucket_seconds(span_s: float) -> int:
-    """A chart bucket for a range of `span_s` seconds: at most MAX_BUCKETS points.
-
-    >>> bucket_seconds(900), bucket_seconds(3600), bucket_seconds(86400), bucket_seconds(7 * 86400)
-    (10, 30, 900, 7200)
-    """
-    for size in BUCKET_SIZES_S:
-        if span_s / size <= MAX_BUCKETS:
-            return size
-    return BUCKET_SIZES_S[-1]
-
-
-def _rates(frame: pd.DataFrame) -> dict[str, float]:
-    successes = frame["status"] < 400
-    return {
-        "error_rate": float((frame["status"] >= 500).mean()) if len(frame) else math.nan,
-        "empty_rate": (float((frame.loc[successes, "result_count"] == 0).mean())
-                       if successes.any() else math.nan),
-    }
-
-
-def summarize(frame: pd.DataFrame, span_s: float, sample_step: int | None = None) -> dict[str, float]:
-    """Requests, QPS over `span_s`, p50/p95/p99 latency (ms), error and empty rate of a frame."""
-    latency = frame["latency_ms"]
-    requests = len(frame) * (sample_step or frame.attrs.get("sample_step", 1))
-    return {"requests": requests, "qps": requests / span_s if span_s > 0 else math.nan,
-            "p50_ms": float(latency.quantile(0.50)) if len(frame) else math.nan,
-            "p95_ms": float(latency.quantile(0.95)) if len(frame) else math.nan,
-            "p99_ms": float(latency.quantile(0.99)) if len(frame) else math.nan,
-            **_rates(frame)}
-
-
-def by_endpoint(frame: pd.DataFrame, span_s: float) -> pd.DataFrame:
-    """`summarize` per endpoint, busiest first."""
-    step = frame.attrs.get("sample_step", 1)
-    rows = [{"endpoint": name, **summarize(group, span_s, step)} for name, group in frame.groupby("endpoint")]
-    table = pd.DataFrame(rows, columns=["endpoint", "requests", "qps", "p50_ms", "p95_ms", "p99_ms",
-                                        "error_rate", "empty_rate"])
-    return table.sort_values("requests", ascending=False, ignore_index=True)
-
-
-def over_time(frame: pd.DataFrame, start: datetime, end: datetime, bucket_s: int) -> pd.DataFrame:
-    """One row per (bucket, endpoint): requests, qps, p50/p95/p99 ms, error and empty rate.
-
-    Every bucket of the range is present for every endpoint seen: with no requests
-    its qps is 0 and the other values are NaN, so lines break instead of bridging a gap.
-    """
-    columns = ["bucket", "endpoint", "requests", "qps", "p50_ms", "p95_ms", "p99_ms",
-               "error_rate", "empty_rate"]
-    if frame.empty:
-        return pd.DataFrame(columns=columns)
-    step = frame.attrs.get("sample_step", 1)
-    frame = frame.assign(bucket=frame["at"].dt.floor(f"{bucket_s}s"),
-                         error=frame["status"] >= 500,
-                         empty=(frame["result_count"] == 0).where(frame["status"] < 400))
-    groups = frame.groupby(["bucket", "endpoint"])
-    table = pd.DataFrame({
-        "requests": groups.size(),
-        "p50_ms": groups["latency_ms"].quantile(0.50),
-        "p95_ms": groups["latency_ms"].quantile(0.95),
-        "p99_ms": groups["latency_ms"].quantile(0.99),
-        "error_rate": groups["error"].mean(),
-        "empty_rate": groups["empty"].mean(),
-    })
-    grid = pd.MultiIndex.from_product(
-        [pd.date_range(pd.Timestamp(start).floor(f"{bucket_s}s"), pd.Timestamp(end), freq=f"{bucket_s}s"),
-         sorted(frame["endpoint"].unique())], names=["bucket", "endpoint"])
-    table = table.reindex(grid.union(table.index))
-    table["requests"] = table["requests"].fillna(0).astype(int) * step
-    table["qps"] = table["requests"] / bucket_s
-    return table.reset_index()[columns]
-
-
-def stage_breakdown(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean ms per stage and endpoint (long: endpoint, stage, mean_ms), with `other` the rest.
-
-    A stage an endpoint does not run (NULL) counts as 0 ms; `other` is the mean
-    latency not accounted for by the stages (HTTP, serialisation, waiting).
-    """
-    if frame.empty:
-        return pd.DataFrame(columns=["endpoint", "stage", "mean_ms"])
-    means = frame[["latency_ms", *STAGES]].fillna(0.0).groupby(frame["endpoint"]).mean()
-    means["other_ms"] = (means["latency_ms"] - means[list(STAGES)].sum(axis=1)).clip(lower=0.0)
-    long = means.drop(columns="latency_ms").reset_index().melt(
-        id_vars="endpoint", var_name="stage", value_name="mean_ms")
-    long["stage"] = long["stage"].str.removesuffix("_ms")
-    return long
 
 
 # --- alert rules ---------------------------------------------------------------------

@@ -2,17 +2,14 @@
 
 import streamlit as st
 
-from db import queries
-from db.engine import database_url, session_scope
-from db.models import ROLES
-from recsys.accounts import AccountError, create_account, set_role
+from recsys.accounts import ROLES, AccountError, audit_log, create_account, list_accounts, set_role
+from recsys.services import database_url
 from ui.session import require
 
 who = require("admin")
 url = database_url()
 st.title("Accounts and audit log")
-with session_scope(url) as session:
-    accounts = queries.list_accounts(session)
+accounts = list_accounts(url=url)
 st.dataframe(accounts, hide_index=True, width="stretch")
 
 left, right = st.columns(2)
@@ -36,5 +33,4 @@ with right.form("role_form"):
         st.success(f"{name} is now {new_role}.")
 
 st.subheader("Audit log")
-with session_scope(url) as session:
-    st.dataframe(queries.audit_log(session), hide_index=True, width="stretch")
+st.dataframe(audit_log(url=url), hide_index=True, width="stretch")

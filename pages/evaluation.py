@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from db.engine import database_url
+from recsys.services import database_url
 from recsys import jobs
 from recsys.evaluation.splits import SPLIT_KINDS, SplitConfig
 from recsys.recommenders import get, names

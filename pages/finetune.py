@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from db.engine import database_url
+from recsys.services import database_url
 from recsys import jobs
-from recsys.training import registry
+from recsys import model_registry as registry
 from recsys.training.jobs import DEMO_CONFIG
 from recsys.training.pairs import SOURCES
 from ui.jobs import job_status

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from db.engine import database_url
+from recsys.services import database_url
 from ui import engines, fusion
 from ui.results import catalog_index
 from ui.session import require

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from db.engine import database_url
+from recsys.services import database_url
 from ui import data
 from ui.session import require
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from db.engine import database_url
+from recsys.services import database_url
 from ui.monitoring import alert_list, charts, load, range_picker, resolve_range, rule_editor
 from ui.session import require
 

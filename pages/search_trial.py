@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from db.engine import database_url
+from recsys.services import database_url
 from recsys.fusion import above_floors
 from ui import results
 from ui.engines import active_fusion, catalog, preset_label, search_engine, versions

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from db.engine import database_url
+from recsys.services import database_url
 from ui.serving import console, issue_form, keys_table, revoke_form, service_status, service_url
 from ui.session import require
 

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from db.engine import database_url
+from recsys.services import database_url
 from ui import results
 from ui.engines import preset_label, recommendation_context
 from ui.session import require

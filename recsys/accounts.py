@@ -112,6 +112,18 @@ def set_role(username: str, role: str, *, actor: str, url: str | None = None) ->
         queries.audit(session, actor, "set_role", username, role=role)
 
 
+def list_accounts(*, url: str | None = None):
+    """Every account: username, role, active, created_at (no password hashes)."""
+    with session_scope(url) as session:
+        return queries.list_accounts(session)
+
+
+def audit_log(limit: int = 200, *, url: str | None = None):
+    """The latest audited actions, newest first: at, actor, action, target, details."""
+    with session_scope(url) as session:
+        return queries.audit_log(session, limit)
+
+
 # --- login sessions: what lets a login survive a page reload ------------------------------
 
 def session_hours() -> float:

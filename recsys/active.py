@@ -20,12 +20,12 @@ from datetime import datetime
 from pathlib import Path
 
 from db import queries
-from db.engine import session_scope
+from db.engine import database_url, session_scope
 from db.models import PRESET_SCOPES
+from recsys import model_registry as registry
 from recsys.data.interactions import SETTING_KEY, ImplicitWeights
 from recsys.fusion import FusionConfig
 from recsys.fusion import presets as preset_store
-from recsys.training import registry
 
 DEFAULT_PRESET_LABEL = "default"
 
@@ -129,8 +129,6 @@ def _reranker(url: str) -> ActiveReranker | None:
 
 def read(url: str | None = None) -> Active:
     """The active state of the database `url` (default `DATABASE_URL`)."""
-    from db.engine import database_url
-
     url = url or database_url()
     with session_scope(url) as session:
         data = {}

@@ -41,11 +41,16 @@ import pandas as pd
 
 from db import queries
 from db.engine import database_url, session_scope
+from recsys import recommenders
 from recsys.active import Active, read
 from recsys.config import JsonConfig
 from recsys.data.interactions import ImplicitWeights, load_versions
-from recsys.fusion import FusionConfig, presets
+from recsys.evaluation.splits import SplitConfig, split_interactions
+from recsys.fusion import FusionConfig
+from recsys.fusion.presets import default_config
 from recsys.jobs import ACTIVE, JobBusy, JobContext, alive_here, cleaner, list_jobs, runner, submit
+from recsys.recommenders import Recommender
+from recsys.search import Retriever, get
 
 ENGINES_DIR_ENV = "WORKBENCH_ENGINES_DIR"
 # "0": activations do not start the fit job (a page starts it when it needs an engine), e.g. where
@@ -130,8 +135,6 @@ def build_retriever(catalog: pd.DataFrame, fusion: FusionConfig | dict | None = 
     """The hybrid retriever (BM25 + semantic) fitted on `catalog` under `fusion` (None: its own
     default); the semantic source encodes with the model in folder `model_path` (None: the shipped
     one) on `fusion`'s backend. Every search engine of the workbench is built here."""
-    from recsys.search import get
-
     return get("hybrid")(**_hybrid_params(fusion, model_path)).fit(catalog)
 
 
@@ -139,8 +142,6 @@ def build_recommender(interactions: pd.DataFrame, catalog: pd.DataFrame, fusion:
                       model_path: str | None = None):
     """The hybrid recommender (EASE + semantic) fitted on `interactions` under `fusion`; the semantic
     source encodes `catalog`'s texts with `model_path` (None: the shipped model)."""
-    from recsys import recommenders
-
     return recommenders.get("hybrid")(**_hybrid_params(fusion, model_path)).fit(interactions, catalog)
 
 
@@ -185,12 +186,8 @@ def fit(spec: EngineSpec, url: str) -> Path:
     shutil.rmtree(partial, ignore_errors=True)
     try:
         if spec.kind == "search":
-            from db import queries
-            from db.engine import session_scope
-
             with session_scope(url) as session:
                 catalog = queries.products_frame(session, spec.catalog_version)
-            from recsys.fusion.presets import default_config
 
             # The shipped fusion with the preset's encoder: the fusion itself is chosen per request.
             fusion = default_config("search").to_dict()
@@ -199,8 +196,6 @@ def fit(spec: EngineSpec, url: str) -> Path:
         else:
             interactions, catalog = _interactions(spec, url)
             if spec.kind == "recommendations_heldout":
-                from recsys.evaluation.splits import SplitConfig, split_interactions
-
                 interactions, test = split_interactions(interactions, SplitConfig.from_dict(spec.split))
                 partial.mkdir(parents=True)
                 test[["user_id", "product_id"]].astype(str).to_parquet(partial / HELD_OUT_FILE, index=False)
@@ -228,10 +223,7 @@ def load(spec: EngineSpec):
         raise FileNotFoundError(f"the {spec.describe()} engine is not fitted yet")
     # The engine packages load their libraries (bm25s, faiss, LightGBM, surprise) when imported.
     if spec.kind == "search":
-        from recsys.search import Retriever
-
         return Retriever.load(spec.folder)
-    from recsys.recommenders import Recommender
 
     recommender = Recommender.load(spec.folder / "model")
     if spec.kind == "recommendations":

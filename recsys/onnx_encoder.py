@@ -49,7 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.embeddings import default_model_path, default_threads, load_model, model_identity
+from recsys.embedding_model import default_model_path, default_threads, load_model, model_identity
 
 PRECISIONS = ("fp32", "int8")
 FILE_NAMES = {"fp32": "model-fp32.onnx", "int8": "model-int8.onnx"}

@@ -14,7 +14,7 @@ from recsys import engines, jobs
 from recsys.data import IngestOptions, ingest_file
 from recsys.data.clean import CleaningConfig
 from recsys.data.interactions import SETTING_KEY
-from recsys.training import registry
+from recsys import model_registry as registry
 from tests.pages.conftest import app_as, column, titles
 
 

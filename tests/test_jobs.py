@@ -124,7 +124,7 @@ def test_a_standing_worker_runs_what_is_queued_in_order(db_url):
 
 def test_a_failed_training_job_leaves_no_folders(db_url, tmp_path, monkeypatch):
     from recsys.training import jobs as training_jobs
-    from recsys.training import registry
+    from recsys import model_registry as registry
 
     monkeypatch.setattr(registry, "MODELS_DIR", tmp_path)
     job_id = jobs.submit("finetune", {}, "olga", spawn=False)

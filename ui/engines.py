@@ -15,12 +15,11 @@ import gc
 import pandas as pd
 import streamlit as st
 
-from db import queries
-from db.engine import session_scope
 from recsys import active as active_state
 from recsys import engines as store
 from recsys.active import ServedPreset
 from recsys.fusion import FusionConfig
+from recsys.services import datasets
 from ui.data import active_versions, products
 from ui.session import identity
 
@@ -126,8 +125,7 @@ def recommendation_evaluation_engine(url: str) -> store.HeldOut | None:
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def judgments(url: str, judgments_version: int) -> pd.DataFrame:
-    with session_scope(url) as session:
-        return queries.judgments_frame(session, judgments_version)
+    return datasets.judgments(url, judgments_version)
 
 
 def active_fusion(url: str, scope: str) -> tuple[ServedPreset, FusionConfig]:

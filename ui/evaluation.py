@@ -6,13 +6,11 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from db import queries
-from db.engine import session_scope
+from recsys.services import evaluation
 
 
 def results(url: str) -> pd.DataFrame:
-    with session_scope(url) as session:
-        return queries.evaluation_results(session)
+    return evaluation.results(url)
 
 
 def quality_charts(frame: pd.DataFrame, k: int) -> None:

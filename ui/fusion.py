@@ -20,16 +20,14 @@ from collections import Counter
 import pandas as pd
 import streamlit as st
 
-from db import queries
-from db.engine import session_scope
 from recsys import active as active_state
 from recsys.active import ServedPreset
 from recsys.evaluation import live
 from recsys.fusion import FUSERS, NORMALISATIONS, FusionConfig, Rule, RulesResult, apply_rules, fuse
-from recsys.fusion import presets as preset_store
 from recsys.fusion.compare import dropped_out, rank_moves
 from recsys.fusion.rules import RULE_FIELDS, RULE_KINDS
 from recsys.search.ltr import is_learned_ranker, trained_top_n
+from recsys.services import presets as preset_service
 from ui import engines
 from ui.results import from_hits, from_items, result_column
 
@@ -521,9 +519,7 @@ def presets_panel(url: str, scope: str, actor: str, allowed: bool, working: Fusi
                   active: ServedPreset) -> None:
     """Every stored version of the scope's presets; save the working config, activate, roll back."""
     st.subheader("Presets")
-    with session_scope(url) as session:
-        frame = preset_store.list_presets(session, scope)
-        log = queries.audit_log(session, 500)
+    frame = preset_service.list_presets(url, scope)
     if frame.empty:
         st.info(f"No {scope} preset is stored: the shipped default is served.")
     else:
@@ -552,28 +548,24 @@ def presets_panel(url: str, scope: str, actor: str, allowed: bool, working: Fusi
         activate_button, load_button, roll_back_button = st.columns(3)
         if activate_button.button("Activate", key=_key(scope, "preset_activate_version"),
                                   disabled=not allowed or chosen is None):
-            _change(url, lambda session: preset_store.activate(session, chosen, actor), "Now serving {}.", actor)
+            _change(url, lambda: preset_service.activate(url, chosen, actor), "Now serving {}.", actor)
         config = frame.set_index("id")["config"].get(chosen) if chosen is not None else None
         load_button.button("Load into editor", key=_key(scope, "preset_load"), disabled=config is None,
                            on_click=load_config, args=(scope, config or {}))
         if roll_back_button.button("Roll back", key=_key(scope, "preset_roll_back"),
                                    disabled=not allowed or active.version is None,
                                    help="serve the version before the active one"):
-            _change(url, lambda session: preset_store.roll_back(session, scope, actor),
-                    "Rolled back: now serving {}.", actor)
-    changes = log[log["action"].str.contains("preset") & log["target"].fillna("").str.startswith(f"{scope}:")]
+            _change(url, lambda: preset_service.roll_back(url, scope, actor), "Rolled back: now serving {}.", actor)
+    changes = preset_service.changes(url, scope)
     if not changes.empty:
         st.caption("Recent preset changes")
-        st.dataframe(changes[["at", "actor", "action", "target"]].head(10), hide_index=True,
-                     key=_key(scope, "preset_log"))
+        st.dataframe(changes, hide_index=True, key=_key(scope, "preset_log"))
 
 
 def _save(url: str, scope: str, name: str, config: FusionConfig, actor: str, note: str,
           activate: bool) -> None:
     try:
-        with session_scope(url) as session:
-            preset = preset_store.save_preset(session, scope, name, config, actor, note.strip(), activate)
-            label = preset.label
+        label = preset_service.save(url, scope, name, config, actor, note.strip(), activate).label
     except ValueError as error:
         st.error(f"The preset was not saved: {error}.")
         return
@@ -584,8 +576,7 @@ def _save(url: str, scope: str, name: str, config: FusionConfig, actor: str, not
 
 def _change(url: str, change, message: str, actor: str) -> None:
     try:
-        with session_scope(url) as session:
-            label = change(session).label
+        label = change().label
     except (LookupError, ValueError) as error:
         st.warning(str(error).capitalize() + ".")
         return

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime, time, timedelta
+from datetime import datetime, time, timedelta, timezone
 
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from db import monitoring
-from db.engine import database_url, session_scope
-from db.models import ALERT_METRICS, ALERT_SEVERITIES, utc_now
 from recsys.accounts import Identity
-from recsys.alerts import evaluate_alert_rules
+from recsys.services import database_url
+from recsys.services import monitoring
+from recsys.services.monitoring import ALERT_METRICS, ALERT_SEVERITIES
 
 RANGES = {"Last 15 minutes": 900, "Last hour": 3600, "Last 24 hours": 86400, "Last 7 days": 7 * 86400,
           "Custom": None}
@@ -45,12 +44,14 @@ def resolve_range(choice: str, custom: tuple[datetime, datetime] | None) -> tupl
     return end - timedelta(seconds=RANGES[choice]), end
 
 
+def utc_now() -> datetime:
+    """Now in UTC without a time zone, as the service records its requests."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
 def load(url: str, start: datetime, end: datetime) -> dict:
-    """Everything the charts need for one range, from one session."""
-    with session_scope(url) as session:
-        return {"frame": monitoring.request_metrics(session, start, end),
-                "events": monitoring.alert_events(session, start, end),
-                "latest": monitoring.latest_request_at(session)}
+    """Everything the charts need for one range."""
+    return monitoring.load(url, start, end)
 
 
 # --- figures -----------------------------------------------------------------------
@@ -145,8 +146,7 @@ def charts(data: dict, start: datetime, end: datetime) -> None:
 
 def alert_list(url: str) -> None:
     """Firing alerts first, one line each by severity, then the history."""
-    with session_scope(url) as session:
-        events = monitoring.alert_events(session, limit=200)
+    events = monitoring.alert_events(url, limit=200)
     if events.empty:
         st.caption("No alert has fired yet.")
         return
@@ -160,8 +160,7 @@ def alert_list(url: str) -> None:
 
 def rule_editor(who: Identity, url: str) -> None:
     """The rules table; for accounts with "settings", a form to add rules and enable/disable/delete."""
-    with session_scope(url) as session:
-        rules = monitoring.alert_rules(session)
+    rules = monitoring.alert_rules(url)
     if rules.empty:
         st.caption("No alert rules yet.")
     else:
@@ -184,12 +183,10 @@ def rule_editor(who: Identity, url: str) -> None:
         severity = second[3].selectbox("Severity", ALERT_SEVERITIES, index=1, key="rule_severity")
         if st.form_submit_button("Add rule"):
             try:
-                with session_scope(url) as session:
-                    rule = monitoring.create_alert_rule(
-                        session, name=name, metric=metric, endpoint=endpoint, comparison=comparison,
-                        threshold=threshold, window_s=int(window_s), severity=severity,
-                        actor=who.username)
-                st.session_state["rule_notice"] = f"Added the rule {rule.name!r}."
+                added = monitoring.create_rule(url, who.username, name=name, metric=metric, endpoint=endpoint,
+                                               comparison=comparison, threshold=threshold,
+                                               window_s=int(window_s), severity=severity)
+                st.session_state["rule_notice"] = f"Added the rule {added!r}."
                 st.rerun()
             except monitoring.AlertRuleError as error:
                 st.error(f"The rule was not added: {error}.")
@@ -205,13 +202,12 @@ def rule_editor(who: Identity, url: str) -> None:
     remove = right.button("Delete", key="rule_delete")
     evaluate = last.button("Evaluate now", key="rule_evaluate", help="evaluate every enabled rule once")
     if toggle or remove or evaluate:
-        with session_scope(url) as session:
-            if toggle:
-                monitoring.set_alert_rule_enabled(session, int(chosen), not enabled, who.username)
-            elif remove:
-                monitoring.delete_alert_rule(session, int(chosen), who.username)
-            else:
-                evaluate_alert_rules(session)
+        if toggle:
+            monitoring.set_rule_enabled(url, int(chosen), not enabled, who.username)
+        elif remove:
+            monitoring.delete_rule(url, int(chosen), who.username)
+        else:
+            monitoring.evaluate_rules(url)
         st.rerun()
 
 
@@ -223,8 +219,7 @@ def firing_alerts_notice(url: str | None = None) -> None:
 
 @st.fragment(run_every=30)
 def _notice(url: str) -> None:
-    with session_scope(url) as session:
-        firing = monitoring.firing_alerts(session)
+    firing = monitoring.firing(url)
     if not firing.empty:
         names = ", ".join(firing["rule"].head(3)) + (" ..." if len(firing) > 3 else "")
         st.warning(f"{len(firing)} alert{'s' if len(firing) > 1 else ''} firing: {names}",

@@ -16,9 +16,9 @@ import sys
 
 import streamlit as st
 
-from db.engine import database_url, upgrade
 from recsys.accounts import (ADMIN_USERNAME, Identity, authenticate, current_identity, end_session, ensure_admin,
                              session_hours, session_identity, start_session)
+from recsys.services import database_url, upgrade
 from ui import warmup
 
 IDENTITY_KEY = "identity"

@@ -8,7 +8,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from recsys import jobs
-from recsys.training import registry
+from recsys import model_registry as registry
 from ui.data import active_versions
 from ui.engines import refit
 

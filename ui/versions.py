@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from db import queries
-from db.engine import session_scope
-from db.models import DatasetVersion
 from recsys.accounts import Identity
-from recsys.data.interactions import SETTING_KEY, ImplicitWeights
-from recsys.data.report import IngestReport
+from recsys.data.interactions import ImplicitWeights
+from recsys.services import datasets
 from ui import data
 from ui.engines import refit
 from ui.upload import render_report
@@ -35,26 +32,21 @@ def versions_panel(who: Identity, url: str) -> None:
         chosen = st.selectbox("Version", versions["version"].tolist(), key="activate_version",
                               format_func=lambda v: _label(versions, v))
         if st.form_submit_button("Activate"):
-            with session_scope(url) as session:
-                version = queries.activate_version(session, int(chosen), who.username)
-            st.session_state[FLASH] = f"{version.kind} v{version.id} is active." + refit(url, who.username)
+            kind, version_id = datasets.activate(url, int(chosen), who.username)
+            st.session_state[FLASH] = f"{kind} v{version_id} is active." + refit(url, who.username)
             st.rerun()
     with right.form("rollback_form"):
         kind = st.selectbox("Kind", sorted(versions["kind"].unique()), key="rollback_kind")
         if st.form_submit_button("Roll back to the previous version"):
             try:
-                with session_scope(url) as session:
-                    version = queries.rollback(session, kind, who.username)
-                st.session_state[FLASH] = (f"Rolled back: {version.kind} v{version.id} is active."
-                                           + refit(url, who.username))
+                kind, version_id = datasets.roll_back(url, kind, who.username)
+                st.session_state[FLASH] = f"Rolled back: {kind} v{version_id} is active." + refit(url, who.username)
                 st.rerun()
             except LookupError as error:
                 st.warning(str(error))
     shown = st.selectbox("Show the ingest report of version", versions["version"].tolist(),
                          key="report_version", format_func=lambda v: _label(versions, v))
-    with session_scope(url) as session:
-        stored = session.get(DatasetVersion, int(shown))
-        render_report(IngestReport.from_dict(stored.report))
+    render_report(datasets.report(url, int(shown)))
 
 
 def _label(versions, version_id) -> str:
@@ -63,8 +55,7 @@ def _label(versions, version_id) -> str:
 
 
 def weights_panel(who: Identity, url: str) -> None:
-    with session_scope(url) as session:
-        weights = ImplicitWeights.from_dict(queries.get_setting(session, SETTING_KEY))
+    weights = datasets.implicit_weights(url)
     st.caption("How much each kind of event counts when behaviour becomes implicit feedback; "
                "a rating counts its value times the rating weight.")
     with st.form("weights_form"):
@@ -75,6 +66,5 @@ def weights_panel(who: Identity, url: str) -> None:
                   for i, (name, value) in enumerate(weights.to_dict().items())}
         if st.form_submit_button("Save weights", disabled=not who.can("settings")):
             new = ImplicitWeights.from_dict(values)
-            with session_scope(url) as session:
-                queries.set_setting(session, SETTING_KEY, new.to_dict(), who.username)
+            datasets.set_implicit_weights(url, new, who.username)
             st.success("Saved." + refit(url, who.username))

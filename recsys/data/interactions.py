@@ -12,6 +12,9 @@ from dataclasses import asdict, dataclass
 
 import pandas as pd
 
+from db import queries
+from db.engine import session_scope
+
 SETTING_KEY = "implicit_weights"
 
 
@@ -64,9 +67,6 @@ def load_active(url: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame, dic
     catalog with product_id, title, category, price; {kind: version id}).
     Raises LookupError when no events or no catalog are active.
     """
-    from db import queries
-    from db.engine import session_scope
-
     with session_scope(url) as session:
         events_version = queries.active_version(session, "events")
         catalog_version = queries.active_version(session, "catalog")
@@ -82,9 +82,6 @@ def load_versions(url: str | None, catalog_version: int, events_version: int,
                   weights: ImplicitWeights) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Events version `events_version` as interactions weighted by `weights`, and catalog version
     `catalog_version`: (interactions with user_id, product_id, weight, events, timestamp; catalog)."""
-    from db import queries
-    from db.engine import session_scope
-
     with session_scope(url) as session:
         events = queries.events_frame(session, events_version)
         catalog = queries.products_frame(session, catalog_version)

@@ -7,6 +7,8 @@ later.
 
 from __future__ import annotations
 
+from db.engine import session_scope
+from db.models import EvaluationResult
 from recsys.data.interactions import load_active
 from recsys.evaluation.recs import cannot_run, evaluate_recommender
 from recsys.evaluation.splits import SplitConfig, split_interactions
@@ -17,9 +19,6 @@ from recsys.jobs import JobContext, runner
 @runner("evaluate")
 def run_evaluation(context: JobContext) -> dict:
     """params: algorithms (names), split (SplitConfig dict), k."""
-    from db.engine import session_scope
-    from db.models import EvaluationResult
-
     params = context.params
     split = SplitConfig.from_dict(params.get("split", {}))
     k = int(params.get("k", 10))

@@ -38,6 +38,7 @@ import pandas as pd
 
 from recsys.evaluation.metrics import ndcg_and_recall
 from recsys.evaluation.recs import intra_list_diversity
+from recsys.evaluation.search import graded_qrels, relevant_qrels
 from recsys.fusion import FusionConfig
 
 Candidates = dict[str, list[tuple[str, float]]]
@@ -77,8 +78,6 @@ def search_sample(hybrid, judgments: pd.DataFrame, size: int = 200, seed: int = 
     `judgments` has query, product_id, grade; `hybrid` is a fitted `HybridRetriever`;
     queries in `exclude` (e.g. those a model was trained on) are never sampled.
     """
-    from recsys.evaluation.search import graded_qrels, relevant_qrels
-
     graded = graded_qrels(judgments)
     judged = sorted(q for q, gains in graded.items() if any(g > 0 for g in gains.values()))
     if not judged:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recsys.config import JsonConfig
+from recsys.embedding_model import check_backend
 from recsys.registry import Registry
 
 Ranked = Sequence[tuple[str, float]]
@@ -93,8 +94,6 @@ class FusionConfig(JsonConfig):
     min_scores: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from recsys.embeddings import check_backend
-
         check_backend(self.backend)
         if self.method not in FUSERS:
             raise ValueError(f"unknown fusion method {self.method!r}; choose one of "

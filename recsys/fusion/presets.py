@@ -10,13 +10,16 @@ version rolls back. Every change goes to the audit log (see `db.presets`).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from db import presets as store
+from db.engine import session_scope
 from db.models import PRESET_SCOPES
+from recsys.fusion import defaults
 from recsys.fusion.base import FusionConfig
 from recsys.fusion.rules import rules_from
 
@@ -44,13 +47,10 @@ class Preset:
 
 def default_config(scope: str) -> FusionConfig:
     """The shipped default fusion of `scope`: the hybrid engines' own defaults."""
-    if scope == "search":
-        from recsys.search.hybrid import DEFAULT_FUSION
-    elif scope == "recommendations":
-        from recsys.recommenders.hybrid import DEFAULT_FUSION
-    else:
+    shipped = {"search": defaults.SEARCH, "recommendations": defaults.RECOMMENDATIONS}
+    if scope not in shipped:
         raise ValueError(f"unknown preset scope {scope!r}; choose one of {', '.join(PRESET_SCOPES)}")
-    return FusionConfig.from_dict(dict(DEFAULT_FUSION))
+    return FusionConfig.from_dict(json.loads(json.dumps(shipped[scope])))
 
 
 def validated(config: FusionConfig | dict) -> FusionConfig:
@@ -120,7 +120,5 @@ def ensure_default_presets(session: Session, actor: str = "system") -> list[Pres
 
 def preset_config(scope: str, name: str, version: int | None = None, url: str | None = None) -> FusionConfig:
     """The config of a stored preset, opening its own session (for the CLI)."""
-    from db.engine import session_scope
-
     with session_scope(url) as session:
         return get_preset(session, scope, name, version).config

@@ -32,16 +32,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from recsys.fusion import (FusedItem, FusionConfig, apply_rules, attributes_from, check_sources,
+from recsys.fusion import (FusedItem, FusionConfig, defaults, apply_rules, attributes_from, check_sources,
                            fuse, load_attributes, save_attributes)
 from recsys.recommenders.base import REGISTRY, Ranking, Reason, Recommender, RecommenderConfig, register
 from recsys.timing import stage
 
-# On the demo's purchases (leave-last-out, 4,240 customers in two halves) semantic weights up to
-# 0.2 kept EASE's nDCG@10 (0.170 / 0.161) and raised coverage@10 from 0.35 to 0.39; from 0.3 on,
-# nDCG fell (0.125 at 0.5). 0.15 takes the coverage at no cost in nDCG (docs/benchmarks.md).
-DEFAULT_FUSION = {"method": "weighted", "weights": {"ease": 0.85, "semantic": 0.15},
-                  "normalisation": "minmax", "candidates": 100}
+DEFAULT_FUSION = defaults.RECOMMENDATIONS
 Candidates = dict[str, Ranking]
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recsys.embeddings import cached_encode
 from recsys.recommenders.base import Reason, Recommender, RecommenderConfig, register
 
 
@@ -56,8 +57,6 @@ class Semantic(Recommender):
     needs_catalog = True
 
     def _fit(self, frame: pd.DataFrame, catalog: pd.DataFrame | None) -> None:
-        from recsys.embeddings import cached_encode
-
         self.embeddings = cached_encode(product_texts(catalog, self.item_ids), self.config.model_path)
         self._index_embeddings()
 

@@ -62,7 +62,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.fusion import (FusedItem, FusionConfig, RulesResult, apply_rules, attributes_from,
+from recsys.fusion import (FusedItem, FusionConfig, defaults, RulesResult, apply_rules, attributes_from,
                            check_sources, fuse, load_attributes, save_attributes)
 from recsys.search.base import (QUERY_CHUNK, REGISTRY, Retriever, RetrieverConfig, SearchHit,
                                 SearchReason, catalog_ranks, check_k, check_query, register, top_k)
@@ -70,18 +70,9 @@ from recsys.search.ltr import load_reranker
 from recsys.search.rerank import RERANK_SOURCE
 from recsys.search.spelling import Correction, SpellingCorrector
 from recsys.timing import stage
-from recsys.training.pairs import product_texts
+from recsys.embedding_model import product_texts
 
-# int8 ONNX encodes a query about 8x faster than PyTorch at 0.001 less nDCG@10 on Home Depot
-# (docs/benchmarks.md), within the 0.01 a quantised encoder may lose to be served by default.
-# The semantic floor: below a cosine of 0.475 a product is not a semantic candidate, so a query
-# nothing matches ("xyzzy qqq") finds nothing instead of the least distant products. Read on Home
-# Depot's train + validation queries (bench/semantic_floor.py): the highest floor within 0.001
-# nDCG@10 of the best and 0.005 Recall@100 of none; test nDCG@10 0.4203 against 0.4204 without,
-# and 4.7% of random-letter queries keep a semantic candidate instead of 100%.
-DEFAULT_FUSION = {"method": "weighted", "weights": {"bm25": 0.75, "semantic": 0.25},
-                  "normalisation": "minmax", "candidates": 100, "backend": "onnx-int8",
-                  "min_scores": {"semantic": 0.475}}
+DEFAULT_FUSION = defaults.SEARCH
 Candidates = dict[str, list[tuple[str, float]]]
 TEXTS_FILE = "texts.json"
 SPELLING_FILE = "spelling.json"
@@ -111,7 +102,7 @@ class HybridRetriever(Retriever):
         self.fusion = FusionConfig.resolve(self.config.fusion)
         self.sources: list[Retriever] = []
         self.attributes: dict[str, dict] = {}
-        # product_id -> the text the cross-encoder reads (`recsys.training.pairs.product_texts`)
+        # product_id -> the text the cross-encoder reads (`recsys.embedding_model.product_texts`)
         self.product_texts: dict[str, str] | None = None
         self.speller: SpellingCorrector | None = None
 

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from recsys import embeddings
+from recsys.embedding_model import resolve_device
 from recsys.fusion.base import FusedItem, SourceScore
 from recsys.timing import stage
 
@@ -55,12 +56,6 @@ class RerankScore(SourceScore):
 
     fused_rank: int = 0
     by: str = CROSS_ENCODER  # the kind of model that scored it (`recsys.search.ltr.LEARNED_RANKER`)
-
-
-def _device(device: str | None) -> str:
-    from recsys.training.finetune import resolve_device
-
-    return resolve_device(device)
 
 
 @lru_cache(maxsize=4)
@@ -87,7 +82,7 @@ class Reranker:
             raise FileNotFoundError(f"{path} is not a cross-encoder model folder (it has no config.json); "
                                     "train one with `recsys.training.reranker.train_reranker`")
         self.path = path.resolve()
-        self.device = _device(device)
+        self.device = resolve_device(device)
         self.batch_size = batch_size
         if self.device == "cpu":
             embeddings.configure_threads()

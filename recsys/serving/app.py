@@ -53,11 +53,20 @@ from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Secur
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from pydantic import BaseModel, Field
 
+from db.engine import database_url
+from recsys.alerts import AlertScheduler
 from recsys.serving.engine import Answer, ServingEngine
+from recsys.serving.follow import Follower
 from recsys.serving.keys import KeyVerifier
 from recsys.serving.metrics import MetricsWriter
 
@@ -130,7 +139,6 @@ class Problem(BaseModel):
 
 class PrometheusMetrics:
     """The service's own registry, so that several apps in one process (tests) do not clash."""
-
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter("recsys_requests", "API requests by endpoint and status",
@@ -153,7 +161,6 @@ LANES = ("search", "recommend")
 
 class Service:
     """What the endpoints share: the engine, the key verifier, the metrics writer and registry."""
-
     def __init__(self, engine: ServingEngine, verifier: KeyVerifier, writer: MetricsWriter,
                  compute_threads: int):
         self.engine = engine
@@ -204,7 +211,6 @@ class Service:
 
 class RequestMetricsMiddleware:
     """Times each API request and hands its metrics to `Service.record` (pure ASGI: cheap)."""
-
     def __init__(self, app, service: Callable[[], Service | None]):
         self.app = app
         self.service = service
@@ -246,8 +252,6 @@ class RequestMetricsMiddleware:
 
 def _start_alerts(url: str | None, interval_s: float):
     """The alert rules are evaluated by a scheduler thread in the service's process."""
-    from recsys.alerts import AlertScheduler
-
     return AlertScheduler(interval_s=interval_s, url=url).start()
 
 
@@ -268,9 +272,6 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
     async def lifespan(app: FastAPI):
         follower = None
         if engine is None:
-            from db.engine import database_url
-            from recsys.serving.follow import Follower
-
             follower = Follower(url or database_url(), interval_s=follow_s or 2.0)
             built = await anyio.to_thread.run_sync(follower.build)
         elif callable(engine) and not isinstance(engine, ServingEngine):

@@ -30,6 +30,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 
 import pandas as pd
 
+from recsys import active
 from recsys import engines as store
 from recsys.active import Active, EmbeddingModel, ServedPreset
 from recsys.fusion import presets as preset_store
@@ -118,8 +119,6 @@ class ServingEngine:
     @classmethod
     def from_database(cls, url: str | None = None) -> ServingEngine:
         """`from_active` of the database's active state."""
-        from recsys import active
-
         return cls.from_active(active.read(url))
 
     def warm_up(self) -> None:

@@ -41,7 +41,8 @@ import pandas as pd
 
 from recsys import embeddings
 from recsys.config import JsonConfig
-from recsys.training.pairs import product_texts
+from recsys.embedding_model import product_texts, resolve_device
+from recsys.search import get
 
 NDCG_KEY = "cosine_ndcg@10"
 EVALUATOR_NAME = "validation"
@@ -81,20 +82,15 @@ class FinetuneConfig(JsonConfig):
 
 
 
-def resolve_device(requested: str | None = None) -> str:
-    import torch
-
-    if requested:
-        return requested
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 def _st():
     """sentence-transformers' training names (their module paths moved in v6)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        from sentence_transformers import (SentenceTransformer, SentenceTransformerTrainer,
-                                           SentenceTransformerTrainingArguments)
+        from sentence_transformers import (
+            SentenceTransformer,
+            SentenceTransformerTrainer,
+            SentenceTransformerTrainingArguments,
+        )
         try:
             from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
             from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
@@ -151,8 +147,6 @@ def hard_negatives(train: pd.DataFrame, catalog: pd.DataFrame, seed: int = 42, d
 
     Anchors with neither get a random catalog product that is not one of their positives.
     """
-    from recsys.search import get
-
     retriever = get("bm25")().fit(catalog)
     texts = product_texts(catalog)
     positives = train.groupby("anchor_id")["positive_id"].agg(set).to_dict()

@@ -24,10 +24,29 @@ from pathlib import Path
 
 import pandas as pd
 
+from db import queries
+from db.engine import session_scope
+from recsys import active
+from recsys import model_registry as registry
+from recsys.embeddings import default_model_path
+from recsys.engines import build_retriever
+from recsys.evaluation.search import evaluate_full_catalog
+from recsys.fusion import presets
 from recsys.jobs import JobContext, cleaner, runner
+from recsys.search import get
 from recsys.training.finetune import FinetuneConfig, finetune
-from recsys.training.pairs import (SOURCES, SplitFractions, pairs_from_co_purchases, pairs_from_judgments,
-                                   pairs_from_search_log, query_group, split_judgments, split_pairs)
+from recsys.training.ltr import RankerConfig, grade_floor, train_ranker
+from recsys.training.pairs import (
+    SOURCES,
+    SplitFractions,
+    pairs_from_co_purchases,
+    pairs_from_judgments,
+    pairs_from_search_log,
+    query_group,
+    split_judgments,
+    split_pairs,
+)
+from recsys.training.reranker import RerankerConfig, reranker_examples, train_reranker
 
 # Defaults of the fine-tune offered on the Fine-tune page, sized for the shipped demo (co-purchases
 # of Online Retail) to finish in under 5 minutes on the project's 2-core machine, comparison and
@@ -44,8 +63,6 @@ MODEL_JOBS = {"finetune": "embedding", "train_reranker": "reranker", "train_rank
 def remove_job_folders(job_kind: str, job_id: int) -> list[Path]:
     """Remove what a training job that did not succeed left: its model folder (unless registered),
     the half-written one and its checkpoints. Returns what was removed."""
-    from recsys.training import registry
-
     folder = Path(registry.model_dir(MODEL_JOBS[job_kind], f"job{job_id}"))
     models = registry.list_models(MODEL_JOBS[job_kind])
     registered = set() if models.empty else set(models["artifact_path"].astype(str))
@@ -129,9 +146,6 @@ def compare_models(catalog: pd.DataFrame, prepared: dict, before: str | None, af
     Gains are grade minus the lowest grade of the scale (a click or a co-purchase: 1); recall
     counts the products a pair would have been made of (grade >= the training threshold).
     """
-    from recsys.evaluation.search import evaluate_full_catalog
-    from recsys.search import get
-
     retrievers = {"before": get("semantic")(model_path=before).fit(catalog),
                   "after": get("semantic")(model_path=after).fit(catalog)}
     scale_min = prepared["scale_min"]
@@ -174,9 +188,6 @@ def changed_examples(catalog: pd.DataFrame, judgments: pd.DataFrame, retrievers:
 
 def served_backends(url: str) -> list[str]:
     """The encoders the active presets serve, and torch (what the trial pages' recommenders use)."""
-    from db.engine import session_scope
-    from recsys.fusion import presets
-
     backends = {"torch"}
     with session_scope(url) as session:
         for scope in ("search", "recommendations"):
@@ -187,16 +198,11 @@ def served_backends(url: str) -> list[str]:
 
 def embed_catalog(catalog: pd.DataFrame, model_path: str, backends: list[str]) -> None:
     """Fill the embedding cache of `catalog` for the new model with each of `backends`."""
-    from recsys.search import get
-
     for backend in backends:
         get("semantic")(model_path=model_path, backend=backend).fit(catalog)
 
 
 def _load_active_data(url: str, source: str) -> tuple[pd.DataFrame, dict, dict[str, int]]:
-    from db import queries
-    from db.engine import session_scope
-
     kinds = {"judgments": "judgments", "search_log": "search_log", "co_purchases": "events"}
     with session_scope(url) as session:
         catalog_version = queries.active_version(session, "catalog")
@@ -290,9 +296,6 @@ def run_finetune(context: JobContext) -> dict:
     """params: source, min_grade (judgments; default the top third of the scale), config
     (FinetuneConfig dict), start_from ("active": the served model, default; "shipped": the
     shipped MiniLM), validation and test shares. "Before" is always the served model."""
-    from recsys.embeddings import default_model_path
-    from recsys.training import registry
-
     params = context.params
     config = FinetuneConfig.from_dict(params.get("config") or {})
     source = params.get("source", "co_purchases")
@@ -354,9 +357,6 @@ def run_train_reranker(context: JobContext) -> dict:
     """params: min_grade (default the top third of the scale), config (RerankerConfig dict),
     validation and test shares. Trains on the active judgments' train queries; "before" is
     BM25's order of each validation query's candidates."""
-    from recsys.training import registry
-    from recsys.training.reranker import RerankerConfig, reranker_examples, train_reranker
-
     params = context.params
     config = RerankerConfig.from_dict(params.get("config") or {})
     catalog, judgments, versions = _active_judgments(context)
@@ -391,9 +391,6 @@ def search_engine_for_training(url: str, catalog: pd.DataFrame):
     """The hybrid that search serves (`recsys.serving.engine`: the active embedding model and
     search preset), without the preset's reranker and rules, fitted on `catalog`: what a learned
     ranker is trained over."""
-    from recsys import active
-    from recsys.engines import build_retriever
-
     state = active.read(url)
     served = state.presets["search"].config.to_dict()
     return build_retriever(catalog, {**served, "rules": [], "reranker": None, "rerank_top": 0}, state.embedding.path)
@@ -405,10 +402,6 @@ def run_train_ranker(context: JobContext) -> dict:
     Trains a learned ranker over the search engine as served (`search_engine_for_training`) on
     the active judgments' train queries, with early stopping on the validation queries; before
     and after are that engine without and with the ranker reordering its fused top `top_n`."""
-    from recsys.evaluation.search import evaluate_full_catalog
-    from recsys.training import registry
-    from recsys.training.ltr import RankerConfig, grade_floor, train_ranker
-
     params = context.params
     config = RankerConfig.from_dict(params.get("config") or {})
     catalog, judgments, versions = _active_judgments(context)

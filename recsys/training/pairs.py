@@ -33,18 +33,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from recsys.embedding_model import product_texts  # noqa: F401  (the texts pairs are made of)
+
 PAIR_COLUMNS = ["group", "anchor", "anchor_id", "positive", "positive_id", "grade"]
 SOURCES = ("judgments", "search_log", "co_purchases")
 PARTS = ("train", "validation", "test")
-
-
-def product_texts(catalog: pd.DataFrame) -> pd.Series:
-    """product_id (str) -> the text that is embedded: the title, with the description if any."""
-    titles = catalog["title"].fillna("").astype(str)
-    if "description" in catalog.columns:
-        descriptions = catalog["description"].fillna("").astype(str)
-        titles = titles.where(descriptions.str.strip() == "", titles + ". " + descriptions)
-    return pd.Series(titles.str.strip().to_numpy(), index=catalog["product_id"].astype(str))
 
 
 def query_group(query: str) -> str:

@@ -45,7 +45,11 @@ import pandas as pd
 
 from recsys import embeddings
 from recsys.config import JsonConfig
-from recsys.training.finetune import _progress_callback, resolve_device, total_steps
+from recsys.embedding_model import resolve_device
+from recsys.evaluation.metrics import ranking_metrics
+from recsys.evaluation.search import graded_pairs, graded_qrels
+from recsys.search import get
+from recsys.training.finetune import _progress_callback, total_steps
 from recsys.training.pairs import product_texts, query_group
 
 EXAMPLE_COLUMNS = ["query", "product_id", "text", "label"]
@@ -100,8 +104,11 @@ def _st():
     """sentence-transformers' cross-encoder training names (module paths moved in v6)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        from sentence_transformers.cross_encoder import (CrossEncoder, CrossEncoderTrainer,
-                                                         CrossEncoderTrainingArguments)
+        from sentence_transformers.cross_encoder import (
+            CrossEncoder,
+            CrossEncoderTrainer,
+            CrossEncoderTrainingArguments,
+        )
         from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
         try:
             from sentence_transformers.base.evaluation import BaseEvaluator
@@ -113,8 +120,6 @@ def _st():
 
 def _graded(judgments: pd.DataFrame, texts: pd.Series) -> pd.DataFrame:
     """query (trimmed), product_id (str), grade: one row per pair (repeats averaged), products with a text."""
-    from recsys.evaluation.search import graded_pairs
-
     frame = graded_pairs(judgments.assign(query=judgments["query"].astype(str).str.strip()))
     return frame[frame["product_id"].isin(texts.index)].reset_index(drop=True)
 
@@ -122,8 +127,6 @@ def _graded(judgments: pd.DataFrame, texts: pd.Series) -> pd.DataFrame:
 def bm25_candidates(queries: list[str], catalog: pd.DataFrame, depth: int,
                     retriever=None) -> list[list[tuple[str, float]]]:
     """Each query's BM25 top `depth` [(product_id, score)] among products that contain a query word."""
-    from recsys.search import get
-
     retriever = retriever or get("bm25")().fit(catalog)
     hits = retriever.search_many(queries, depth, matched_only=True) if queries else []
     return [[(hit.product_id, hit.score) for hit in found] for found in hits]
@@ -171,9 +174,6 @@ def validation_evaluator(validation: pd.DataFrame, catalog: pd.DataFrame, candid
     default the lowest grade of `validation`). Its `bm25_ndcg` is the same
     metric for BM25's own order; `latest` the last value it computed.
     """
-    from recsys.evaluation.metrics import ranking_metrics
-    from recsys.evaluation.search import graded_qrels
-
     *_, BaseEvaluator = _st()
     texts = product_texts(catalog)
     texts = texts[~texts.index.duplicated()]

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from db import monitoring
+from recsys.services import monitoring as analytics
 from db.engine import session_scope
 from db.models import AlertEvent
 
@@ -28,7 +29,7 @@ def _frame(rows: list[tuple]) -> pd.DataFrame:
 def test_over_time_fills_every_bucket_and_computes_rates():
     frame = _frame([(1, "/search", 200, 10, 4, 5), (2, "/search", 200, 30, 4, 0),
                     (3, "/search", 500, 50, None, 0), (25, "/search", 200, 20, 4, 1)])
-    table = monitoring.over_time(frame, T0, T0 + timedelta(seconds=30), bucket_s=10)
+    table = analytics.over_time(frame, T0, T0 + timedelta(seconds=30), bucket_s=10)
     assert table["bucket"].tolist() == [T0 + timedelta(seconds=s) for s in (0, 10, 20, 30)]
     first = table.iloc[0]
     assert first["requests"] == 3 and first["qps"] == pytest.approx(0.3)
@@ -40,12 +41,12 @@ def test_over_time_fills_every_bucket_and_computes_rates():
 
 def test_stage_breakdown_counts_the_unexplained_rest_as_other():
     frame = _frame([(1, "/search", 200, 10, 4, 5), (2, "/search", 200, 30, 8, 5)])
-    stages = monitoring.stage_breakdown(frame).set_index("stage")["mean_ms"]
+    stages = analytics.stage_breakdown(frame).set_index("stage")["mean_ms"]
     assert stages["retrieve"] == 6 and stages["encode"] == 0 and stages["other"] == 14
 
 
 def test_summary_of_no_requests_is_undefined_not_zero():
-    numbers = monitoring.summarize(_frame([]), 60)
+    numbers = analytics.summarize(_frame([]), 60)
     assert numbers["requests"] == 0 and numbers["qps"] == 0
     assert math.isnan(numbers["p95_ms"]) and math.isnan(numbers["error_rate"])
 
@@ -80,6 +81,6 @@ def test_a_long_range_is_sampled_and_counts_scaled(db_url):
         sampled = monitoring.request_metrics(session, T0, T0 + timedelta(minutes=1), max_rows=10)
     assert len(full) == 50 and full.attrs["sample_step"] == 1
     assert len(sampled) == 10 and sampled.attrs["sample_step"] == 5
-    assert monitoring.summarize(sampled, 60)["requests"] == 50
-    assert monitoring.by_endpoint(sampled, 60)["requests"].tolist() == [50]
-    assert monitoring.over_time(sampled, T0, T0 + timedelta(minutes=1), 60)["requests"].sum() == 50
+    assert analytics.summarize(sampled, 60)["requests"] == 50
+    assert analytics.by_endpoint(sampled, 60)["requests"].tolist() == [50]
+    assert analytics.over_time(sampled, T0, T0 + timedelta(minutes=1), 60)["requests"].sum() == 50

@@ -11,7 +11,7 @@ from recsys import jobs
 from recsys.accounts import create_account
 from recsys.data import IngestOptions, ingest_file
 from recsys.engines import fit_active
-from recsys.training import registry
+from recsys import model_registry as registry
 from tests.pages.conftest import PASSWORD, app_as
 from tests.training.test_finetune import CATALOG, JUDGMENTS, QUERIES
 

@@ -217,7 +217,7 @@ def test_search_metrics_need_judgments_recommendations_do_not(shop):
 
 
 def test_a_learned_ranker_trained_over_another_embedding_model_is_flagged(judged_shop, tmp_path):
-    from recsys.training import registry
+    from recsys import model_registry as registry
 
     def ranker(embedding_model):
         folder = tmp_path / f"ranker-{len(list(tmp_path.iterdir()))}"

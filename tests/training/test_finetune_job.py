@@ -10,7 +10,7 @@ import pytest
 
 from recsys import jobs
 from recsys.data import IngestOptions, ingest_file
-from recsys.training import registry
+from recsys import model_registry as registry
 from tests.training.test_finetune import CATALOG, JUDGMENTS, QUERIES
 
 CONFIG = {"max_steps": 2, "batch_size": 4, "eval_steps": 2, "device": "cpu", "validation_corpus": 20}

@@ -11,7 +11,7 @@ import numpy as np
 from recsys import jobs
 from recsys.data import IngestOptions, ingest_file
 from recsys.search.ltr import META_FILE, LearnedRanker
-from recsys.training import registry
+from recsys import model_registry as registry
 from recsys.training.jobs import search_engine_for_training
 from tests.training.test_finetune import CATALOG
 from tests.training.test_finetune_job import judged_shop  # noqa: F401 (a fixture)

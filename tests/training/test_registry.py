@@ -3,12 +3,11 @@ encoding with the active embedding model."""
 
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from db.engine import session_scope
 from db.queries import audit_log
-from recsys.training import registry
+from recsys import model_registry as registry
 
 FACTS = {"base_model": "all-MiniLM-L6-v2", "hyperparameters": {"epochs": 1, "batch_size": 32},
          "training_data": {"source": "judgments", "dataset_version_ids": {"catalog": 1, "judgments": 2},
