@@ -2,6 +2,11 @@
 
 Commands print JSON on stdout; errors a user can cause print a message on
 stderr and exit with status 1, never a traceback.
+
+Each command imports the modules it runs when it runs, inside its function: torch, transformers,
+LightGBM and the engines take seconds to import, which `versions list` or a worker's start should
+not pay for. This is the one place (with the other command-line modules) where the library imports
+its own modules inside functions.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ tab-separated), is read with ``--no-header`` and its columns named by position::
 
 (when every column given is a number and some are not names in the first row,
 the file is read as headerless anyway, with a note on stderr).
+
+Like `recsys.cli`, each command imports what it runs inside its function, so that the
+others start without loading the models' libraries.
 """
 
 from __future__ import annotations

@@ -45,7 +45,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys.data.readers import read_table
+from recsys.data.report import IngestError
 from recsys.evaluation.metrics import ranking_metrics
+from recsys.fusion.presets import preset_config
+from recsys.search import get, names
 
 DEFAULT_RELEVANT_GRADE = 2.5
 LATENCY_SAMPLE = 200
@@ -160,12 +164,8 @@ def evaluate_search(retriever, judgments: pd.DataFrame, k: int = 10, recall_k: i
 class InputError(Exception):
     """A file or column a user named that cannot be used."""
 
-
 def read_columns(path: str, columns: dict[str, str], role: str) -> pd.DataFrame:
     """The `columns` ({file column: our name}) of the table at `path`, ids and texts as strings."""
-    from recsys.data.readers import read_table
-    from recsys.data.report import IngestError
-
     if not Path(path).is_file():
         raise InputError(f"the {role} file {path} does not exist or is not a file")
     try:
@@ -196,8 +196,6 @@ def _grades(frame: pd.DataFrame, path: str, column: str) -> pd.DataFrame:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add `evaluate-search` to the CLI's subparsers."""
-    from recsys.search import names
-
     parser = subparsers.add_parser(
         "evaluate-search", help="evaluate a retriever on a judgment list (JSON on stdout)",
         description="Retrieve each judged query from the whole catalog (nDCG@k, Recall@100), "
@@ -229,8 +227,6 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _build(method: str, model: str | None, fusion=None):
-    from recsys.search import get
-
     if method == "semantic":
         return get(method)(model_path=model)
     if method == "hybrid":
@@ -245,7 +241,6 @@ def _preset(args):
         return None
     if args.method != "hybrid":
         raise InputError(f"--preset configures the hybrid; use it with --method hybrid, not {args.method}")
-    from recsys.fusion.presets import preset_config
 
     try:
         return preset_config("search", args.preset, args.preset_version)

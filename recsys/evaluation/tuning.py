@@ -48,6 +48,7 @@ from recsys.evaluation.recs import evaluate_recommender
 from recsys.evaluation.splits import SplitConfig, one_row_per_pair, split_interactions
 from recsys.recommenders import get
 from recsys.recommenders.base import Recommender
+from recsys.recommenders.cf_surprise import ratings_of
 
 logger = logging.getLogger(__name__)
 
@@ -182,10 +183,8 @@ def surprise_search(cls: type[Recommender], train: pd.DataFrame, space: Mapping[
     parameters keep the names of the workbench config; the ratings are the
     ones the model learns from (`cf_surprise.ratings_of`).
     """
-    from surprise import Dataset, Reader
+    from surprise import Dataset, Reader  # only for the Surprise algorithms
     from surprise.model_selection import GridSearchCV, KFold, RandomizedSearchCV
-
-    from recsys.recommenders.cf_surprise import ratings_of
 
     pairs = one_row_per_pair(train)
     ratings, (low, high) = ratings_of(pairs)

@@ -6,6 +6,9 @@
     python -m recsys apikey revoke --id 3
 
 `add_parser(subparsers)` adds both commands to the CLI's subparsers.
+
+Like `recsys.cli`, each command imports what it runs inside its function, so that the
+others start without loading the models' libraries.
 """
 
 from __future__ import annotations

@@ -9,6 +9,9 @@ steps_per_s, device, val_ndcg@10_before and val_ndcg@10_after (the validation
 queries against their judged products plus seeded random catalog products, the
 corpus `validation_corpus` counts), and the test queries that training never
 saw are left for `evaluate-search`.
+
+Like `recsys.cli`, each command imports what it runs inside its function, so that the
+others start without loading the models' libraries.
 """
 
 from __future__ import annotations
