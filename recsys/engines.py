@@ -41,16 +41,15 @@ import pandas as pd
 
 from db import queries
 from db.engine import database_url, session_scope
-from recsys import recommenders
 from recsys.active import Active, read
 from recsys.config import JsonConfig
 from recsys.data.interactions import ImplicitWeights, load_versions
 from recsys.evaluation.splits import SplitConfig, split_interactions
-from recsys.fusion import FusionConfig
+from recsys.factory import build_recommender, build_retriever
 from recsys.fusion.presets import default_config
 from recsys.jobs import ACTIVE, JobBusy, JobContext, alive_here, cleaner, list_jobs, runner, submit
 from recsys.recommenders import Recommender
-from recsys.search import Retriever, get
+from recsys.search import Retriever
 
 ENGINES_DIR_ENV = "WORKBENCH_ENGINES_DIR"
 # "0": activations do not start the fit job (a page starts it when it needs an engine), e.g. where
@@ -121,28 +120,6 @@ class HeldOut:
 
 def database_identity(url: str) -> str:
     return hashlib.sha256(url.encode()).hexdigest()[:16]
-
-
-def _hybrid_params(fusion: FusionConfig | dict | None, model_path: str | None) -> dict:
-    params = {} if fusion is None else {"fusion": FusionConfig.resolve(fusion).to_dict()}
-    if model_path is not None:
-        params["source_configs"] = {"semantic": {"model_path": model_path}}
-    return params
-
-
-def build_retriever(catalog: pd.DataFrame, fusion: FusionConfig | dict | None = None,
-                    model_path: str | None = None):
-    """The hybrid retriever (BM25 + semantic) fitted on `catalog` under `fusion` (None: its own
-    default); the semantic source encodes with the model in folder `model_path` (None: the shipped
-    one) on `fusion`'s backend. Every search engine of the workbench is built here."""
-    return get("hybrid")(**_hybrid_params(fusion, model_path)).fit(catalog)
-
-
-def build_recommender(interactions: pd.DataFrame, catalog: pd.DataFrame, fusion: FusionConfig | dict | None = None,
-                      model_path: str | None = None):
-    """The hybrid recommender (EASE + semantic) fitted on `interactions` under `fusion`; the semantic
-    source encodes `catalog`'s texts with `model_path` (None: the shipped model)."""
-    return recommenders.get("hybrid")(**_hybrid_params(fusion, model_path)).fit(interactions, catalog)
 
 
 def active_specs(url: str) -> dict[str, EngineSpec]:

@@ -45,11 +45,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recsys import factory
 from recsys.data.readers import read_table
 from recsys.data.report import IngestError
 from recsys.evaluation.metrics import ranking_metrics
 from recsys.fusion.presets import preset_config
-from recsys.search import get, names
+from recsys.search import names
 
 DEFAULT_RELEVANT_GRADE = 2.5
 LATENCY_SAMPLE = 200
@@ -227,12 +228,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _build(method: str, model: str | None, fusion=None):
-    if method == "semantic":
-        return get(method)(model_path=model)
-    if method == "hybrid":
-        params = {} if fusion is None else {"fusion": fusion.to_dict()}
-        return get(method)(source_configs={"semantic": {"model_path": model}} if model else {}, **params)
-    return get(method)()
+    return factory.retriever(method, fusion=fusion, model_path=model)
 
 
 def _preset(args):

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field, is_dataclass
 
 import pandas as pd
 
-from recsys import active
+from recsys import active, factory
 from recsys import engines as store
 from recsys.active import Active, EmbeddingModel, ServedPreset
 from recsys.fusion import presets as preset_store
@@ -92,8 +92,8 @@ class ServingEngine:
         presets = presets or shipped_presets()
         embedding = embedding or EmbeddingModel()
         catalog = catalog.assign(product_id=catalog["product_id"].astype(str))
-        retriever = store.build_retriever(catalog, presets["search"].config, embedding.path)
-        recommender = store.build_recommender(interactions, catalog, presets["recommendations"].config,
+        retriever = factory.build_retriever(catalog, presets["search"].config, embedding.path)
+        recommender = factory.build_recommender(interactions, catalog, presets["recommendations"].config,
                                               embedding.path)
         data = data_versions or {}
         titles = dict(zip(catalog["product_id"], catalog["title"].astype(str)))

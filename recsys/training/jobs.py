@@ -29,8 +29,8 @@ from db.engine import session_scope
 from recsys import active
 from recsys import model_registry as registry
 from recsys.embeddings import default_model_path
-from recsys.engines import build_retriever
 from recsys.evaluation.search import evaluate_full_catalog
+from recsys.factory import build_retriever
 from recsys.fusion import presets
 from recsys.jobs import JobContext, cleaner, runner
 from recsys.search import get

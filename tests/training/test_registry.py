@@ -142,7 +142,7 @@ def test_the_serving_engine_serves_the_active_embedding_model(db_url, tmp_path, 
 
 def test_the_hybrids_pass_the_model_path_to_their_semantic_source(tmp_path):
     from recsys import recommenders, search
-    from recsys.engines import _hybrid_params
+    from recsys.factory import _hybrid_params
 
     params = _hybrid_params(None, str(tmp_path))
     assert search.get("hybrid")(**params)._source_config("semantic")["model_path"] == str(tmp_path)
