@@ -26,6 +26,8 @@ from recsys import model_registry as registry
 from recsys.data.interactions import SETTING_KEY, ImplicitWeights
 from recsys.fusion import FusionConfig
 from recsys.fusion import presets as preset_store
+from recsys.search import rerank
+from recsys.search.ltr import LEARNED_RANKER
 
 DEFAULT_PRESET_LABEL = "default"
 
@@ -75,7 +77,13 @@ class ActiveReranker:
     path: str
     version: int
     trained_over: str | None  # the embedding model folder a learned ranker read (None: shipped / unknown)
-    learned: bool  # a learned ranker (LightGBM) rather than a cross-encoder
+    kind: str | None  # its `recsys.search.rerank.Reranker.kind`; None when its folder holds none
+    top_n: int | None = None  # how many fused items it was trained to order, if it says
+
+    @property
+    def learned(self) -> bool:
+        """A learned ranker, which reads the sources' scores (rather than a cross-encoder)."""
+        return self.kind == LEARNED_RANKER
 
 
 @dataclass(frozen=True)
@@ -123,8 +131,10 @@ def _reranker(url: str) -> ActiveReranker | None:
     if model is None:
         return None
     engine = (model.get("training_data") or {}).get("engine")
-    return ActiveReranker(str(registry.artifact_folder(model["artifact_path"])), model["version"],
-                          None if engine is None else engine.get("embedding_model"), engine is not None)
+    folder = registry.artifact_folder(model["artifact_path"])
+    kind = rerank.kind_of(folder)
+    return ActiveReranker(str(folder), model["version"], None if engine is None else engine.get("embedding_model"),
+                          None if kind is None else kind.kind, None if kind is None else kind.saved_top_n(folder))
 
 
 def read(url: str | None = None) -> Active:
@@ -149,6 +159,9 @@ def read(url: str | None = None) -> Active:
 def _problems(presets: dict[str, ServedPreset], embedding: EmbeddingModel,
               reranker: ActiveReranker | None) -> list[str]:
     problems = [embedding.problem] if embedding.problem else []
+    if reranker is not None and reranker.kind is None:
+        problems.append(f"the active reranker v{reranker.version} is missing from its folder {reranker.path}: "
+                        "activate another version or train one on the Fine-tune page")
     if reranker is not None and reranker.learned and reranker.trained_over != embedding.path:
         problems.append(f"the active learned ranker v{reranker.version} was trained over another embedding model "
                         "than the active one: train it again on the Fine-tune page before reranking with it")

@@ -21,12 +21,11 @@ import pandas as pd
 import streamlit as st
 
 from recsys import active as active_state
-from recsys.active import ServedPreset
+from recsys.active import ActiveReranker, ServedPreset
 from recsys.evaluation import live
 from recsys.fusion import FUSERS, NORMALISATIONS, FusionConfig, Rule, RulesResult, apply_rules, fuse
 from recsys.fusion.compare import dropped_out, rank_moves
 from recsys.fusion.rules import RULE_FIELDS, RULE_KINDS
-from recsys.search.ltr import is_learned_ranker, trained_top_n
 from recsys.services import presets as preset_service
 from ui import engines
 from ui.results import from_hits, from_items, result_column
@@ -154,8 +153,8 @@ def _add_rule(scope: str) -> None:
     st.session_state[_key(scope, "rule_message")] = ("success", f"Added: {rule.describe()}.")
 
 
-def available_reranker(url: str) -> str | None:
-    """The folder of the active reranker (learned ranker or cross-encoder) in the model registry, or None.
+def available_reranker(url: str) -> ActiveReranker | None:
+    """The active reranker (learned ranker or cross-encoder) in the model registry, or None.
 
     Shows what does not fit (`recsys.active.Active.problems`), e.g. a learned ranker trained over
     another embedding model than the active one, whose semantic scores have moved since.
@@ -163,10 +162,11 @@ def available_reranker(url: str) -> str | None:
     state = active_state.read(url)
     for problem in state.problems:
         st.warning(problem[0].upper() + problem[1:] + ".")
-    return None if state.reranker is None else state.reranker.path
+    return None if state.reranker is None or state.reranker.kind is None else state.reranker
 
 
-def rerank_editor(scope: str, working: dict, reranker: str | None, disabled: bool) -> tuple[str | None, int]:
+def rerank_editor(scope: str, working: dict, reranker: ActiveReranker | None,
+                  disabled: bool) -> tuple[str | None, int]:
     """The reranking control of the working config: (reranker folder, rerank_top), 0 when off.
 
     `reranker` is the registry's active model; without one the control is
@@ -175,7 +175,7 @@ def rerank_editor(scope: str, working: dict, reranker: str | None, disabled: boo
     st.subheader("Reranking")
     _seed(_key(scope, "rerank"), working.get("rerank_top", 0) > 0)
     # A learned ranker orders as many items as it was trained on (its features read the whole top N).
-    trained = trained_top_n(reranker) if reranker is not None else None
+    trained = reranker.top_n if reranker is not None else None
     _seed(_key(scope, "rerank_top"), working.get("rerank_top") or trained or DEFAULT_RERANK_TOP)
     locked = disabled or reranker is None
     on = st.checkbox("Rerank the top N", key=_key(scope, "rerank"), disabled=locked,
@@ -184,21 +184,21 @@ def rerank_editor(scope: str, working: dict, reranker: str | None, disabled: boo
                      "search); a learned ranker weighs BM25's and the embedding's scores and the matched "
                      "words per query (about 10 ms a search; use the N it was trained with, 100 by default)")
     if reranker is not None:
-        st.caption(f"with the active {'learned ranker' if is_learned_ranker(reranker) else 'cross-encoder'}")
+        st.caption(f"with the active {reranker.kind} v{reranker.version}")
     top = st.number_input("N", 1, MAX_RERANK_TOP, step=5, key=_key(scope, "rerank_top"),
                           disabled=locked or not on)
     if reranker is None:
         st.caption("No reranker model is active: train one (a learned ranker or a cross-encoder) on the "
                    "Fine-tune page and activate it to use this.")
         return working.get("reranker"), working.get("rerank_top", 0)
-    return (reranker, int(top)) if on else (None, 0)
+    return (reranker.path, int(top)) if on else (None, 0)
 
 
 def editor(scope: str, sources: list[str], active_config: FusionConfig, catalog: pd.DataFrame,
-           disabled: bool, reranker: str | None = None) -> FusionConfig:
+           disabled: bool, reranker: ActiveReranker | None = None) -> FusionConfig:
     """Weights, method, reranking (search) and rules of the working config of `scope`; returns it.
 
-    `reranker` is the folder of the cross-encoder that reranking would use (`available_reranker`).
+    `reranker` is the active reranker that reranking would use (`available_reranker`).
     """
     working_key = _key(scope, "working")
     if working_key not in st.session_state:

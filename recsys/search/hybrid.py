@@ -7,9 +7,10 @@ keeps its `candidates` best matches (BM25 contributes only products that
 contain a query word); the named lists are fused by `recsys.fusion.fuse` with
 the config's method (weighted min-max by default, or reciprocal rank fusion);
 when the fusion names a `reranker` and a `rerank_top` N, that reranker
-reorders the fused list's N best items: a learned ranker (`recsys.search.ltr`)
+reorders the fused list's N best items (`recsys.search.rerank`: the hybrid
+gives it each query's `rerank_requests`): a learned ranker (`recsys.search.ltr`)
 by the sources' scores of each item and the words it shares with the query, or
-a cross-encoder (`recsys.search.rerank`) over the product texts (title and
+a cross-encoder (`recsys.search.cross_encoder`) over the product texts (title and
 description, as it was trained on them); then the
 business rules of `recsys.fusion.rules` are applied (so pins and filters still
 win over the rerank), with the
@@ -62,15 +63,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.fusion import (FusedItem, FusionConfig, defaults, RulesResult, apply_rules, attributes_from,
-                           check_sources, fuse, load_attributes, save_attributes)
-from recsys.search.base import (QUERY_CHUNK, REGISTRY, Retriever, RetrieverConfig, SearchHit,
-                                SearchReason, catalog_ranks, check_k, check_query, register, top_k)
-from recsys.search.ltr import load_reranker
-from recsys.search.rerank import RERANK_SOURCE
+from recsys.embedding_model import product_texts
+from recsys.fusion import (FusedItem, FusionConfig, RulesResult, apply_rules, attributes_from, check_sources,
+                           defaults, fuse, load_attributes, save_attributes)
+from recsys.search.base import (QUERY_CHUNK, REGISTRY, Retriever, RetrieverConfig, SearchHit, SearchReason,
+                                catalog_ranks, check_k, check_query, register, top_k)
+from recsys.search.rerank import RERANK_SOURCE, RerankRequest, SourceSignals, load_reranker
 from recsys.search.spelling import Correction, SpellingCorrector
 from recsys.timing import stage
-from recsys.embedding_model import product_texts
 
 DEFAULT_FUSION = defaults.SEARCH
 Candidates = dict[str, list[tuple[str, float]]]
@@ -207,11 +207,52 @@ class HybridRetriever(Retriever):
 
     def _rerank(self, queries: list[str], fused: list[list[FusedItem]],
                 fusion: FusionConfig) -> list[list[FusedItem]]:
+        reranker = load_reranker(fusion.reranker)
+        tops = [list(ranked[:fusion.rerank_top]) for ranked in fused]
+        signals = (reranker.sources or [source.name for source in self.sources]) if reranker.uses_sources else None
+        return reranker.rerank(fused, self.rerank_requests(queries, tops, signals, reranker.depth))
+
+    def rerank_requests(self, queries: list[str], tops: list[list[FusedItem]],
+                        signals: list[str] | None = None, depth: int | None = None) -> list[RerankRequest]:
+        """What a reranker reads of each query's `tops` (`recsys.search.rerank.RerankRequest`).
+
+        `queries` are read as typed (spelling correction is applied here, as the
+        candidates were found). `signals` names the sources whose `SourceSignals`
+        to compute (None: none, a reranker that only reads texts); each scores
+        every item, whatever its weight. `depth` is the size of each source's own
+        top (default the fusion's `candidates`).
+        """
         if self.product_texts is None:
             raise ValueError("this hybrid has no product texts for the reranker to read: fit it on "
                              "the catalog, or give from_sources the texts (recsys.training.pairs."
                              "product_texts(catalog))")
-        return load_reranker(fusion.reranker).rerank_hybrid(self, queries, fused, fusion.rerank_top)
+        searched = self._searched(queries)
+        requests = [RerankRequest(query, list(top), [self.product_texts.get(item.product_id, "") for item in top])
+                    for query, top in zip(searched, tops)]
+        by_name = {source.name: source for source in self.sources}
+        missing = [name for name in signals or () if name not in by_name]
+        if missing:
+            raise ValueError(f"this ranker reads the sources {signals}, but the hybrid has no {missing}: "
+                             "train a ranker for this engine's sources")
+        depth = depth or self.fusion.candidates
+        with stage("rerank"):
+            for name in signals or ():
+                for start in range(0, len(queries), QUERY_CHUNK):
+                    chunk = requests[start:start + QUERY_CHUNK]
+                    rows = np.asarray(by_name[name]._scores([request.query for request in chunk]), dtype=np.float64)
+                    for request, row, hits in zip(chunk, rows, by_name[name]._matches(rows)):
+                        request.sources[name] = self._signals(row, hits, request.items, depth)
+        return requests
+
+    def _signals(self, row: np.ndarray, hits: np.ndarray, items: list[FusedItem], depth: int) -> SourceSignals:
+        """A source's signals of `items` from its scores of the whole catalog (`row`; `hits`: which match)."""
+        indices = np.array([self._index[item.product_id] for item in items], dtype=int)
+        retrieved = top_k(np.where(hits, row, -np.inf), depth)
+        places = dict(zip(retrieved.tolist(), range(1, len(retrieved) + 1)))
+        return SourceSignals(scores=np.where(hits[indices], row[indices], 0.0), matched=hits[indices],
+                             top=list(zip(self.product_ids[retrieved].tolist(), row[retrieved].tolist())),
+                             ranks=np.array([places.get(i, depth + 1) for i in indices.tolist()], dtype=np.float64),
+                             matches=int(hits.sum()))
 
     def fuse_candidates(self, query: str, lists: Candidates, k: int,
                         fusion: FusionConfig | None = None, category: str | None = None,

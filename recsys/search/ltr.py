@@ -30,13 +30,16 @@ share of the query's letter trigrams the text contains (which catches compound
 words and spellings the correction left: "snowblower" and "Snow Blower"). The
 query is read as spelling correction left it.
 
+The sources' signals come in each `recsys.search.rerank.RerankRequest`, computed by the hybrid
+(`HybridRetriever.rerank_requests`); `features_of` turns them into the matrices the model reads.
+
 A ranker is a folder: ``ranker.txt`` (the LightGBM booster) and ``ranker.json``
 (the feature names, the sources it was trained with, its training metrics).
-`recsys.training.ltr` trains one; `load_reranker` opens either kind of
-reranker folder, and a fusion preset's `reranker` names it.
+`recsys.training.ltr` trains one; `recsys.search.rerank.load_reranker` opens
+it (as any kind of reranker), and a fusion preset's `reranker` names it.
 
->>> ranker = load_reranker("var/models/reranker/job7")          # doctest: +SKIP
->>> ranker.rerank_hybrid(hybrid, ["toilet seat"], [fused], top_n=100)  # doctest: +SKIP
+>>> ranker = load_reranker("var/models/reranker/job7")                      # doctest: +SKIP
+>>> ranker.scores(hybrid.rerank_requests(["toilet seat"], [fused[:100]], ranker.sources))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -51,10 +54,8 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys.fusion.base import FusedItem
-from recsys.search.base import QUERY_CHUNK, top_k
 from recsys.search.bm25 import Tokenizer
-from recsys.search.rerank import Reranker, reordered
+from recsys.search.rerank import Reranker, RerankRequest, SourceSignals, register
 from recsys.timing import stage
 
 LEARNED_RANKER = "learned ranker"
@@ -71,20 +72,18 @@ def feature_names(sources: Sequence[str]) -> list[str]:
     return [f"{source}_{name}" for source in sources for name in SOURCE_FEATURES] + list(TEXT_FEATURES)
 
 
-def _source_columns(row: np.ndarray, hits: np.ndarray, indices: np.ndarray, depth: int) -> list[np.ndarray]:
-    """One source's feature columns for the products at `indices`, from its scores of the whole
-    catalog (`row`; `hits`: which of them match the query at all)."""
-    scores = np.where(hits[indices], row[indices], 0.0)
-    retrieved = top_k(np.where(hits, row, -np.inf), depth)
+def _source_columns(signals: SourceSignals) -> list[np.ndarray]:
+    """One source's feature columns for a request's items (see the module docstring)."""
+    scores = signals.scores
+    top = np.array([score for _, score in signals.top], dtype=np.float64)
     # Min-max over the source's own top `depth`, as the weighted fusion normalises (beyond 0..1 for
     # products the source ranks lower), and the place in that top (depth + 1: not in it).
-    low, high = (row[retrieved].min(), row[retrieved].max()) if len(retrieved) else (0.0, 0.0)
-    normalised = np.where(hits[indices], (row[indices] - low) / (high - low) if high > low else 1.0, 0.0)
-    places = dict(zip(retrieved.tolist(), range(1, len(retrieved) + 1)))
-    ranks = np.array([places.get(i, depth + 1) for i in indices.tolist()], dtype=np.float64)
-    best = scores.max() if len(scores) else 0.0
-    size = len(indices)
-    return [scores, normalised, ranks, best - scores, np.full(size, best), np.full(size, np.log1p(hits.sum()))]
+    low, high = (top.min(), top.max()) if len(top) else (0.0, 0.0)
+    normalised = np.where(signals.matched, (scores - low) / (high - low) if high > low else 1.0, 0.0)
+    size = len(scores)
+    best = scores.max() if size else 0.0
+    return [scores, normalised, signals.ranks, best - scores, np.full(size, best),
+            np.full(size, np.log1p(signals.matches))]
 
 
 @lru_cache(maxsize=1)
@@ -138,41 +137,19 @@ def _text_columns(query: str, texts: list[str]) -> list[np.ndarray]:
             column(sum(gram in text.letters for gram in trigrams) / max(len(trigrams), 1) for text in found)]
 
 
-def candidate_features(hybrid, queries: Sequence[str], tops: Sequence[Sequence[FusedItem]],
-                       sources: Sequence[str] | None = None, depth: int | None = None) -> list[np.ndarray]:
-    """Each query's feature matrix, one row per item of its `tops` (see the module docstring).
-
-    `queries` are read as typed: spelling correction is applied here, as the
-    hybrid's candidates were found. `sources` (default: all of the hybrid's)
-    must be sources of the hybrid; each scores every item, whatever its weight.
-    `depth` is the size of each source's own top that normalises and places an
-    item (default the hybrid's fusion `candidates`; a ranker passes its training's).
-    """
-    by_name = {source.name: source for source in hybrid.sources}
-    sources = list(sources or by_name)
-    missing = [name for name in sources if name not in by_name]
-    if missing:
-        raise ValueError(f"this ranker reads the sources {sources}, but the hybrid has no {missing}: "
-                         "train a ranker for this engine's sources")
-    searched = [hybrid.correct(query).query for query in queries]
-    texts = hybrid.product_texts or {}
-    depth = depth or hybrid.fusion.candidates
+def features_of(requests: Sequence[RerankRequest], sources: Sequence[str]) -> list[np.ndarray]:
+    """Each request's feature matrix, one row per item (see the module docstring); its
+    `sources` must hold the signals of each of `sources` (`HybridRetriever.rerank_requests`)."""
     results = []
     with stage("rerank"):
-        columns_by_query: list[list[np.ndarray]] = [[] for _ in queries]
-        for name in sources:
-            source = by_name[name]
-            for start in range(0, len(queries), QUERY_CHUNK):
-                chunk = searched[start:start + QUERY_CHUNK]
-                rows = np.asarray(source._scores(chunk), dtype=np.float64)
-                matched = source._matches(rows)
-                for offset, (row, hits) in enumerate(zip(rows, matched)):
-                    position = start + offset
-                    indices = np.array([hybrid._index[item.product_id] for item in tops[position]], dtype=int)
-                    columns_by_query[position] += _source_columns(row, hits, indices, depth)
-        for query, top, columns in zip(searched, tops, columns_by_query):
-            columns += _text_columns(query, [texts.get(item.product_id, "") for item in top])
-            results.append(np.column_stack(columns) if len(top) else np.zeros((0, len(columns))))
+        for request in requests:
+            missing = [name for name in sources if name not in request.sources]
+            if missing:
+                raise ValueError(f"this ranker reads the sources {list(sources)}, but the hybrid has no {missing}: "
+                                 "train a ranker for this engine's sources")
+            columns = [column for name in sources for column in _source_columns(request.sources[name])]
+            columns += _text_columns(request.query, request.texts)
+            results.append(np.column_stack(columns) if request.items else np.zeros((0, len(columns))))
     return results
 
 
@@ -184,17 +161,20 @@ def _booster(path: str, identity: str):
     return lightgbm.Booster(model_file=path)
 
 
-class LearnedRanker:
-    """A saved learned-ranker folder, loaded once; scores and reorders a hybrid's fused items."""
+@register
+class LearnedRanker(Reranker):
+    """A saved learned-ranker folder, loaded once; scores a hybrid's fused items by their features."""
+
+    kind = LEARNED_RANKER
+    uses_sources = True
 
     def __init__(self, model_path: str | os.PathLike):
         path = Path(model_path)
-        if not (path / MODEL_FILE).is_file() or not (path / META_FILE).is_file():
+        if not self.holds(path) or not (path / MODEL_FILE).is_file():
             raise FileNotFoundError(f"{path} is not a learned-ranker folder (it needs {MODEL_FILE} and "
                                     f"{META_FILE}); train one with `recsys.training.ltr.train_ranker`")
         self.path = path.resolve()
         self.meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
-        self.sources = list(self.meta["sources"])
         self.features = list(self.meta["features"])
         if self.features != feature_names(self.sources):
             raise ValueError(f"{path} was saved with features {self.features}, which this version does not "
@@ -202,6 +182,26 @@ class LearnedRanker:
         model = self.path / MODEL_FILE
         stat = model.stat()
         self.booster = _booster(str(model), f"{stat.st_size}-{stat.st_mtime_ns}")
+
+    @staticmethod
+    def holds(folder: Path) -> bool:
+        return (folder / META_FILE).is_file()
+
+    @property
+    def sources(self) -> list[str]:
+        return list(self.meta["sources"])
+
+    @property
+    def depth(self) -> int | None:
+        """Its training's fusion `candidates`: the size of each source's own top that places an item."""
+        return self.meta.get("fusion", {}).get("candidates")
+
+    @classmethod
+    def saved_top_n(cls, folder: Path) -> int | None:
+        try:
+            return int(json.loads((folder / META_FILE).read_text(encoding="utf-8"))["config"]["top_n"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
 
     def predict(self, matrices: Sequence[np.ndarray]) -> list[np.ndarray]:
         """The model's score of each row of each query's feature matrix."""
@@ -212,33 +212,5 @@ class LearnedRanker:
             flat = self.booster.predict(np.vstack([m for m in matrices if len(m)]), num_threads=1)
         return np.split(np.asarray(flat, dtype=np.float64), np.cumsum(sizes)[:-1])
 
-    def scores_many(self, hybrid, queries: Sequence[str], tops: Sequence[Sequence[FusedItem]]) -> list[np.ndarray]:
-        """The ranker's score of each query's `tops` items (queries as typed)."""
-        depth = self.meta.get("fusion", {}).get("candidates")
-        return self.predict(candidate_features(hybrid, queries, tops, self.sources, depth))
-
-    def rerank_hybrid(self, hybrid, queries: Sequence[str], items: Sequence[Sequence[FusedItem]],
-                      top_n: int) -> list[list[FusedItem]]:
-        """Each query's fused `items` (queries as typed) with the first `top_n` reordered by the
-        ranker's score (as `recsys.search.rerank.Reranker.rerank_hybrid`; its part is under
-        `sources["rerank"]`)."""
-        tops = [list(ranked[:max(top_n, 0)]) for ranked in items]
-        return reordered(items, tops, self.scores_many(hybrid, queries, tops), LEARNED_RANKER)
-
-
-def is_learned_ranker(model_path: str | os.PathLike) -> bool:
-    return (Path(model_path) / META_FILE).is_file()
-
-
-def trained_top_n(model_path: str | os.PathLike) -> int | None:
-    """How many fused items the learned ranker in `model_path` was trained to order; None when
-    the folder holds no readable learned ranker."""
-    try:
-        return int(json.loads((Path(model_path) / META_FILE).read_text(encoding="utf-8"))["config"]["top_n"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def load_reranker(model_path: str | os.PathLike) -> LearnedRanker | Reranker:
-    """The reranker saved in `model_path`: a learned ranker or a cross-encoder, by what the folder holds."""
-    return LearnedRanker(model_path) if is_learned_ranker(model_path) else Reranker(model_path)
+    def scores(self, requests: Sequence[RerankRequest]) -> list[np.ndarray]:
+        return self.predict(features_of(requests, self.sources))

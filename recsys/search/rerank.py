@@ -1,50 +1,40 @@
-"""A cross-encoder reranker: a second stage that reorders a retriever's best candidates.
+"""The reranker contract: a second stage that reorders the first `top_n` of a hybrid's fused list.
 
-What it computes: for a query q and a product text d, a cross-encoder reads
-the pair together ("[CLS] q [SEP] d [SEP]") and a classification head gives
-one relevance logit, turned into a probability by a sigmoid (Nogueira and Cho,
-"Passage Re-ranking with BERT", 2019). It is far slower than the first stage
-per product, so it only reorders the first `top_n` candidates; the rest keep
-their order after them. Models are trained by `recsys.training.reranker` and
-saved as sentence-transformers CrossEncoder folders.
+A `Reranker` receives, for each query, a `RerankRequest`: the query as searched, the fused items to
+reorder, their product texts and, when the reranker reads them (`uses_sources`), each source's
+`SourceSignals` (its raw score of every item, whether it matches it, its own top, each item's
+place in that top and how many products it matches), which the hybrid computes from its own sources. A reranker only scores
+(`scores`); the base reorders (`rerank`): the reordered items take the fused scores of the places
+they land on, so the list still falls in score and the rules' boost span is unchanged, and each
+carries a `RerankScore` under ``sources["rerank"]`` (its score, its rank before and after, which
+kind of model) for the explanation panel. Equal scores keep the fused order.
 
-A folder is loaded once per process (keyed by its path and the size and time
-of its weights, so a retrained model in the same folder is read again); on the
-CPU torch's threads are set by `recsys.embeddings.configure_threads`. Scoring
-is stage "rerank" of the active `recsys.timing.StageTimer`.
+Kinds register themselves in `RERANKERS` (one file each: `cross_encoder.py`, `ltr.py`) and say which
+folders hold one of theirs (`holds`); `load_reranker(folder)` opens the right one, `kind_of(folder)`
+names it without loading the model. Contract tests run
+over every registered kind (tests/search/test_rerankers.py).
 
-`rerank_items` does the same for fused items (`recsys.fusion.FusedItem`): the
-reordered items take the fused scores of the places they land on, so the list
-still falls in score and the rules' boost span is unchanged, and each carries
-a `RerankScore` under `sources["rerank"]` (its cross-encoder score, its rank
-before and after) for the explanation panel.
-
->>> reranker = Reranker("var/models/reranker")                        # doctest: +SKIP
->>> reranker.rerank("red mug", [("P2", 0.9), ("P1", 0.8), ("P7", 0.1)],   # doctest: +SKIP
-...                 {"P1": "Red ceramic mug", "P2": "Blue mug", "P7": "Oak chair"}, top_n=2)
-[('P1', 0.97), ('P2', 0.12), ('P7', 0.1)]
+>>> reranker = load_reranker("var/models/reranker/job7")                            # doctest: +SKIP
+>>> requests = hybrid.rerank_requests(["toilet seat"], [fused[:100]], reranker.sources)  # doctest: +SKIP
+>>> reranker.rerank([fused], requests)                                               # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import os
-import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
-import pandas as pd
 
-from recsys import embeddings
-from recsys.embedding_model import resolve_device
 from recsys.fusion.base import FusedItem, SourceScore
-from recsys.timing import stage
+from recsys.registry import Registry
 
 RERANK_SOURCE = "rerank"
-CROSS_ENCODER = "cross-encoder"
-BATCH_SIZE = 64
+RERANKERS = Registry("reranker")
 
 
 @dataclass
@@ -55,88 +45,88 @@ class RerankScore(SourceScore):
     `contribution` is how much the item's score changed."""
 
     fused_rank: int = 0
-    by: str = CROSS_ENCODER  # the kind of model that scored it (`recsys.search.ltr.LEARNED_RANKER`)
+    by: str = ""  # the kind of model that scored it (`Reranker.kind`)
 
 
-@lru_cache(maxsize=4)
-def _load(path: str, identity: str, device: str):
-    """The CrossEncoder in `path`; `identity` (its weights' size and time) is only part of the key."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from sentence_transformers.cross_encoder import CrossEncoder
+@dataclass
+class SourceSignals:
+    """What one source of the hybrid says of a query's items to rerank."""
 
-        return CrossEncoder(path, device=device, local_files_only=True)
+    scores: np.ndarray  # its raw score of each item, 0 where it does not match the item
+    matched: np.ndarray  # whether it matches each item at all
+    top: list[tuple[str, float]]  # its own best (product_id, raw score), `depth` of them at most, best first
+    ranks: np.ndarray  # each item's place in `top` (1 = its best); depth + 1 when not in it
+    matches: int  # how many catalog products it matches
 
 
-class Reranker:
-    """A saved cross-encoder folder, loaded once; scores and reorders candidates for a query.
+@dataclass
+class RerankRequest:
+    """One query's items to reorder, with what a reranker may read of them."""
 
-    `device` None: CUDA when available, else the CPU. `batch_size` is the number
-    of (query, text) pairs the model reads at once.
-    """
+    query: str  # as searched: misspelled words corrected
+    items: list[FusedItem]  # the fused list's first `top_n`, best first
+    texts: list[str]  # each item's product text
+    sources: dict[str, SourceSignals] = field(default_factory=dict)  # filled when `uses_sources`
 
-    def __init__(self, model_path: str | os.PathLike, device: str | None = None,
-                 batch_size: int = BATCH_SIZE):
-        path = Path(model_path)
-        if not (path / "config.json").is_file():
-            raise FileNotFoundError(f"{path} is not a cross-encoder model folder (it has no config.json); "
-                                    "train one with `recsys.training.reranker.train_reranker`")
-        self.path = path.resolve()
-        self.device = resolve_device(device)
-        self.batch_size = batch_size
-        if self.device == "cpu":
-            embeddings.configure_threads()
-        self.model = _load(str(self.path), embeddings.model_identity(self.path), self.device)
 
-    def scores(self, query: str, texts: Sequence[str]) -> np.ndarray:
-        """Relevance probabilities of `texts` for `query`, shape (len(texts),)."""
-        return self.scores_many([query], [texts])[0]
+class Reranker(ABC):
+    """Base of every reranker; see the module docstring for the contract."""
 
-    def scores_many(self, queries: Sequence[str], texts: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """`scores` of each query's own texts, read by the model in one batched pass."""
-        if len(queries) != len(texts):
-            raise ValueError(f"{len(queries)} queries but {len(texts)} lists of texts")
-        pairs = [[query, text] for query, chosen in zip(queries, texts) for text in chosen]
-        if not pairs:
-            return [np.zeros(0) for _ in queries]
-        with stage("rerank"):
-            flat = np.asarray(self.model.predict(pairs, batch_size=self.batch_size, show_progress_bar=False,
-                                                 convert_to_numpy=True), dtype=np.float64).reshape(-1)
-        ends = np.cumsum([len(chosen) for chosen in texts])
-        return np.split(flat, ends[:-1])
+    kind: ClassVar[str]
+    # Whether it reads the sources' signals (the hybrid then computes them); else only the texts.
+    uses_sources: ClassVar[bool] = False
 
-    def rerank(self, query: str, candidates: Sequence[tuple[str, float]],
-               texts: Mapping[str, str] | pd.Series, top_n: int) -> list[tuple[str, float]]:
-        """`candidates` ([(product_id, score)], best first) with the first `top_n` reordered.
+    @staticmethod
+    @abstractmethod
+    def holds(folder: Path) -> bool:
+        """Whether `folder` holds a saved reranker of this kind."""
 
-        The reordered ones carry their cross-encoder probability, the rest follow
-        in their order with their own scores. `texts` maps product id to text; a
-        product without one is read as an empty text. Equal probabilities keep
-        the candidates' order.
-        """
-        top = list(candidates[:max(top_n, 0)])
-        probabilities = self.scores(query, [_text(texts, product_id) for product_id, _ in top])
-        order = np.argsort(-probabilities, kind="stable")
-        return ([(top[i][0], float(probabilities[i])) for i in order]
-                + [(product_id, float(score)) for product_id, score in candidates[len(top):]])
+    @abstractmethod
+    def scores(self, requests: Sequence[RerankRequest]) -> list[np.ndarray]:
+        """Each request's score of each of its items, higher first."""
 
-    def rerank_items(self, queries: Sequence[str], items: Sequence[Sequence[FusedItem]],
-                     texts: Mapping[str, str] | pd.Series, top_n: int) -> list[list[FusedItem]]:
-        """Each query's fused `items` with the first `top_n` reordered (see the module docstring).
+    @property
+    def sources(self) -> list[str] | None:
+        """The hybrid's sources it reads (None: all of them)."""
+        return None
 
-        All queries' pairs go through the model together. The items are not
-        modified; reordered ones are new, with `sources["rerank"]` added.
-        """
-        tops = [list(ranked[:max(top_n, 0)]) for ranked in items]
-        probabilities = self.scores_many(
-            queries, [[_text(texts, item.product_id) for item in top] for top in tops])
-        return reordered(items, tops, probabilities, CROSS_ENCODER)
+    @property
+    def depth(self) -> int | None:
+        """How many of each source's best items its signals' `top` should hold (None: the fusion's)."""
+        return None
 
-    def rerank_hybrid(self, hybrid, queries: Sequence[str], items: Sequence[Sequence[FusedItem]],
-                      top_n: int) -> list[list[FusedItem]]:
-        """`rerank_items` over `hybrid`'s product texts, `queries` (as typed) spelled as it searches them."""
-        return self.rerank_items([hybrid.correct(query).query for query in queries], items,
-                                 hybrid.product_texts, top_n)
+    @classmethod
+    def saved_top_n(cls, folder: Path) -> int | None:
+        """How many fused items the reranker saved in `folder` was trained to order, when it was
+        trained for a number (read without loading the model)."""
+        return None
+
+    def rerank(self, items: Sequence[Sequence[FusedItem]], requests: Sequence[RerankRequest]) -> list[list[FusedItem]]:
+        """Each query's fused `items` with its request's items (its first ones) reordered by `scores`."""
+        return reordered(items, [request.items for request in requests], self.scores(requests), self.kind)
+
+
+def register(cls: type[Reranker]) -> type[Reranker]:
+    """Class decorator: make a reranker kind available to `load_reranker` (under its `kind`)."""
+    cls.name = cls.kind
+    return RERANKERS.register(cls)
+
+
+def kind_of(model_path: str | os.PathLike) -> type[Reranker] | None:
+    """The registered kind of reranker saved in `model_path`, None when none is."""
+    folder = Path(model_path)
+    return next((cls for cls in RERANKERS.values() if cls.holds(folder)), None)
+
+
+def load_reranker(model_path: str | os.PathLike) -> Reranker:
+    """The reranker saved in `model_path`, of whichever registered kind holds it (FileNotFoundError
+    naming the kinds otherwise)."""
+    folder = Path(model_path)
+    cls = kind_of(folder)
+    if cls is not None:
+        return cls(folder)
+    raise FileNotFoundError(f"{folder} holds no reranker: none of {', '.join(RERANKERS.names())} was saved "
+                            "there; train one on the Fine-tune page")
 
 
 def reordered(items: Sequence[Sequence[FusedItem]], tops: Sequence[Sequence[FusedItem]],
@@ -161,6 +151,3 @@ def reordered(items: Sequence[Sequence[FusedItem]], tops: Sequence[Sequence[Fuse
     return results
 
 
-def _text(texts: Mapping[str, str] | pd.Series, product_id: str) -> str:
-    text = texts.get(product_id)
-    return "" if text is None or (isinstance(text, float) and np.isnan(text)) else str(text)

@@ -3,7 +3,7 @@
 What it computes: for every training query, the hybrid's fused list
 (`HybridRetriever.candidates` fused with its fusion config, no rerank, no rules)
 is cut to its first `top_n` items, and each item gets the features of
-`recsys.search.ltr.candidate_features` and a label: its judged grade, unjudged
+`recsys.search.ltr.features_of` and a label: its judged grade, unjudged
 products the lowest grade. LightGBM's ``lambdarank`` objective fits trees that
 order each query's items by nDCG with a linear gain (grade minus the lowest
 grade, as the search benchmarks count it; grades are read to 1/`GRADE_STEPS`
@@ -45,7 +45,7 @@ from recsys.config import JsonConfig
 from recsys.evaluation.metrics import ranking_metrics
 from recsys.evaluation.search import graded_pairs, graded_qrels
 from recsys.fusion import fuse
-from recsys.search.ltr import LEARNED_RANKER, META_FILE, MODEL_FILE, candidate_features, feature_names
+from recsys.search.ltr import LEARNED_RANKER, META_FILE, MODEL_FILE, feature_names, features_of
 
 GRADE_STEPS = 30  # LightGBM's lambdarank takes whole-number labels: grades are read to 1/30 of the scale
 
@@ -96,7 +96,8 @@ def ranker_data(hybrid, judgments: pd.DataFrame, top_n: int, floor: float) -> Ra
     lists = hybrid.candidates(queries)
     items = [fuse(candidates, hybrid.fusion) for candidates in lists]
     tops = [ranked[:top_n] for ranked in items]
-    features = candidate_features(hybrid, queries, tops)
+    sources = [source.name for source in hybrid.sources]
+    features = features_of(hybrid.rerank_requests(queries, tops, sources), sources)
     grades = [np.array([by_query[query].get(item.product_id, floor) for item in top], dtype=np.float64)
               for query, top in zip(queries, tops)]
     return RankerData(queries, items, features, grades)

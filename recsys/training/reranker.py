@@ -19,7 +19,7 @@ the checkpoint with the best nDCG@10 is what is saved
 (an untrained head's order is noise, so it says nothing). CUDA is used when
 present, the CPU otherwise (with `recsys.embeddings.configure_threads`).
 
-The saved folder is a sentence-transformers CrossEncoder; `recsys.search.rerank.Reranker`
+The saved folder is a sentence-transformers CrossEncoder; `recsys.search.cross_encoder.CrossEncoderReranker`
 loads it, and a fusion preset's `reranker` names it.
 
 >>> examples = reranker_examples(split["train"], catalog, min_grade=2.33)   # doctest: +SKIP

@@ -219,9 +219,11 @@ def test_search_metrics_need_judgments_recommendations_do_not(shop):
 def test_a_learned_ranker_trained_over_another_embedding_model_is_flagged(judged_shop, tmp_path):
     from recsys import model_registry as registry
 
-    def ranker(embedding_model):
+    def ranker(embedding_model, saved=True):
         folder = tmp_path / f"ranker-{len(list(tmp_path.iterdir()))}"
         folder.mkdir()
+        if saved:  # what tells a learned ranker's folder (the booster is only read to rerank)
+            (folder / "ranker.json").write_text('{"config": {"top_n": 7}}')
         model = registry.register_model(
             "reranker", str(folder), base_model="learned ranker (LightGBM LambdaMART)",
             training_data={"engine": {"fusion": {}, "embedding_model": embedding_model}},
@@ -231,9 +233,15 @@ def test_a_learned_ranker_trained_over_another_embedding_model_is_flagged(judged
     ranker(None)  # trained over the shipped model, which is still the active one
     app = app_as("merchandiser", "pages/fusion.py")
     assert not app.exception and not [w for w in app.warning if "learned ranker" in w.value]
+    assert app.number_input(key="fusion_search_rerank_top").value == 7  # the N it was trained with
+    assert any("with the active learned ranker v1" in c.value for c in app.caption)
     ranker(str(tmp_path / "some-fine-tuned-model"))
     app = app_as("merchandiser", "pages/fusion.py")
     assert any("trained over another embedding model" in w.value for w in app.warning)
     # With a model trained on judgments active, the live metrics leave out the training jobs' queries:
     # here both judged queries are in the jobs' train part.
     assert any("are ones an active model was trained on" in w.value for w in app.warning)
+    ranker(None, saved=False)  # registered, but its folder holds no reranker (e.g. deleted by hand)
+    app = app_as("merchandiser", "pages/fusion.py")
+    assert any("v3 is missing from its folder" in w.value for w in app.warning)
+    assert app.checkbox(key="fusion_search_rerank").disabled  # nothing to rerank with

@@ -57,7 +57,6 @@ def test_the_console_calls_the_running_service_and_the_request_is_recorded(shop,
 
     import uvicorn
 
-    from db import monitoring
     from db.models import RequestMetric
     from recsys.serving.app import create_app
 

@@ -50,3 +50,30 @@ def fitted(model, catalog):
     from recsys.search import get, names
 
     return {name: get(name)().fit(catalog) for name in names()}
+
+
+@pytest.fixture(scope="session")
+def cross_encoder(tmp_path_factory) -> str:
+    """A saved cross-encoder: the shipped MiniLM with a seeded, untrained head (its order is
+    arbitrary but fixed, which is all these tests need)."""
+    from recsys.training.reranker import RerankerConfig, base_cross_encoder
+
+    folder = tmp_path_factory.mktemp("cross-encoder") / "model"
+    base_cross_encoder(RerankerConfig(seed=1, max_length=32), "cpu").save(str(folder))
+    return str(folder)
+
+
+@pytest.fixture(scope="session")
+def learned_ranker(fitted, tmp_path_factory) -> str:
+    """A saved learned ranker over the fitted hybrid, trained on a few judged queries of the tiny catalog."""
+    from recsys.training.ltr import RankerConfig, train_ranker
+
+    rows = [("mug", "P01", 3), ("mug", "P02", 2), ("coffee", "P02", 3), ("coffee", "P01", 1),
+            ("pipe", "P08", 3), ("pipe", "P07", 1), ("garden", "P06", 3), ("garden", "P05", 1),
+            ("ceramic mug", "P02", 3), ("ceramic mug", "P01", 2), ("copper pipe", "P07", 3)]
+    judgments = pd.DataFrame(rows, columns=["query", "product_id", "grade"])
+    validation = judgments["query"].isin(["ceramic mug", "copper pipe"])
+    folder = tmp_path_factory.mktemp("learned-ranker") / "model"
+    config = RankerConfig(top_n=5, leaves=4, min_child_samples=1, trees=10, early_stopping=10)
+    train_ranker(fitted["hybrid"], judgments[~validation], judgments[validation], config, folder)
+    return str(folder)

@@ -13,9 +13,8 @@ import pytest
 from recsys.fusion import FusedItem, fuse
 from recsys.search.bm25 import Tokenizer
 from recsys.search.hybrid import HybridRetriever
-from recsys.search.ltr import (LEARNED_RANKER, META_FILE, MODEL_FILE, LearnedRanker, candidate_features,
-                               feature_names, load_reranker)
-from recsys.search.rerank import RERANK_SOURCE
+from recsys.search.ltr import LEARNED_RANKER, META_FILE, MODEL_FILE, LearnedRanker, feature_names, features_of
+from recsys.search.rerank import RERANK_SOURCE, kind_of, load_reranker
 from recsys.timing import StageTimer
 from recsys.training.ltr import RankerConfig, train_ranker
 from tests.conftest import FLOAT32
@@ -62,6 +61,12 @@ def trained(judged, tmp_path_factory):
     folder = tmp_path_factory.mktemp("ranker") / "model"
     config = RankerConfig(top_n=20, leaves=4, min_child_samples=5, trees=60, early_stopping=20)
     return train_ranker(hybrid, parts["train"], parts["validation"], config, folder), folder
+
+
+def candidate_features(hybrid: HybridRetriever, queries: list[str], tops: list[list[FusedItem]]) -> list[np.ndarray]:
+    """The feature matrices of each query's `tops`, as a ranker over all the hybrid's sources reads them."""
+    sources = [source.name for source in hybrid.sources]
+    return features_of(hybrid.rerank_requests(queries, tops, sources), sources)
 
 
 def test_features_score_every_candidate_by_every_source(judged):
@@ -152,7 +157,8 @@ def test_the_hybrid_reranks_its_fused_top_with_the_ranker_and_explains_it(judged
         hits = ranked.search(query, k=25)
     assert "rerank" in timer.ms
     ranker = LearnedRanker(folder)
-    scores = ranker.scores_many(hybrid, [query], [fuse(hybrid.candidates([query])[0], hybrid.fusion)[:20]])[0]
+    top = fuse(hybrid.candidates([query])[0], hybrid.fusion)[:20]
+    scores = ranker.scores(hybrid.rerank_requests([query], [top], ranker.sources, ranker.depth))[0]
     order = np.argsort(-scores, kind="stable")
     assert [hit.product_id for hit in hits[:20]] == [plain[i].product_id for i in order]
     assert [hit.product_id for hit in hits[20:]] == [hit.product_id for hit in plain[20:]]
@@ -169,7 +175,7 @@ def test_the_hybrid_reranks_its_fused_top_with_the_ranker_and_explains_it(judged
 def test_a_reranker_folder_is_opened_by_what_it_holds(trained, tmp_path):
     _, folder = trained
     assert isinstance(load_reranker(folder), LearnedRanker)
-    with pytest.raises(FileNotFoundError, match="is not a cross-encoder model folder"):
+    with pytest.raises(FileNotFoundError, match="holds no reranker: none of cross-encoder, learned ranker"):
         load_reranker(tmp_path)
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / MODEL_FILE).write_text((folder / MODEL_FILE).read_text())
@@ -224,8 +230,6 @@ def test_the_ranker_reads_the_query_as_spelling_correction_left_it(judged):
 
 
 def test_a_preset_reranking_with_a_ranker_starts_at_the_n_it_was_trained_with(trained, tmp_path):
-    from recsys.search.ltr import trained_top_n
-
     _, folder = trained
-    assert trained_top_n(folder) == 20
-    assert trained_top_n(tmp_path) is None
+    assert kind_of(folder) is LearnedRanker and LearnedRanker.saved_top_n(folder) == 20
+    assert kind_of(tmp_path) is None and LearnedRanker.saved_top_n(tmp_path) is None

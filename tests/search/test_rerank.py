@@ -10,23 +10,13 @@ import pytest
 
 from recsys.fusion import FusionConfig
 from recsys.search import Retriever
+from recsys.search.cross_encoder import CrossEncoderReranker as Reranker
 from recsys.search.hybrid import DEFAULT_FUSION, HybridRetriever
-from recsys.search.rerank import RERANK_SOURCE, Reranker
+from recsys.search.rerank import RERANK_SOURCE, load_reranker
 from recsys.timing import StageTimer
 from recsys.training.pairs import product_texts
 
 QUERY = "ceramic coffee mug"
-
-
-@pytest.fixture(scope="session")
-def cross_encoder(tmp_path_factory) -> str:
-    """A saved cross-encoder: the shipped MiniLM with a seeded, untrained head (its order is
-    arbitrary but fixed, which is all these tests need)."""
-    from recsys.training.reranker import RerankerConfig, base_cross_encoder
-
-    folder = tmp_path_factory.mktemp("cross-encoder") / "model"
-    base_cross_encoder(RerankerConfig(seed=1, max_length=32), "cpu").save(str(folder))
-    return str(folder)
 
 
 @pytest.fixture(scope="session")
@@ -38,17 +28,12 @@ def reranking(hybrid: HybridRetriever, folder: str, top: int, **fusion) -> Hybri
     return hybrid.with_fusion({**hybrid.fusion.to_dict(), "reranker": folder, "rerank_top": top, **fusion})
 
 
-def test_rerank_orders_the_top_by_the_cross_encoder_and_keeps_the_rest(cross_encoder, texts):
-    reranker = Reranker(cross_encoder)
-    candidates = [("P05", 9.0), ("P01", 8.0), ("P02", 7.0), ("P09", 6.0), ("P03", 5.0)]
-    scores = reranker.scores("red mug", [texts[p] for p, _ in candidates[:3]])
-    reranked = reranker.rerank("red mug", candidates, texts, top_n=3)
-    expected = [candidates[i][0] for i in np.argsort(-scores, kind="stable")]
-    assert [p for p, _ in reranked[:3]] == expected
-    assert [s for _, s in reranked[:3]] == pytest.approx(sorted(scores, reverse=True))
-    assert reranked[3:] == candidates[3:]
-    assert reranker.rerank("red mug", candidates, texts, top_n=0) == candidates
-    assert len(reranker.rerank("red mug", candidates[:2], texts, top_n=10)) == 2
+def test_the_cross_encoder_is_loaded_once_and_reads_pairs(cross_encoder, texts):
+    reranker = load_reranker(cross_encoder)
+    assert isinstance(reranker, Reranker) and reranker.kind == "cross-encoder" and not reranker.uses_sources
+    scores = reranker.probabilities("red mug", [texts["P05"], texts["P01"], texts["P02"]])
+    assert scores.shape == (3,) and ((0 < scores) & (scores < 1)).all()
+    assert [len(s) for s in reranker.probabilities_many(["a", "b"], [[texts["P01"]], []])] == [1, 0]
     assert Reranker(cross_encoder).model is reranker.model  # loaded once
 
 
@@ -60,7 +45,7 @@ def test_a_folder_without_a_model_is_explained(tmp_path):
 def test_the_hybrid_reranks_its_fused_top_and_explains_it(fitted, cross_encoder, texts):
     plain = fitted["hybrid"].search(QUERY, k=6)
     hits = reranking(fitted["hybrid"], cross_encoder, 3).search(QUERY, k=6)
-    scores = Reranker(cross_encoder).scores(QUERY, [texts[hit.product_id] for hit in plain[:3]])
+    scores = Reranker(cross_encoder).probabilities(QUERY, [texts[hit.product_id] for hit in plain[:3]])
     order = np.argsort(-scores, kind="stable")
     assert [hit.product_id for hit in hits[:3]] == [plain[i].product_id for i in order]
     assert [hit.product_id for hit in hits[3:]] == [hit.product_id for hit in plain[3:]]
@@ -150,13 +135,13 @@ def test_presets_keep_the_rerank_fields_and_old_presets_load(db_url):
 
 def test_the_cross_encoder_reads_the_query_as_spelling_correction_left_it(fitted, cross_encoder, monkeypatch):
     read = []
-    original = Reranker.scores_many
+    original = Reranker.probabilities_many
 
     def recording(self, queries, texts):
         read.extend(queries)
         return original(self, queries, texts)
 
-    monkeypatch.setattr(Reranker, "scores_many", recording)
+    monkeypatch.setattr(Reranker, "probabilities_many", recording)
     hybrid = reranking(fitted["hybrid"], cross_encoder, 3)
     assert hybrid.correct("ceramic cofee mug").query == "ceramic coffee mug"
     hybrid.search("ceramic cofee mug", k=3)

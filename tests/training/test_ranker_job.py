@@ -47,7 +47,8 @@ def test_a_ranker_job_registers_a_reranker_without_activating_it(judged_shop, tm
                                  "rerank_top": 6})
     hits = ranked.search("mug", k=6, matched_only=True)
     fused = [item for item in engine.rank_candidates(["mug"], engine.candidates(["mug"]))[0].items][:6]
-    scores = LearnedRanker(registry.active_model_path("reranker")).scores_many(engine, ["mug"], [fused])[0]
+    ranker = LearnedRanker(registry.active_model_path("reranker"))
+    scores = ranker.scores(engine.rerank_requests(["mug"], [fused], ranker.sources, ranker.depth))[0]
     assert [hit.product_id for hit in hits] == [fused[i].product_id for i in np.argsort(-scores, kind="stable")]
     assert all(hit.sources["rerank"].by == "learned ranker" for hit in hits)
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from recsys.search import get
-from recsys.search.rerank import Reranker
+from recsys.search.cross_encoder import CrossEncoderReranker as Reranker
 from recsys.training.pairs import product_texts
 from recsys.training.reranker import (RerankerConfig, base_cross_encoder, reranker_examples, train_reranker,
                                       validation_evaluator)
@@ -111,8 +111,8 @@ def test_the_same_seed_gives_the_same_model(trained, tmp_path):
     again = train_reranker(examples, JUDGMENTS, CATALOG, TINY, tmp_path / "again")
     queries = [query for query, _ in PAIRS]
     texts = [[text] for _, text in PAIRS]
-    first = np.concatenate(Reranker(folder).scores_many(queries, texts))
-    second = np.concatenate(Reranker(tmp_path / "again").scores_many(queries, texts))
+    first = np.concatenate(Reranker(folder).probabilities_many(queries, texts))
+    second = np.concatenate(Reranker(tmp_path / "again").probabilities_many(queries, texts))
     np.testing.assert_allclose(first, second, atol=1e-6)
     assert again["val_ndcg@10_after"] == result["val_ndcg@10_after"]
 
@@ -121,7 +121,7 @@ def test_the_saved_folder_is_the_model_that_was_validated(trained):
     folder, result, _ = trained
     reranker = Reranker(folder)
     assert reranker.model.max_seq_length == TINY.max_length
-    scores = reranker.scores("red mug", ["Red ceramic coffee mug", "Pipe wrench"])
+    scores = reranker.probabilities("red mug", ["Red ceramic coffee mug", "Pipe wrench"])
     assert scores.shape == (2,) and ((0 < scores) & (scores < 1)).all()  # sigmoid probabilities
     evaluator = validation_evaluator(JUDGMENTS, CATALOG, TINY.validation_candidates)
     assert evaluator(reranker.model)["validation_ndcg@10"] == pytest.approx(result["val_ndcg@10_after"],
