@@ -44,25 +44,24 @@ def main() -> int:
         from recsys import jobs
         from recsys.data.online_retail import ingest_online_retail
         from recsys.embeddings import configure_threads
-        from recsys.training.jobs import DEMO_CONFIG
+        from recsys.training.jobs import DEMO_CONFIG, FinetuneSpec
 
         threads = configure_threads()
         load_before = os.getloadavg()
         upgrade(url)
         ingest_online_retail(actor="bench")
-        job_id = jobs.submit("finetune", {"source": "co_purchases", "config": DEMO_CONFIG.to_dict(),
-                                          "start_from": "shipped"}, "bench", url=url, spawn=False,
-                             lock="embedding")
+        job_id = jobs.submit(FinetuneSpec(source="co_purchases", config=DEMO_CONFIG, start_from="shipped"),
+                             "bench", url=url, spawn=False)
         started = time.perf_counter()
         status = jobs.run_job(job_id, url)
         seconds = time.perf_counter() - started
         job = jobs.get_job(job_id, url)
         logs = jobs.job_logs(job_id, url)
     result = {"status": status, "wall_s": round(seconds, 1), "bar_s": BAR_S,
-              "config": DEMO_CONFIG.to_dict(), "message": job["message"],
-              **{key: job["result"].get(key) for key in ("pairs", "train_s", "steps", "steps_per_s",
-                                                         "val_ndcg@10_before", "val_ndcg@10_after",
-                                                         "full_catalog")},
+              "config": DEMO_CONFIG.to_dict(), "message": job.message,
+              **{key: getattr(job.result, key, None)
+                 for key in ("pairs", "train_s", "steps", "steps_per_s", "val_ndcg_before", "val_ndcg_after",
+                             "full_catalog")},
               "log": [{"at": str(row["at"]), "step": row["step"], "message": row["message"]} for row in logs
                       if row["step"] is None or row["message"].count("validation")],
               "machine": machine(threads, load_before)}

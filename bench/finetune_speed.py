@@ -87,13 +87,13 @@ def ours(train, validation, catalog, extra, steps: int, batch_size: int) -> dict
     from db.engine import upgrade
     from recsys import jobs
     from recsys.training.finetune import FinetuneConfig, finetune
-    from recsys.training.jobs import progress_reporter
+    from recsys.training.jobs import FinetuneSpec, progress_reporter
 
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite:///{folder}/bench.db"
         upgrade(url)
-        job_id = jobs.submit("finetune", {}, "bench", url=url, spawn=False)
-        context = jobs.JobContext(job_id, {}, url, "bench")
+        job_id = jobs.submit(FinetuneSpec(), "bench", url=url, spawn=False)
+        context = jobs.JobContext(job_id, FinetuneSpec(), url, "bench")
         config = FinetuneConfig(max_steps=steps, batch_size=batch_size, learning_rate=5e-5, seed=42, device="cpu")
         result = finetune(train, validation, catalog, config, Path(folder) / "model",
                           report=progress_reporter(context), validation_extra=extra)

@@ -127,7 +127,7 @@ def activations(env: dict, folder: Path, marks: dict, starts_at: float) -> None:
     model.symlink_to(default_model_path(), target_is_directory=True)
     code = ("from recsys import model_registry as registry; m = registry.register_model('embedding', "
             f"{str(model)!r}, base_model='shipped', training_data={{}}, hyperparameters={{}}, metrics={{}}, "
-            "actor='bench'); registry.activate_model(m['id'], 'bench'); print(m['version'])")
+            "actor='bench'); registry.activate_model(m.id, 'bench'); print(m.version)")
     marks["model"] = time.time()
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     marks["model_label"] = f"embedding-v{done.stdout.strip()}"

@@ -4,6 +4,7 @@ import streamlit as st
 
 from recsys.services import database_url
 from recsys import jobs
+from recsys.evaluation.jobs import EvaluateSpec, TuneSpec
 from recsys.evaluation.splits import SPLIT_KINDS, SplitConfig
 from recsys.recommenders import get, names
 from ui.evaluation import quality_charts, results
@@ -34,9 +35,9 @@ with run_tab:
         if not algorithms:
             st.warning("Pick at least one algorithm.")
         else:
-            config = SplitConfig(kind=split, test_frac=test_frac, seed=int(seed)).to_dict()
-            job_id = jobs.submit("evaluate", {"algorithms": algorithms, "split": config, "k": int(k)},
-                                 who.username, url=url)
+            config = SplitConfig(kind=split, test_frac=test_frac, seed=int(seed))
+            job_id = jobs.submit(EvaluateSpec(algorithms=algorithms, split=config, k=int(k)), who.username,
+                                 url=url)
             st.success(f"Started run {job_id}.")
     job_status("evaluate", url, allowed, key="eval")
 
@@ -67,18 +68,18 @@ with tune_tab:
         tune_submitted = st.form_submit_button("Tune", disabled=not allowed)
     if tune_submitted:
         try:
-            job_id = jobs.submit("tune", {"algorithm": algorithm, "k": 10,
-                                          "split": SplitConfig(kind=split).to_dict(),
-                                          "max_configs": int(max_configs)},
-                                 who.username, url=url, lock=algorithm)
+            job_id = jobs.submit(TuneSpec(algorithm=algorithm, k=10, split=SplitConfig(kind=split),
+                                          max_configs=int(max_configs)), who.username, url=url)
             st.success(f"Started tuning run {job_id}.")
         except jobs.JobBusy as busy:
             st.warning(str(busy))
     job_status("tune", url, allowed, key="tune")
-    finished = [j for j in jobs.list_jobs("tune", url=url, limit=20) if j["status"] == "succeeded"]
+    finished = [j for j in jobs.list_jobs("tune", url=url, limit=20) if j.status == "succeeded"]
     if finished:
-        latest = finished[0]["result"]
-        st.subheader(f"Best configuration of {latest.get('algo')}")
-        st.json({"best": latest.get("best"), "default": latest.get("default")})
-        st.dataframe([{**t.get("params", {}), **t.get("scores", {})} for t in latest.get("tried", [])],
+        latest = finished[0].result
+        st.subheader(f"Best configuration of {latest.algo}")
+        if not latest.tuned:
+            st.info(latest.message)
+        st.json({"best": latest.best, "default": latest.default})
+        st.dataframe([{**t.get("params", {}), **t.get("scores", {})} for t in latest.tried],
                       key="tune_tried")

@@ -1,11 +1,15 @@
 """Fine-tune: adapt the embedding model to the shop's data, compare it, activate or roll back."""
 
+from dataclasses import replace
+
 import streamlit as st
 
 from recsys.services import database_url
 from recsys import jobs
 from recsys import model_registry as registry
-from recsys.training.jobs import DEMO_CONFIG
+from recsys.training.jobs import DEMO_CONFIG, FinetuneSpec, RankerSpec, RerankerSpec
+from recsys.training.ltr import RankerConfig
+from recsys.training.reranker import RerankerConfig
 from recsys.training.pairs import SOURCES
 from ui.jobs import job_status
 from ui.session import require
@@ -19,7 +23,7 @@ st.title("Fine-tune")
 flash()
 active = registry.active_model("embedding", url)
 st.caption("Search, semantic recommendations and the REST service embed with the active model: "
-           + (f"**v{active['version']}** (fine-tuned on {active['training_data'].get('source', '?')})"
+           + (f"**v{active.version}** (fine-tuned on {active.training_data.get('source', '?')})"
               if active else "**the shipped all-MiniLM-L6-v2**") + ".")
 
 counts = available_sources(url)
@@ -53,22 +57,19 @@ with st.form("finetune_form"):
                             "top 30 for it. Each step reads a third more texts.")
     submitted = st.form_submit_button("Start fine-tuning", disabled=not allowed, type="primary")
 if submitted:
-    config = {**DEMO_CONFIG.to_dict(), "max_steps": int(steps), "eval_steps": max(1, int(steps) // 3),
-              "batch_size": int(batch),
-              "learning_rate": float(rate), "warmup_ratio": float(warmup), "seed": int(seed),
-              "hard_negatives": hard}
-    params = {"source": source, "config": config, "start_from": start_from, "min_grade": min_grade}
-    job_kind = {"embedding": "finetune", "reranker": "train_reranker", "ranker": "train_ranker"}[kind]
-    if kind == "ranker":
-        params = {"config": {"seed": int(seed)}}
-    if kind == "reranker":  # the settings a reranker has (recsys.training.reranker.RerankerConfig)
-        params["config"] = {key: config[key] for key in ("max_steps", "eval_steps", "batch_size", "learning_rate",
-                                               "warmup_ratio", "seed")}
+    common = {"max_steps": int(steps), "eval_steps": max(1, int(steps) // 3), "batch_size": int(batch),
+              "learning_rate": float(rate), "warmup_ratio": float(warmup), "seed": int(seed)}
     try:
         if kind != "embedding" and not counts.get("judgments"):
             raise ValueError("A reranker learns from relevance judgments: upload them on the Data page first.")
-        job_id = jobs.submit(job_kind, params, who.username, url=url, lock="embedding" if kind == "embedding"
-                             else "reranker")
+        if kind == "embedding":
+            spec = FinetuneSpec(source=source, min_grade=min_grade, start_from=start_from, config=replace(
+                DEMO_CONFIG, **common, hard_negatives=hard))
+        elif kind == "reranker":
+            spec = RerankerSpec(config=RerankerConfig(**common), min_grade=min_grade)
+        else:
+            spec = RankerSpec(config=RankerConfig(seed=int(seed)))
+        job_id = jobs.submit(spec, who.username, url=url)
         st.success(f"Started fine-tune {job_id}; it runs in the background, so you may leave this page.")
     except (jobs.JobBusy, ValueError) as error:
         st.warning(str(error))
@@ -81,14 +82,13 @@ for job_kind, label in (("finetune", "Embedding fine-tunes"), ("train_reranker",
     job_status(job_kind, url, allowed, key=f"ft_{job_kind}", details=lambda job: training_chart(job, url))
 
 finished = sorted((job for job_kind in ("finetune", "train_reranker", "train_ranker")
-                   for job in jobs.list_jobs(job_kind, url=url, limit=20) if job["status"] == "succeeded"),
-                  key=lambda job: -job["id"])
+                   for job in jobs.list_jobs(job_kind, url=url, limit=20) if job.status == "succeeded"),
+                  key=lambda job: -job.id)
 if finished:
     st.subheader("Before and after")
     chosen = st.selectbox("Run", finished, key="ft_result", format_func=lambda job: (
-        f"Run {job['id']} by {job['created_by']}: {job['result'].get('kind', 'embedding')} "
-        f"model v{job['result'].get('version')}"))
-    run_results(chosen["result"])
+        f"Run {job.id} by {job.created_by}: {job.result.kind} model v{job.result.version}"))
+    run_results(chosen.result)
 
 st.subheader("Models")
 table = models_table(url)

@@ -48,10 +48,16 @@ class ServedPreset:
     """The fusion config a scope is served with: the active preset's, or the shipped default."""
 
     scope: str
-    config: FusionConfig
+    config: FusionConfig  # as served: the active reranker's folder in place of ACTIVE_RERANKER
     name: str = DEFAULT_PRESET_LABEL
     version: int | None = None  # None: no preset is stored, the shipped default is served
     preset_id: int | None = None
+    stored: FusionConfig | None = None  # as the preset stores it, when that differs from `config`
+
+    @property
+    def saved(self) -> FusionConfig:
+        """The config as stored (what an editor starts from)."""
+        return self.stored or self.config
 
     @property
     def label(self) -> str:
@@ -118,22 +124,23 @@ def _embedding_model(url: str) -> EmbeddingModel:
     model = registry.active_model("embedding", url)
     if model is None:
         return EmbeddingModel()
-    folder = registry.artifact_folder(model["artifact_path"])
+    folder = model.folder
     if not folder.is_dir():
-        return EmbeddingModel(problem=f"the active embedding model v{model['version']} is missing its folder "
+        return EmbeddingModel(problem=f"the active embedding model v{model.version} is missing its folder "
                                       f"{folder}; the shipped all-MiniLM-L6-v2 is used instead")
-    return EmbeddingModel(str(folder), f"embedding-v{model['version']}", model["version"],
-                          (model.get("training_data") or {}).get("source"))
+    return EmbeddingModel(str(folder), f"embedding-v{model.version}", model.version,
+                          (model.training_data or {}).get("source"))
 
 
 def _reranker(url: str) -> ActiveReranker | None:
     model = registry.active_model("reranker", url)
     if model is None:
         return None
-    engine = (model.get("training_data") or {}).get("engine")
-    folder = registry.artifact_folder(model["artifact_path"])
+    engine = (model.training_data or {}).get("engine")
+    folder = model.folder
     kind = rerank.kind_of(folder)
-    return ActiveReranker(str(folder), model["version"], None if engine is None else engine.get("embedding_model"),
+    return ActiveReranker(str(folder), model.version,
+                          None if engine is None else engine.get("embedding_model"),
                           None if kind is None else kind.kind, None if kind is None else kind.saved_top_n(folder))
 
 
@@ -147,12 +154,15 @@ def read(url: str | None = None) -> Active:
             if version is not None:
                 data[kind] = DataVersion(kind, version.id, version.created_at, version.row_count, version.source)
         weights = ImplicitWeights.from_dict(queries.get_setting(session, SETTING_KEY))
-        served = {}
-        for scope in PRESET_SCOPES:
-            preset = preset_store.active_preset(session, scope)
-            served[scope] = (ServedPreset(scope, preset_store.default_config(scope)) if preset is None else
-                             ServedPreset(scope, preset.config, preset.name, preset.version, preset.id))
+        stored = {scope: preset_store.active_preset(session, scope) for scope in PRESET_SCOPES}
     embedding, reranker = _embedding_model(url), _reranker(url)
+    folder = None if reranker is None or reranker.kind is None else reranker.path
+    served = {}
+    for scope, preset in stored.items():
+        config = preset_store.default_config(scope) if preset is None else preset.config
+        resolved = config.with_reranker(folder)
+        served[scope] = ServedPreset(scope, resolved, *(() if preset is None else (
+            preset.name, preset.version, preset.id)), stored=None if resolved == config else config)
     return Active(url, data, weights, served, embedding, reranker, tuple(_problems(served, embedding, reranker)))
 
 
@@ -166,6 +176,9 @@ def _problems(presets: dict[str, ServedPreset], embedding: EmbeddingModel,
         problems.append(f"the active learned ranker v{reranker.version} was trained over another embedding model "
                         "than the active one: train it again on the Fine-tune page before reranking with it")
     for preset in presets.values():
+        if preset.saved.follows_active_reranker and preset.saved.rerank_top and not preset.config.reranks:
+            problems.append(f"the {preset.scope} preset {preset.label} reranks with the active reranker, "
+                            "but no usable reranker is active: it is served without reranking")
         folder = preset.config.reranker
         if preset.config.reranks and folder and not Path(folder).is_dir():
             problems.append(f"the {preset.scope} preset {preset.label} reranks with {folder}, which no longer "

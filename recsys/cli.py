@@ -190,6 +190,44 @@ def cmd_presets(args) -> int:
     return 0
 
 
+def cmd_models(args) -> int:
+    """The model registry from the command line: list, activate, roll back, back to the shipped
+    model (JSON on stdout). The REST service follows an activation within seconds."""
+    from recsys import model_registry as registry
+
+    actor = args.actor or os.environ.get("USER") or "cli"
+    if args.action == "list":
+        frame = registry.list_models(args.kind)
+        _print_json([] if frame.empty else frame.to_dict("records"))
+        return 0
+    if args.action == "activate":
+        if args.id is None and (args.kind is None or args.version is None):
+            raise ValueError("models activate needs --id, or --kind and --version (see `models list`)")
+        model_id = args.id if args.id is not None else _model_id(registry, args.kind, args.version)
+        model = registry.activate_model(model_id, actor)
+    elif args.kind is None:
+        raise ValueError(f"models {args.action} needs --kind ({' or '.join(registry.MODEL_KINDS)})")
+    elif args.action == "rollback":
+        model = registry.rollback_model(args.kind, actor)
+    else:
+        registry.use_base_model(args.kind, actor)
+        model = None
+    kind = model.kind if model is not None else args.kind
+    served = {"kind": kind, "version": None if model is None else model.version,
+              "id": None if model is None else model.id,
+              "path": None if model is None else str(model.folder)}
+    _print_json({"active": served, "engines_job": _refit(actor) if kind == "embedding" else None})
+    return 0
+
+
+def _model_id(registry, kind: str, version: int) -> int:
+    frame = registry.list_models(kind)
+    match = frame[frame["version"] == version] if not frame.empty else frame
+    if match.empty:
+        raise LookupError(f"there is no {kind} model v{version} (see `models list --kind {kind}`)")
+    return int(match["id"].iloc[0])
+
+
 def cmd_accounts(args) -> int:
     from recsys.accounts import create_account, set_role
 
@@ -225,14 +263,15 @@ def cmd_jobs(args) -> int:
 
     actor = args.actor or os.environ.get("USER") or "cli"
     if args.action == "list":
-        _print_json([{key: job[key] for key in ("id", "kind", "status", "progress", "message", "created_by",
-                                                "created_at", "started_at", "finished_at", "worker")}
+        listed = ("id", "kind", "status", "progress", "message", "created_by", "created_at", "started_at",
+                  "finished_at", "worker")
+        _print_json([{key: getattr(job, key) for key in listed}
                      for job in jobs.list_jobs(args.kind, limit=args.limit)])
         return 0
     if args.id is None:
         raise ValueError(f"jobs {args.action} needs --id (see `jobs list`)")
     if args.action == "show":
-        _print_json({**jobs.get_job(args.id), "logs": jobs.job_logs(args.id)})
+        _print_json({**jobs.get_job(args.id).to_dict(), "logs": jobs.job_logs(args.id)})
     elif args.action == "cancel":
         jobs.cancel(args.id, actor)
         _print_json({"job": args.id, "cancel_requested": True})
@@ -299,6 +338,15 @@ def build_parser() -> argparse.ArgumentParser:
     presets_.add_argument("--note", help="save: a note kept with the version")
     presets_.add_argument("--actor")
     presets_.set_defaults(func=cmd_presets)
+
+    models = commands.add_parser("models", help="list, activate or roll back fine-tuned models")
+    models.add_argument("action", choices=["list", "activate", "rollback", "use-base"],
+                        help="use-base: serve the shipped all-MiniLM-L6-v2 (embedding) or no reranker")
+    models.add_argument("--kind", choices=["embedding", "reranker"])
+    models.add_argument("--id", type=int, help="activate: the model's id (see `models list`)")
+    models.add_argument("--version", type=int, help="activate: the version of --kind")
+    models.add_argument("--actor")
+    models.set_defaults(func=cmd_models)
 
     accounts = commands.add_parser("accounts", help="create accounts or change roles")
     accounts.add_argument("action", choices=["create", "set-role"])
@@ -367,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     except IngestError as error:
         print(f"error: {error.report.message()}", file=sys.stderr)
         return 1
-    except (AccountError, LookupError, ValueError) as error:
+    except (AccountError, LookupError, ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except OperationalError as error:

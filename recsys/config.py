@@ -14,6 +14,9 @@ Example(size=5)
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Self
 
@@ -30,7 +33,7 @@ class JsonConfig:
         if unknown:
             raise ValueError(f"{cls.__name__} has no parameter(s) {sorted(unknown)}; "
                              f"it has {sorted(known)}")
-        return cls(**data)
+        return cls(**{name: _nested(hint, data[name]) for name, hint in _hints(cls).items() if name in data})
 
     @classmethod
     def resolve(cls, config: JsonConfig | dict | None = None, **params) -> Self:
@@ -39,3 +42,26 @@ class JsonConfig:
             config = cls.from_dict(config)
         config = config or cls()
         return cls.from_dict({**config.to_dict(), **params}) if params else config
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """The declared types of `cls`'s fields (resolved from the strings of postponed annotations;
+    Any where a name cannot be resolved, e.g. one imported only for type checkers)."""
+    try:
+        hints = typing.get_type_hints(cls)
+    except NameError:
+        hints = {}
+    return {f.name: hints.get(f.name, Any) for f in fields(cls)}
+
+
+def _nested(hint: Any, value: Any) -> Any:
+    """`value` as a field declared `hint` holds it: a dict becomes the JsonConfig it declares
+    (also under `| None`), so that configs nest (a job's spec holds its training config)."""
+    if isinstance(value, dict):
+        union = isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union
+        options = typing.get_args(hint) if union else (hint,)
+        for option in options:
+            if isinstance(option, type) and issubclass(option, JsonConfig):
+                return option.from_dict(value)
+    return value

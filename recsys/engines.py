@@ -47,7 +47,8 @@ from recsys.data.interactions import ImplicitWeights, load_versions
 from recsys.evaluation.splits import SplitConfig, split_interactions
 from recsys.factory import build_recommender, build_retriever
 from recsys.fusion.presets import default_config
-from recsys.jobs import ACTIVE, JobBusy, JobContext, alive_here, cleaner, list_jobs, runner, submit
+from recsys.jobs import (ACTIVE, JobBusy, JobContext, JobRecord, JobResult, JobSpec, alive_here, cleaner,
+                         list_jobs, runner, submit)
 from recsys.recommenders import Recommender
 from recsys.search import Retriever
 
@@ -265,9 +266,26 @@ def fit_on_activate() -> bool:
     return os.environ.get(FIT_ON_ACTIVATE_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
-def running_fit(url: str) -> dict | None:
+@dataclass
+class FitSpec(JobSpec):
+    """Fit the engines of the active state that are not fitted yet (nothing to say: the job
+    reads the active state when it runs, and again before it ends)."""
+
+    kind = JOB_KIND
+
+    def lock(self) -> str:
+        return "engines"
+
+
+@dataclass
+class FitResult(JobResult):
+    fitted: list[dict]
+    seconds: float
+
+
+def running_fit(url: str) -> JobRecord | None:
     """The queued or running fit job, if there is one."""
-    return next((job for job in list_jobs(JOB_KIND, url=url, limit=5) if job["status"] in ACTIVE), None)
+    return next((job for job in list_jobs(JOB_KIND, url=url, limit=5) if job.status in ACTIVE), None)
 
 
 def request_fit(url: str, actor: str, spawn: bool = True) -> int | None:
@@ -279,10 +297,10 @@ def request_fit(url: str, actor: str, spawn: bool = True) -> int | None:
     if all(is_fitted(spec) for spec in active_specs(url).values()):
         return None
     try:
-        return submit(JOB_KIND, {}, actor, url=url, spawn=spawn, lock="engines")
+        return submit(FitSpec(), actor, url=url, spawn=spawn)
     except JobBusy:
         job = running_fit(url)
-        return None if job is None else job["id"]
+        return None if job is None else job.id
 
 
 @cleaner(JOB_KIND)
@@ -298,12 +316,12 @@ def remove_partial_folders(job_id: int | None = None) -> list[str]:
     return removed
 
 
-@runner(JOB_KIND)
-def run_fit(context: JobContext) -> dict:
-    """Fit the active engines that are missing (no params)."""
+@runner(FitSpec, FitResult)
+def run_fit(context: JobContext) -> FitResult:
+    """Fit the active engines that are missing."""
     started = time.perf_counter()
     fitted = fit_active(context.url, context.progress)
-    return {"fitted": fitted, "seconds": round(time.perf_counter() - started, 1)}
+    return FitResult(fitted=list(fitted), seconds=round(time.perf_counter() - started, 1))
 
 
 # --- the command line: python -m recsys engines fit|list ------------------------------------

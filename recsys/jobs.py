@@ -1,19 +1,24 @@
 """Background jobs: long work run by worker processes, with its state in SQL.
 
-A page (or the CLI) calls `submit(kind, params, actor)`: a `jobs` row is written, queued. A
-worker claims it (`claim`: one UPDATE that only one worker can win, on this machine or another
-sharing the database), runs the runner registered for its kind with a `JobContext` (progress,
-log lines, cancellation) and stores its result as JSON. While it runs, the worker renews the
-job's lease every `heartbeat_s()`; a job whose lease runs out (its worker was killed, its machine
-went away) is marked failed by whoever looks next (`refresh`, called by every listing), so no job
-stays "running" for ever, and its half-written artifacts are removed (`cleaner`).
+A page (or the CLI) calls `submit(spec, actor)` with the typed spec of a kind of job: a `jobs`
+row is written, queued. A worker claims it (`claim`: one UPDATE that only one worker can win,
+on this machine or another sharing the database), runs the runner registered for its kind with
+a `JobContext` (the spec, progress, log lines, cancellation) and stores its result as JSON.
+While it runs, the worker renews the job's lease every `heartbeat_s()`; a job whose lease runs
+out (its worker was killed, its machine went away) is marked failed by whoever looks next
+(`refresh`, called by every listing), so no job stays "running" for ever, and its half-written
+artifacts are removed (`cleaner`).
 
 Workers: `python -m recsys worker` runs queued jobs as they come (what `make run` starts beside
 the app and the service); `submit` also starts a worker for the one job (`python -m recsys
 worker JOB_ID`) unless ``$WORKBENCH_JOB_WORKERS`` says standing workers claim them ("external").
 
-Runners register with `@runner("kind")` in the modules listed in RUNNER_MODULES, which the
-worker imports; `@cleaner("kind")` registers what removes a failed job's files.
+Each kind of job is a pair of dataclasses registered with its runner: a `JobSpec` (what the job
+is asked to do; pages and the CLI build it, `submit` stores it, the runner receives it as
+`context.spec`; an unknown field is named in the error) and a `JobResult` (what the runner
+returns; stored as JSON, read back typed by `get_job`). Runners register with
+``@runner(SpecClass, ResultClass)`` in the modules listed in RUNNER_MODULES, which the worker
+imports; `@cleaner("kind")` registers what removes a failed job's files.
 """
 
 from __future__ import annotations
@@ -26,18 +31,19 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
 from importlib import import_module
+from typing import Any, ClassVar, Self
 
 from sqlalchemy import select, update
 
 from db import queries
 from db.engine import PROJECT_ROOT, database_url, session_scope
 from db.models import Job, JobLog, utc_now
+from recsys.config import JsonConfig
 
 RUNNER_MODULES = ("recsys.evaluation.jobs", "recsys.training.jobs", "recsys.engines")
-RUNNERS: dict[str, Callable[[JobContext], dict]] = {}
 CLEANERS: dict[str, Callable[[int], None]] = {}
 LOG_DIR = PROJECT_ROOT / "var" / "jobs"
 ACTIVE = ("queued", "running")
@@ -61,14 +67,56 @@ def heartbeat_s() -> float:
     return lease_s() / 4
 
 
-def runner(kind: str):
-    """Register `function(context) -> result dict` as the runner of jobs of `kind`."""
+@dataclass
+class JobSpec(JsonConfig):
+    """What a job is asked to do: one subclass per kind, with the kind's name and, where two
+    jobs of the kind must not run at once, what they work on (`lock`)."""
 
-    def decorate(function):
-        RUNNERS[kind] = function
+    kind: ClassVar[str] = ""
+
+    def lock(self) -> str | None:
+        """What the job works on: a second job of its kind with the same lock is refused while
+        the first is queued or running. None: any number may run."""
+        return None
+
+
+@dataclass
+class JobResult(JsonConfig):
+    """What a job of a kind returns; stored as JSON in `jobs.result`, read back by `get_job`."""
+
+
+@dataclass(frozen=True)
+class JobKind:
+    spec: type[JobSpec]
+    result: type[JobResult]
+    run: Callable[[JobContext], JobResult]
+
+
+RUNNERS: dict[str, JobKind] = {}
+
+
+def runner(spec: type[JobSpec], result: type[JobResult]):
+    """Register `function(context) -> result` as the runner of jobs of `spec.kind`."""
+    if not spec.kind:
+        raise ValueError(f"{spec.__name__} names no kind")
+
+    def decorate(function: Callable[[JobContext], JobResult]):
+        RUNNERS[spec.kind] = JobKind(spec, result, function)
         return function
 
     return decorate
+
+
+def job_kind(kind: str) -> JobKind:
+    _load_runners()
+    if kind not in RUNNERS:
+        raise LookupError(f"no runner for jobs of kind {kind!r}; there are {', '.join(sorted(RUNNERS))}")
+    return RUNNERS[kind]
+
+
+def read_spec(kind: str, params: dict) -> JobSpec:
+    """The spec stored as `params` (ValueError naming a field the kind's spec does not have)."""
+    return job_kind(kind).spec.from_dict({key: value for key, value in params.items() if key != "_lock"})
 
 
 def cleaner(kind: str):
@@ -93,7 +141,7 @@ def worker_name() -> str:
 @dataclass
 class JobContext:
     job_id: int
-    params: dict
+    spec: JobSpec
     url: str
     actor: str
 
@@ -122,13 +170,13 @@ def standing_workers() -> bool:
     return os.environ.get("WORKBENCH_JOB_WORKERS", "").strip().lower() == "external"
 
 
-def submit(kind: str, params: dict, actor: str, *, url: str | None = None, spawn: bool = True,
-           lock: str | None = None) -> int:
-    """Queue a job and, unless standing workers claim jobs, start a worker for it; returns its id.
-
-    `lock` names what the job works on (e.g. a model); a second job with the
-    same kind and lock is refused while the first is queued or running.
+def submit(spec: JobSpec, actor: str, *, url: str | None = None, spawn: bool = True) -> int:
+    """Queue the job `spec` asks for and, unless standing workers claim jobs, start a worker
+    for it; returns its id. JobBusy while a job of its kind with its `lock()` is queued or running.
     """
+    if type(spec).kind not in RUNNERS or RUNNERS[type(spec).kind].spec is not type(spec):
+        raise LookupError(f"{type(spec).__name__} is not the registered spec of any kind of job")
+    kind, params, lock = spec.kind, spec.to_dict(), spec.lock()
     url = url or database_url()
     refresh(url)
     with session_scope(url) as session:
@@ -205,7 +253,7 @@ def run_job(job_id: int, url: str | None = None) -> str:
     url = url or database_url()
     _load_runners()
     if claim(url, job_id) is None:
-        return get_job(job_id, url=url)["status"]
+        return get_job(job_id, url=url).status
     return _run_claimed(job_id, url)
 
 
@@ -213,12 +261,15 @@ def _run_claimed(job_id: int, url: str) -> str:
     with session_scope(url) as session:
         job = session.get(Job, job_id)
         kind, params, actor = job.kind, dict(job.params), job.created_by
-    context = JobContext(job_id, params, url, actor)
     with _Heartbeat(job_id, url):
         try:
-            if kind not in RUNNERS:
-                raise LookupError(f"no runner for jobs of kind {kind!r}")
-            result, status, message = RUNNERS[kind](context), "succeeded", "done"
+            registered = job_kind(kind)
+            context = JobContext(job_id, read_spec(kind, params), url, actor)
+            outcome = registered.run(context)
+            if not isinstance(outcome, registered.result):
+                raise TypeError(f"the runner of {kind} jobs returned a {type(outcome).__name__}, "
+                                f"not a {registered.result.__name__}")
+            result, status, message = outcome.to_dict(), "succeeded", "done"
         except JobCancelled:
             result, status, message = {}, "cancelled", "cancelled"
         except Exception as error:  # the job fails; the worker reports why
@@ -335,20 +386,57 @@ def cancel(job_id: int, actor: str, url: str | None = None) -> None:
 
 
 def retry(job_id: int, actor: str, url: str | None = None, spawn: bool = True) -> int:
-    """Queue a new job of the same kind and parameters as job `job_id` (which must have ended)."""
+    """Queue a new job with the spec of job `job_id` (which must have ended)."""
     job = get_job(job_id, url=url)
-    if job["status"] not in FINISHED:
-        raise ValueError(f"job {job_id} is still {job['status']}: cancel it first, or wait for it")
-    params = {key: value for key, value in job["params"].items() if key != "_lock"}
-    return submit(job["kind"], params, actor, url=url, spawn=spawn, lock=job["params"].get("_lock"))
+    if job.status not in FINISHED:
+        raise ValueError(f"job {job_id} is still {job.status}: cancel it first, or wait for it")
+    return submit(job.spec, actor, url=url, spawn=spawn)
 
 
-def get_job(job_id: int, url: str | None = None) -> dict:
+@dataclass(frozen=True)
+class JobRecord:
+    """A job as stored: its typed spec and, once it succeeded, its typed result."""
+
+    id: int
+    kind: str
+    status: str
+    spec: JobSpec
+    result: JobResult | None
+    error: str | None
+    progress: float
+    message: str
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    worker: str | None
+    pid: int | None
+    cancel_requested: bool
+    lease_until: datetime | None
+    heartbeat_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> Self:
+        registered = job_kind(job.kind)
+        stored = job.result or {}
+        result = registered.result.from_dict(stored) if job.status == "succeeded" else None
+        columns = {f.name for f in fields(cls)} - {"spec", "result", "error"}
+        return cls(spec=read_spec(job.kind, job.params or {}), result=result,
+                   error=stored.get("error") if job.status == "failed" else None,
+                   **{name: getattr(job, name) for name in columns})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON-ready but for the datetimes), the spec and result as dicts."""
+        return {**{f.name: getattr(self, f.name) for f in fields(self)}, "spec": self.spec.to_dict(),
+                "result": None if self.result is None else self.result.to_dict()}
+
+
+def get_job(job_id: int, url: str | None = None) -> JobRecord:
     with session_scope(url) as session:
         job = session.get(Job, job_id)
         if job is None:
             raise LookupError(f"there is no job {job_id}")
-        return {c.name: getattr(job, c.name) for c in Job.__table__.columns}
+        return JobRecord.of(job)
 
 
 def job_logs(job_id: int, url: str | None = None) -> list[dict]:
@@ -360,23 +448,22 @@ def job_logs(job_id: int, url: str | None = None) -> list[dict]:
             for at, step, message, metrics in rows]
 
 
-def list_jobs(kind: str | None = None, url: str | None = None, limit: int = 50) -> list[dict]:
+def list_jobs(kind: str | None = None, url: str | None = None, limit: int = 50) -> list[JobRecord]:
     refresh(url)
     with session_scope(url) as session:
         query = select(Job).order_by(Job.id.desc()).limit(limit)
         if kind:
             query = query.where(Job.kind == kind)
-        return [{c.name: getattr(job, c.name) for c in Job.__table__.columns}
-                for job in session.scalars(query)]
+        return [JobRecord.of(job) for job in session.scalars(query)]
 
 
-def wait(job_id: int, url: str | None = None, timeout_s: float = 600, poll_s: float = 0.5) -> dict:
+def wait(job_id: int, url: str | None = None, timeout_s: float = 600, poll_s: float = 0.5) -> JobRecord:
     """Job `job_id` once it has ended (TimeoutError after `timeout_s`)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         refresh(url)
         job = get_job(job_id, url=url)
-        if job["status"] in FINISHED:
+        if job.status in FINISHED:
             return job
         time.sleep(poll_s)
     raise TimeoutError(f"job {job_id} did not end within {timeout_s:.0f} s")

@@ -12,7 +12,7 @@ served one of its kind, `use_base_model` goes back to the shipped base model
 >>> model = register_model("embedding", "var/models/embedding/job7", base_model="all-MiniLM-L6-v2",
 ...                        training_data={"source": "judgments"}, hyperparameters={"epochs": 1},
 ...                        metrics={"val_ndcg@10_after": 0.41}, actor="olga")  # doctest: +SKIP
->>> activate_model(model["id"], "olga")["version"]  # doctest: +SKIP
+>>> activate_model(model.id, "olga").version  # doctest: +SKIP
 1
 >>> active_model_path("embedding")  # doctest: +SKIP
 '/.../var/models/embedding/job7'
@@ -21,8 +21,10 @@ served one of its kind, `use_base_model` goes back to the shipped base model
 from __future__ import annotations
 
 import os
-
+from dataclasses import dataclass, fields
+from datetime import datetime
 from pathlib import Path
+from typing import Any, Self
 
 import pandas as pd
 
@@ -31,7 +33,8 @@ from db.engine import PROJECT_ROOT, session_scope
 from db.models import MODEL_KINDS, ModelVersion
 from recsys import embeddings
 
-__all__ = ["MODEL_KINDS", "activate_model", "active_model", "active_model_path", "artifact_folder",
+__all__ = ["MODEL_KINDS", "RegisteredModel", "activate_model", "active_model", "active_model_path",
+           "artifact_folder",
            "get_model", "list_models", "model_dir", "register_model", "rollback_model", "use_base_model"]
 
 MODELS_DIR = Path(os.environ.get("WORKBENCH_MODELS_DIR") or PROJECT_ROOT / "var" / "models")
@@ -50,8 +53,41 @@ def artifact_folder(path: str) -> Path:
     return Path(path) if Path(path).is_absolute() else PROJECT_ROOT / path
 
 
-def _plain(model: ModelVersion) -> dict:
-    return {column.name: getattr(model, column.name) for column in ModelVersion.__table__.columns}
+@dataclass(frozen=True)
+class RegisteredModel:
+    """A version of a model kind as the registry holds it, with how it was made."""
+
+    id: int
+    kind: str
+    version: int
+    base_model: str
+    training_data: dict[str, Any]
+    hyperparameters: dict[str, Any]
+    metrics: dict[str, Any]
+    artifact_path: str
+    job_id: int | None
+    note: str
+    created_by: str
+    created_at: datetime
+    is_active: bool
+    activated_at: datetime | None
+
+    @classmethod
+    def of(cls, row: ModelVersion) -> Self:
+        return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+    @property
+    def folder(self) -> Path:
+        return artifact_folder(self.artifact_path)
+
+    @property
+    def label(self) -> str:
+        """How a person names it: "embedding v3"."""
+        return f"{self.kind} v{self.version}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
 
 
 def _check_artifact(model: ModelVersion) -> None:
@@ -64,16 +100,16 @@ def _check_artifact(model: ModelVersion) -> None:
 
 def register_model(kind: str, artifact_path: str | Path, *, base_model: str, training_data: dict,
                    hyperparameters: dict, metrics: dict, actor: str, job_id: int | None = None,
-                   note: str = "", url: str | None = None) -> dict:
+                   note: str = "", url: str | None = None) -> RegisteredModel:
     """Store the model in `artifact_path` as the next version of `kind`, not active yet."""
     with session_scope(url) as session:
-        return _plain(store.add_model_version(
+        return RegisteredModel.of(store.add_model_version(
             session, kind, artifact_path=str(artifact_path), base_model=base_model,
             training_data=training_data, hyperparameters=hyperparameters, metrics=metrics,
             actor=actor, job_id=job_id, note=note))
 
 
-def activate_model(model_id: int, actor: str, url: str | None = None) -> dict:
+def activate_model(model_id: int, actor: str, url: str | None = None) -> RegisteredModel:
     """Serve version `model_id` of its kind.
 
     LookupError for an unknown id; FileNotFoundError, with nothing changed, when
@@ -81,7 +117,7 @@ def activate_model(model_id: int, actor: str, url: str | None = None) -> dict:
     """
     with session_scope(url) as session:
         _check_artifact(store.get_model_version(session, model_id))
-        return _plain(store.activate_model_version(session, model_id, actor))
+        return RegisteredModel.of(store.activate_model_version(session, model_id, actor))
 
 
 def use_base_model(kind: str, actor: str, url: str | None = None) -> None:
@@ -90,7 +126,7 @@ def use_base_model(kind: str, actor: str, url: str | None = None) -> None:
         store.deactivate_models(session, kind, actor)
 
 
-def rollback_model(kind: str, actor: str, url: str | None = None) -> dict | None:
+def rollback_model(kind: str, actor: str, url: str | None = None) -> RegisteredModel | None:
     """Serve what was served before the active version: the version active before it, or the
     base model (None) when there was none. LookupError when no version is active;
     FileNotFoundError, with nothing changed, when the earlier version's folder is gone."""
@@ -99,27 +135,27 @@ def rollback_model(kind: str, actor: str, url: str | None = None) -> dict | None
         if model is None:
             return None
         _check_artifact(model)  # raising here rolls the session back
-        return _plain(model)
+        return RegisteredModel.of(model)
 
 
-def active_model(kind: str, url: str | None = None) -> dict | None:
+def active_model(kind: str, url: str | None = None) -> RegisteredModel | None:
     """The served version of `kind`, or None when the base model is served."""
     with session_scope(url) as session:
         model = store.active_model_version(session, kind)
-        return None if model is None else _plain(model)
+        return None if model is None else RegisteredModel.of(model)
 
 
 def active_model_path(kind: str, url: str | None = None) -> str | None:
     """The folder of the served model of `kind`; None: the shipped all-MiniLM-L6-v2 for
     "embedding", no reranker for "reranker"."""
     model = active_model(kind, url)
-    return None if model is None else str(artifact_folder(model["artifact_path"]))
+    return None if model is None else str(model.folder)
 
 
-def get_model(model_id: int, url: str | None = None) -> dict:
+def get_model(model_id: int, url: str | None = None) -> RegisteredModel:
     """Version `model_id` with all its facts; LookupError when there is none."""
     with session_scope(url) as session:
-        return _plain(store.get_model_version(session, model_id))
+        return RegisteredModel.of(store.get_model_version(session, model_id))
 
 
 SHIPPED_LABEL = "all-MiniLM-L6-v2 (shipped)"

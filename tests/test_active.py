@@ -11,11 +11,11 @@ from recsys.fusion import presets
 from recsys.fusion.defaults import SEARCH
 
 
-def register(kind: str, folder, training_data: dict | None = None) -> dict:
+def register(kind: str, folder, training_data: dict | None = None) -> registry.RegisteredModel:
     folder.mkdir(parents=True, exist_ok=True)
     model = registry.register_model(kind, folder, base_model="base", training_data=training_data or {},
                                     hyperparameters={}, metrics={}, actor="test")
-    return registry.activate_model(model["id"], "test")
+    return registry.activate_model(model.id, "test")
 
 
 def test_an_empty_database_serves_the_shipped_defaults(db_url):
@@ -69,3 +69,31 @@ def test_a_preset_reranking_with_a_folder_that_is_gone_is_named(db_url, tmp_path
                                     {**SEARCH, "reranker": str(tmp_path / "gone"), "rerank_top": 10}, "test")
         presets.activate(session, saved.id, "test")
     assert any("reranks with" in p and "no longer exists" in p for p in active.read(db_url).problems)
+
+
+def test_a_preset_that_reranks_with_the_active_reranker_follows_its_activations(db_url, tmp_path):
+    from recsys.fusion.base import ACTIVE_RERANKER
+    from recsys.serving.follow import served_key
+
+    with session_scope(db_url) as session:
+        saved = presets.save_preset(session, "search", "reranked",
+                                    {**SEARCH, "reranker": ACTIVE_RERANKER, "rerank_top": 10}, "test")
+        presets.activate(session, saved.id, "test")
+    state = active.read(db_url)  # no reranker is active: served without reranking, and said so
+    search = state.presets["search"]
+    assert not search.config.reranks and search.saved.reranker == ACTIVE_RERANKER
+    assert any("no usable reranker is active" in p for p in state.problems)
+    keys = [served_key(state)]
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "ranker.json").write_text('{"config": {"top_n": 10}}')
+        register("reranker", folder, {"engine": {"embedding_model": None}})
+        state = active.read(db_url)
+        search = state.presets["search"]
+        assert (search.config.reranker, search.config.rerank_top) == (str(folder), 10) and state.problems == ()
+        assert search.saved.reranker == ACTIVE_RERANKER and search.label == "reranked v1"
+        keys.append(served_key(state))
+    assert len(set(keys)) == 3  # each activation is something else to serve: the service swaps
+    registry.rollback_model("reranker", "test")
+    assert active.read(db_url).presets["search"].config.reranker == str(tmp_path / "first")

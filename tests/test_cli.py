@@ -122,15 +122,46 @@ def test_jobs_are_listed_shown_cancelled_and_retried_from_the_command_line(db_ur
     from recsys import jobs
 
     assert recsys("db", "upgrade", url=db_url).returncode == 0
-    queued = jobs.submit("evaluate", {"algorithms": ["popularity"], "k": 2}, "olga", url=db_url, spawn=False)
+    from recsys.evaluation.jobs import EvaluateSpec
+
+    queued = jobs.submit(EvaluateSpec(algorithms=["popularity"], k=2), "olga", url=db_url, spawn=False)
     listed = json.loads(recsys("jobs", "list", url=db_url).stdout)
     assert [(job["id"], job["kind"], job["status"]) for job in listed] == [(queued, "evaluate", "queued")]
     shown = json.loads(recsys("jobs", "show", "--id", str(queued), url=db_url).stdout)
-    assert shown["params"]["algorithms"] == ["popularity"] and shown["logs"] == []
+    assert shown["spec"]["algorithms"] == ["popularity"] and shown["logs"] == [] and shown["result"] is None
     assert json.loads(recsys("jobs", "cancel", "--id", str(queued), url=db_url).stdout)["cancel_requested"]
-    assert jobs.get_job(queued, url=db_url)["status"] == "cancelled"
+    assert jobs.get_job(queued, url=db_url).status == "cancelled"
     retried = recsys("jobs", "retry", "--id", str(queued), url=db_url)
     assert retried.returncode == 0, retried.stderr
     assert json.loads(retried.stdout)["retried_as"] == queued + 1
     missing = recsys("jobs", "show", url=db_url)
     assert missing.returncode == 1 and "jobs show needs --id" in missing.stderr
+
+
+def test_models_are_listed_activated_and_rolled_back_from_the_command_line(db_url, tmp_path):
+    from recsys import model_registry as registry
+
+    assert recsys("db", "upgrade", url=db_url).returncode == 0
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "ranker.json").write_text('{"config": {"top_n": 10}}')
+        registry.register_model("reranker", tmp_path / name, base_model="learned ranker", training_data={},
+                                hyperparameters={}, metrics={}, actor="olga", url=db_url)
+    listed = json.loads(recsys("models", "list", "--kind", "reranker", url=db_url).stdout)
+    assert [(row["version"], row["is_active"]) for row in listed] == [(2, False), (1, False)]
+    for version in (1, 2):
+        done = recsys("models", "activate", "--kind", "reranker", "--version", str(version), url=db_url)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["active"]["version"] == version
+    assert registry.active_model("reranker", db_url).version == 2
+    back = json.loads(recsys("models", "rollback", "--kind", "reranker", url=db_url).stdout)
+    assert back["active"]["version"] == 1 and back["engines_job"] is None  # a reranker needs no fitting
+    base = json.loads(recsys("models", "use-base", "--kind", "reranker", url=db_url).stdout)
+    assert base["active"] == {"kind": "reranker", "version": None, "id": None, "path": None}
+    assert registry.active_model("reranker", db_url) is None
+    missing = recsys("models", "activate", "--kind", "reranker", "--version", "9", url=db_url)
+    assert missing.returncode == 1 and "there is no reranker model v9" in missing.stderr
+    (tmp_path / "first").joinpath("ranker.json").unlink()
+    (tmp_path / "first").rmdir()
+    gone = recsys("models", "activate", "--kind", "reranker", "--version", "1", url=db_url)
+    assert gone.returncode == 1 and "no longer exists" in gone.stderr

@@ -53,7 +53,7 @@ def test_an_activation_asks_for_another_engine_and_going_back_reuses_the_fitted_
     folder.mkdir()
     model = registry.register_model("embedding", folder, base_model="all-MiniLM-L6-v2", training_data={},
                                     hyperparameters={}, metrics={}, actor="olga")
-    registry.activate_model(model["id"], "olga")
+    registry.activate_model(model.id, "olga")
     tuned = engines.active_specs(data)
     assert tuned["search"].embedding_model == str(folder) and tuned["search"].embedding_label == "embedding-v1"
     assert not engines.is_fitted(tuned["recommendations"])
@@ -112,7 +112,7 @@ def _wait(job_id: int, url: str) -> dict:
     deadline = time.time() + 240
     while time.time() < deadline:
         job = jobs.get_job(job_id, url=url)
-        if job["status"] not in jobs.ACTIVE:
+        if job.status not in jobs.ACTIVE:
             return job
         time.sleep(0.5)
     raise AssertionError(f"job {job_id} did not finish")
@@ -126,7 +126,7 @@ def test_a_page_without_its_engine_starts_the_fit_job_and_fills_in_when_it_ends(
     assert not app.exception
     waiting = next(info.value for info in app.info if "being fitted in the background" in info.value)
     job_id = int(waiting.split("(job ")[1].split(")")[0])
-    assert _wait(job_id, data)["status"] == "succeeded"
+    assert _wait(job_id, data).status == "succeeded"
     app.run()
     assert not app.exception
     assert [c for c in app.columns if [s.value for s in c.subheader] == ["Hybrid"]]
@@ -146,7 +146,7 @@ def test_an_upload_starts_fitting_its_engines_in_the_background(data, monkeypatc
     stored = next(s.value for s in app.success if "Stored and activated" in s.value)
     assert "being fitted for it in the background (job " in stored
     job_id = int(stored.split("(job ")[1].split(")")[0])
-    assert _wait(job_id, data)["status"] == "succeeded"
+    assert _wait(job_id, data).status == "succeeded"
     assert all(map(engines.is_fitted, engines.active_specs(data).values()))
 
 

@@ -17,6 +17,7 @@ from recsys import jobs
 from recsys.data import IngestOptions, ingest_file
 from recsys.data.clean import CleaningConfig
 from recsys.engines import fit_active
+from recsys.evaluation.jobs import EvaluateSpec
 from tests.conftest import ROOT
 
 
@@ -66,9 +67,10 @@ def test_one_command_starts_the_app_the_service_and_a_worker_and_one_ctrl_c_stop
         assert health["status"] == "ok" and health["following"] and health["data_versions"]["catalog"] == 1
         # A job queued by anyone is run by the standing worker: submit starts no worker of its own.
         monkeypatch.setenv("WORKBENCH_JOB_WORKERS", "external")
-        job_id = jobs.submit("evaluate", {"algorithms": ["popularity"], "k": 2,
-                                          "split": {"kind": "stratified", "test_frac": 0.5}}, "olga", url=db_url)
-        assert jobs.wait(job_id, url=db_url, timeout_s=120)["status"] == "succeeded"
+        spec = EvaluateSpec.from_dict({"algorithms": ["popularity"], "k": 2,
+                                       "split": {"kind": "stratified", "test_frac": 0.5}})
+        job_id = jobs.submit(spec, "olga", url=db_url)
+        assert jobs.wait(job_id, url=db_url, timeout_s=120).status == "succeeded"
     finally:
         honcho.send_signal(signal.SIGINT)  # Ctrl-C
         try:

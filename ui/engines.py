@@ -72,8 +72,8 @@ def keyed(url: str, kind: str):
     who = identity()
     actor = who.username if who else "system"
     last = next(iter(store.list_jobs(store.JOB_KIND, url=url, limit=1)), None)
-    if last is not None and last["status"] == "failed":
-        st.error(f"Fitting the engines failed (job {last['id']}): {last['message']}")
+    if last is not None and last.status == "failed":
+        st.error(f"Fitting the engines failed (job {last.id}): {last.message}")
         if st.button("Fit the engines again", key=f"refit_{kind}"):
             store.request_fit(url, actor)
             st.rerun()
@@ -93,7 +93,7 @@ def fit_progress(url: str) -> None:
     job = store.running_fit(url)
     if job is None:
         st.rerun(scope="app")
-    st.progress(job["progress"], text=job["message"] or "waiting for the worker to start")
+    st.progress(job.progress, text=job.message or "waiting for the worker to start")
 
 
 def refit(url: str, actor: str) -> str:
@@ -129,9 +129,10 @@ def judgments(url: str, judgments_version: int) -> pd.DataFrame:
 
 
 def active_fusion(url: str, scope: str) -> tuple[ServedPreset, FusionConfig]:
-    """The preset `scope` is served with (the shipped default when none is stored) and its config."""
+    """The preset `scope` is served with (the shipped default when none is stored) and its config
+    as stored (a preset may rerank with whichever reranker is active: `ACTIVE_RERANKER`)."""
     served = active_state.read(url).presets[scope]
-    return served, served.config
+    return served, served.saved
 
 
 def preset_label(preset: ServedPreset) -> str:

@@ -24,6 +24,7 @@ from recsys import active as active_state
 from recsys.active import ActiveReranker, ServedPreset
 from recsys.evaluation import live
 from recsys.fusion import FUSERS, NORMALISATIONS, FusionConfig, Rule, RulesResult, apply_rules, fuse
+from recsys.fusion.base import ACTIVE_RERANKER
 from recsys.fusion.compare import dropped_out, rank_moves
 from recsys.fusion.rules import RULE_FIELDS, RULE_KINDS
 from recsys.services import presets as preset_service
@@ -167,10 +168,11 @@ def available_reranker(url: str) -> ActiveReranker | None:
 
 def rerank_editor(scope: str, working: dict, reranker: ActiveReranker | None,
                   disabled: bool) -> tuple[str | None, int]:
-    """The reranking control of the working config: (reranker folder, rerank_top), 0 when off.
+    """The reranking control of the working config: (reranker, rerank_top), (None, 0) when off.
 
-    `reranker` is the registry's active model; without one the control is
-    disabled and the working config keeps whatever its preset says.
+    `reranker` is the registry's active model; a preset turned on here reranks with whichever
+    reranker is active (ACTIVE_RERANKER), so activating another version changes what it serves.
+    Without one the control is disabled and the working config keeps whatever its preset says.
     """
     st.subheader("Reranking")
     _seed(_key(scope, "rerank"), working.get("rerank_top", 0) > 0)
@@ -184,14 +186,15 @@ def rerank_editor(scope: str, working: dict, reranker: ActiveReranker | None,
                      "search); a learned ranker weighs BM25's and the embedding's scores and the matched "
                      "words per query (about 10 ms a search; use the N it was trained with, 100 by default)")
     if reranker is not None:
-        st.caption(f"with the active {reranker.kind} v{reranker.version}")
+        st.caption(f"with the active reranker, now the {reranker.kind} v{reranker.version}: activating "
+                   "another version on Fine-tune changes what a preset saved with reranking on serves")
     top = st.number_input("N", 1, MAX_RERANK_TOP, step=5, key=_key(scope, "rerank_top"),
                           disabled=locked or not on)
     if reranker is None:
         st.caption("No reranker model is active: train one (a learned ranker or a cross-encoder) on the "
                    "Fine-tune page and activate it to use this.")
         return working.get("reranker"), working.get("rerank_top", 0)
-    return (reranker.path, int(top)) if on else (None, 0)
+    return (ACTIVE_RERANKER, int(top)) if on else (None, 0)
 
 
 def editor(scope: str, sources: list[str], active_config: FusionConfig, catalog: pd.DataFrame,
@@ -428,10 +431,13 @@ def search_sample(url: str, engine_key: str, judgments_version: int, held_out_on
     judgments = engines.judgments(url, judgments_version)
     exclude = frozenset()
     if held_out_only:
-        from recsys.training.jobs import split_fractions
+        # The training jobs' default split (TrainingSpec), read only here: the training package
+        # brings sentence-transformers, which the page need not import otherwise.
+        from recsys.training.jobs import TrainingSpec
         from recsys.training.pairs import split_judgments
 
-        exclude = frozenset(split_judgments(judgments, split_fractions({}))["train"]["query"].astype(str))
+        train = split_judgments(judgments, TrainingSpec().fractions())["train"]
+        exclude = frozenset(train["query"].astype(str))
     try:
         return live.search_sample(_hybrid, judgments, exclude=exclude), live.fuse_search(_hybrid)
     except ValueError as error:

@@ -9,6 +9,7 @@ from plotly.subplots import make_subplots
 
 from recsys import jobs
 from recsys import model_registry as registry
+from recsys.training.jobs import TrainedModel
 from ui.data import active_versions
 from ui.engines import refit
 
@@ -25,9 +26,9 @@ def available_sources(url: str) -> dict[str, int]:
     return {source: versions.get(kind, {}).get("rows", 0) for source, kind in DATA_KIND.items()}
 
 
-def training_chart(job: dict, url: str) -> None:
+def training_chart(job: jobs.JobRecord, url: str) -> None:
     """Loss and validation nDCG@10 by step of a fine-tune, from its logs in SQL."""
-    logs = [row for row in jobs.job_logs(job["id"], url=url) if row["step"] is not None]
+    logs = [row for row in jobs.job_logs(job.id, url=url) if row["step"] is not None]
     if not logs:
         return
     frame = pd.DataFrame([{"step": row["step"], **row["metrics"]} for row in logs])
@@ -41,7 +42,7 @@ def training_chart(job: dict, url: str) -> None:
                                     name="validation nDCG@10"), secondary_y=True)
     figure.update_layout(height=260, margin={"t": 10, "b": 10}, xaxis_title="step",
                          legend={"orientation": "h"})
-    st.plotly_chart(figure, key=f"ft_chart_{job['id']}")
+    st.plotly_chart(figure, key=f"ft_chart_{job.id}")
 
 
 def metrics_frame(full_catalog: dict) -> pd.DataFrame:
@@ -55,34 +56,31 @@ def metrics_frame(full_catalog: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_results(result: dict) -> None:
+def run_results(result: TrainedModel) -> None:
     """A finished fine-tune: before/after metrics on validation and test, and changed queries."""
-    pairs = result.get("pairs", {})
-    trained = (f"{pairs.get('train', 0):,} training examples from "
-               f"{SOURCE_LABELS.get(result.get('source'), '?')}, {result.get('steps')} steps in "
-               f"{result.get('train_s', 0) / 60:.1f} min on {result.get('device')}.")
-    if result.get("kind") == "reranker":
+    trained = (f"{result.pairs.get('train', 0):,} training examples from "
+               f"{SOURCE_LABELS.get(result.source, '?')}, {result.steps} steps in "
+               f"{result.train_s / 60:.1f} min on {result.device}.")
+    if result.kind == "reranker":
         st.caption(f"{trained} Validation: each validation query's BM25 top 30 reordered by the "
                    "cross-encoder (before: BM25's order); its best checkpoint was kept.")
-    elif result.get("kind") == "ranker":
-        st.caption(f"A learned ranker of {result.get('steps')} trees from {pairs.get('train', 0):,} fused items "
-                   f"of the judged training queries, trained in {result.get('train_s', 0):.1f} s. Before: search "
+    elif result.kind == "ranker":
+        st.caption(f"A learned ranker of {result.steps} trees from {result.pairs.get('train', 0):,} fused "
+                   "items "
+                   f"of the judged training queries, trained in {result.train_s:.1f} s. Before: search "
                    "as served (the active embedding model and search preset, without the preset's rules); "
-                   f"after: the same with the ranker reordering its fused top {result.get('top_n')}. "
+                   f"after: the same with the ranker reordering its fused top {result.top_n}. "
                    "The whole catalog is searched for every validation and test query; none was trained on. "
                    "To use it, activate it below and turn reranking on (N = "
-                   f"{result.get('top_n')}) in a search preset on Fusion & rules.")
+                   f"{result.top_n}) in a search preset on Fusion & rules.")
     else:
         st.caption(f"{trained} Before: the model that was active when the run started. The whole catalog "
                    "is searched for every validation and test query; none was trained on.")
-    full_catalog = result.get("full_catalog") or {"validation": {
-        "before": {"ndcg@10": result["val_ndcg@10_before"]}, "after": {"ndcg@10": result["val_ndcg@10_after"]}}}
-    st.dataframe(metrics_frame(full_catalog), hide_index=True, key="ft_metrics")
-    examples = result.get("examples", [])
-    if not examples:
+    st.dataframe(metrics_frame(result.headline()), hide_index=True, key="ft_metrics")
+    if not result.examples:
         return
     st.markdown("**Test queries whose top 5 changed** (grade in brackets when judged)")
-    for example in examples:
+    for example in result.examples:
         with st.expander(example["query"]):
             before, after = st.columns(2)
             for column, name in ((before, "before"), (after, "after")):
@@ -97,9 +95,10 @@ def models_table(url: str) -> pd.DataFrame:
 
 
 NOTES = {"embedding": "Search and recommendations use it once their engines are fitted with it (in the "
-                      "background, a minute on the demo); restart the REST service to serve it.",
-         "reranker": "Search presets name the reranker folder they use: turn reranking off and on "
-                     "again on Fusion & rules to switch a preset to this one."}
+                      "background, a minute on the demo); the REST service follows once they are fitted.",
+         "reranker": "Search presets with reranking on rerank with it; the REST service follows within "
+                     "seconds. (A preset saved before presets followed the active reranker names a folder: "
+                     "turn its reranking off and on again on Fusion & rules.)"}
 NO_MODEL = {"embedding": "the shipped all-MiniLM-L6-v2", "reranker": "no reranker"}
 
 
@@ -116,10 +115,10 @@ def model_actions(table: pd.DataFrame, url: str, actor: str, allowed: bool) -> N
     try:
         if middle.button("Activate", key="ft_activate", disabled=not allowed or chosen is None):
             model = registry.activate_model(int(chosen), actor, url=url)
-            done = f"Activated {kind} model v{model['version']}. {note}"
+            done = f"Activated {kind} model v{model.version}. {note}"
         if right.button("Roll back", key="ft_rollback", disabled=not allowed):
             model = registry.rollback_model(kind, actor, url=url)
-            target = f"{kind} model v{model['version']}" if model else NO_MODEL[kind]
+            target = f"{kind} model v{model.version}" if model else NO_MODEL[kind]
             done = f"Rolled back to {target}. {note}"
         if st.button(f"Use {NO_MODEL[kind]}", key="ft_shipped", disabled=not allowed):
             registry.use_base_model(kind, actor, url=url)

@@ -24,7 +24,7 @@ on the order in which the sources are given.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from recsys.config import JsonConfig
@@ -33,6 +33,9 @@ from recsys.registry import Registry
 
 Ranked = Sequence[tuple[str, float]]
 FUSERS = Registry("fusion method")
+# A preset's `reranker` that names no folder but whichever reranker the model registry serves:
+# activating another version (or rolling back) changes what such a preset reranks with.
+ACTIVE_RERANKER = "active"
 NORMALISATIONS = ("minmax", "zscore")
 
 
@@ -72,8 +75,9 @@ class FusionConfig(JsonConfig):
     encoder of the semantic source where an engine is built from the preset
     (`recsys.embeddings.BACKENDS`: "torch", "onnx-fp32", "onnx-int8"); it is
     fixed when the engine is fitted, so a live re-fusion does not change it.
-    `reranker` is a reranker folder, a learned ranker (`recsys.training.ltr`) or a
-    cross-encoder (`recsys.training.reranker`), and
+    `reranker` is ACTIVE_RERANKER ("active": the registry's active reranker, resolved by
+    `recsys.active` with `with_reranker`) or a reranker folder, a learned ranker
+    (`recsys.training.ltr`) or a cross-encoder (`recsys.training.reranker`), and
     `rerank_top` how many of the fused list's best items it reorders, after
     fusion and before the rules (0: no reranking); it applies to search only.
     Presets stored before these two fields existed load with reranking off.
@@ -123,6 +127,18 @@ class FusionConfig(JsonConfig):
         if bad:
             raise ValueError(f"score floors must be numbers, not {bad}")
         self.min_scores = {name: float(floor) for name, floor in self.min_scores.items()}
+
+    @property
+    def follows_active_reranker(self) -> bool:
+        return self.reranker == ACTIVE_RERANKER
+
+    def with_reranker(self, folder: str | None) -> FusionConfig:
+        """This config as served when `folder` is the active reranker's (None: none is active):
+        ACTIVE_RERANKER becomes `folder`, or reranking is off without one. A config that names
+        a folder, or reranks with nothing, is returned as it is."""
+        if not self.follows_active_reranker:
+            return self
+        return replace(self, reranker=folder, rerank_top=self.rerank_top if folder else 0)
 
     @property
     def reranks(self) -> bool:

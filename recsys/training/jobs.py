@@ -19,8 +19,9 @@ from __future__ import annotations
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, Self
 
 import pandas as pd
 
@@ -32,7 +33,7 @@ from recsys.embeddings import default_model_path
 from recsys.evaluation.search import evaluate_full_catalog
 from recsys.factory import build_retriever
 from recsys.fusion import presets
-from recsys.jobs import JobContext, cleaner, runner
+from recsys.jobs import JobContext, JobResult, JobSpec, cleaner, runner
 from recsys.search import get
 from recsys.training.finetune import FinetuneConfig, finetune
 from recsys.training.ltr import RankerConfig, grade_floor, train_ranker
@@ -58,6 +59,105 @@ SPLIT_SEED = 42
 
 
 MODEL_JOBS = {"finetune": "embedding", "train_reranker": "reranker", "train_ranker": "reranker"}
+
+
+@dataclass
+class TrainingSpec(JobSpec):
+    """The shares of judged queries (or anchors) held out for validation and test, and the seed
+    of that split: its own, not the training seed, so that every run of a shop keeps the same
+    test queries and a model started from the active one never is tested on queries that one
+    was trained on."""
+
+    validation: float = 0.1
+    test: float = 0.1
+    split_seed: int = SPLIT_SEED
+
+    def fractions(self) -> SplitFractions:
+        return SplitFractions(validation=float(self.validation), test=float(self.test),
+                              seed=int(self.split_seed))
+
+    def lock(self) -> str:
+        return MODEL_JOBS[self.kind]
+
+
+@dataclass
+class FinetuneSpec(TrainingSpec):
+    """Fine-tune the embedding model. `source`: the training data (one of
+    `recsys.training.pairs.SOURCES`); `min_grade`: the lowest grade of a positive (judgments;
+    None: the top third of the scale); `start_from`: "active" (the served model) or "shipped"
+    (the shipped MiniLM). "Before" is always the served model."""
+
+    kind = "finetune"
+    source: str = "co_purchases"
+    config: FinetuneConfig = field(default_factory=FinetuneConfig)
+    min_grade: float | None = None
+    start_from: str = "active"
+
+    def __post_init__(self) -> None:
+        if self.source not in SOURCES:
+            raise ValueError(f"unknown training data {self.source!r}; choose one of {', '.join(SOURCES)}")
+        if self.start_from not in ("active", "shipped"):
+            raise ValueError(f"start_from is 'active' or 'shipped', not {self.start_from!r}")
+
+
+@dataclass
+class RerankerSpec(TrainingSpec):
+    """Train a cross-encoder reranker on the active judgments (`min_grade`: the lowest grade of a
+    relevant product; None: the top third of the scale)."""
+
+    kind = "train_reranker"
+    config: RerankerConfig = field(default_factory=RerankerConfig)
+    min_grade: float | None = None
+
+
+@dataclass
+class RankerSpec(TrainingSpec):
+    """Train a learned ranker over the search engine as served, on the active judgments."""
+
+    kind = "train_ranker"
+    config: RankerConfig = field(default_factory=RankerConfig)
+
+
+LEGACY_KEYS = {"val_ndcg@10_before": "val_ndcg_before", "val_ndcg@10_after": "val_ndcg_after"}
+
+
+@dataclass
+class TrainedModel(JobResult):
+    """What a training job made: the registered model (`model_id`, `version`; not active yet)
+    and how it compares with what was served. `kind`: "embedding", "reranker" (a cross-encoder)
+    or "ranker"; `pairs`: training examples per part; `steps`: training steps (trees for a
+    ranker); `full_catalog`: {part: {"before"|"after": {metric: value}}}; `examples`: test
+    queries whose top 5 changed."""
+
+    model_id: int
+    version: int
+    kind: str
+    source: str
+    pairs: dict[str, int]
+    steps: int
+    train_s: float
+    device: str
+    val_ndcg_before: float | None
+    val_ndcg_after: float | None
+    steps_per_s: float | None = None
+    train_pairs: int | None = None
+    top_n: int | None = None
+    loss_history: list = field(default_factory=list)
+    validation_history: list = field(default_factory=list)
+    full_catalog: dict = field(default_factory=dict)
+    examples: list = field(default_factory=list)
+    importance: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Also reads the results of earlier versions (keys "val_ndcg@10_before", no "kind")."""
+        data = {LEGACY_KEYS.get(key, key): value for key, value in data.items()}
+        return super().from_dict({"kind": "embedding", **data})
+
+    def headline(self) -> dict[str, dict[str, dict[str, float]]]:
+        """The full-catalog metrics, or (for runs that have none) the validation nDCG@10."""
+        return self.full_catalog or {"validation": {"before": {"ndcg@10": self.val_ndcg_before},
+                                                    "after": {"ndcg@10": self.val_ndcg_after}}}
 
 
 def remove_job_folders(job_kind: str, job_id: int) -> list[Path]:
@@ -258,14 +358,6 @@ def boosting_reporter(context: JobContext, start: float, end: float):
     return report
 
 
-def split_fractions(params: dict) -> SplitFractions:
-    """The split of a job: its own seed (not the training seed), so that every run of a shop
-    keeps the same test queries and a model started from the active one never is tested on
-    queries that one was trained on."""
-    return SplitFractions(validation=float(params.get("validation", 0.1)), test=float(params.get("test", 0.1)),
-                          seed=int(params.get("split_seed", SPLIT_SEED)))
-
-
 def low_grade(grades: pd.Series) -> float:
     """The end of the bottom third of the grade scale seen (1.67 on a 1..3 scale)."""
     low, high = float(grades.min()), float(grades.max())
@@ -291,24 +383,22 @@ def judged_for_negatives(prepared: dict, judgments: pd.DataFrame | None
             {anchor: low[group] for anchor, group in anchors.items() if group in low})
 
 
-@runner("finetune")
-def run_finetune(context: JobContext) -> dict:
-    """params: source, min_grade (judgments; default the top third of the scale), config
-    (FinetuneConfig dict), start_from ("active": the served model, default; "shipped": the
-    shipped MiniLM), validation and test shares. "Before" is always the served model."""
-    params = context.params
-    config = FinetuneConfig.from_dict(params.get("config") or {})
-    source = params.get("source", "co_purchases")
+@runner(FinetuneSpec, TrainedModel)
+def run_finetune(context: JobContext) -> TrainedModel:
+    """Fine-tune the embedding model as `context.spec` (a FinetuneSpec) says."""
+    spec: FinetuneSpec = context.spec
+    config = FinetuneConfig.from_dict(spec.config.to_dict())
+    source = spec.source
     context.progress(0.01, f"loading the active catalog and {source.replace('_', ' ')}")
     catalog, data, versions = _load_active_data(context.url, source)
-    fractions = split_fractions(params)
-    prepared = prepare_pairs(source, catalog, min_grade=params.get("min_grade"), fractions=fractions, **data)
+    fractions = spec.fractions()
+    prepared = prepare_pairs(source, catalog, min_grade=spec.min_grade, fractions=fractions, **data)
     pairs = prepared["pairs"]
     counts = {part: len(frame) for part, frame in pairs.items()}
     context.log(f"{counts['train']:,} training pairs, {counts['validation']:,} validation, "
                 f"{counts['test']:,} test", **counts)
     active = registry.active_model_path("embedding", context.url)
-    if params.get("start_from", "active") == "active" and not config.base_model:
+    if spec.start_from == "active" and not config.base_model:
         config.base_model = active
     base = config.base_model
     out_dir = Path(registry.model_dir("embedding", f"job{context.job_id}"))
@@ -336,11 +426,13 @@ def run_finetune(context: JobContext) -> dict:
         training_data={"source": source, "dataset_version_ids": versions, "pairs": counts,
                        "min_grade": prepared["min_grade"], "split": asdict(fractions)},
         hyperparameters=config.to_dict(), metrics=metrics, actor=context.actor, job_id=context.job_id)
-    return {"model_id": model["id"], "version": model["version"], "source": source, "pairs": counts,
-            **{key: trained[key] for key in ("train_pairs", "train_s", "steps", "steps_per_s", "device",
-                                            "val_ndcg@10_before", "val_ndcg@10_after", "loss_history",
-                                            "validation_history")},
-            "full_catalog": comparison["metrics"], "examples": comparison["examples"]}
+    return TrainedModel(
+        model_id=model.id, version=model.version, kind="embedding", source=source, pairs=counts,
+        steps=trained["steps"], train_s=trained["train_s"], device=trained["device"],
+        val_ndcg_before=trained["val_ndcg@10_before"], val_ndcg_after=trained["val_ndcg@10_after"],
+        steps_per_s=trained["steps_per_s"], train_pairs=trained["train_pairs"],
+        loss_history=trained["loss_history"], validation_history=trained["validation_history"],
+        full_catalog=comparison["metrics"], examples=comparison["examples"])
 
 
 def _active_judgments(context: JobContext) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, int]]:
@@ -352,17 +444,15 @@ def _active_judgments(context: JobContext) -> tuple[pd.DataFrame, pd.DataFrame, 
     return catalog, data["judgments"], versions
 
 
-@runner("train_reranker")
-def run_train_reranker(context: JobContext) -> dict:
-    """params: min_grade (default the top third of the scale), config (RerankerConfig dict),
-    validation and test shares. Trains on the active judgments' train queries; "before" is
-    BM25's order of each validation query's candidates."""
-    params = context.params
-    config = RerankerConfig.from_dict(params.get("config") or {})
+@runner(RerankerSpec, TrainedModel)
+def run_train_reranker(context: JobContext) -> TrainedModel:
+    """Train a cross-encoder on the active judgments' train queries; "before" is BM25's order of
+    each validation query's candidates."""
+    spec: RerankerSpec = context.spec
+    config = spec.config
     catalog, judgments, versions = _active_judgments(context)
-    min_grade = params.get("min_grade")
-    min_grade = default_min_grade(judgments["grade"]) if min_grade is None else float(min_grade)
-    fractions = split_fractions(params)
+    min_grade = default_min_grade(judgments["grade"]) if spec.min_grade is None else float(spec.min_grade)
+    fractions = spec.fractions()
     judged = split_judgments(judgments, fractions)
     context.progress(0.03, "labelling judged products and mining BM25 negatives")
     examples = reranker_examples(judged["train"], catalog, min_grade, config.negatives_per_query, config.seed)
@@ -381,10 +471,13 @@ def run_train_reranker(context: JobContext) -> dict:
         training_data={"source": "judgments", "dataset_version_ids": versions, "min_grade": min_grade,
                        "examples": len(examples), "split": asdict(fractions)},
         hyperparameters=config.to_dict(), metrics=metrics, actor=context.actor, job_id=context.job_id)
-    return {"model_id": model["id"], "version": model["version"], "source": "judgments", "kind": "reranker",
-            "pairs": {"train": len(examples)}, **{key: trained[key] for key in (
-                "train_s", "steps", "steps_per_s", "device", "val_ndcg@10_before", "val_ndcg@10_after")},
-            "loss_history": trained.get("loss_history", []), "validation_history": trained.get("validation_history", [])}
+    return TrainedModel(
+        model_id=model.id, version=model.version, kind="reranker", source="judgments",
+        pairs={"train": len(examples)}, steps=trained["steps"], train_s=trained["train_s"],
+        device=trained["device"], val_ndcg_before=trained["val_ndcg@10_before"],
+        val_ndcg_after=trained["val_ndcg@10_after"], steps_per_s=trained["steps_per_s"],
+        loss_history=trained.get("loss_history", []),
+        validation_history=trained.get("validation_history", []))
 
 
 def search_engine_for_training(url: str, catalog: pd.DataFrame):
@@ -396,16 +489,15 @@ def search_engine_for_training(url: str, catalog: pd.DataFrame):
     return build_retriever(catalog, {**served, "rules": [], "reranker": None, "rerank_top": 0}, state.embedding.path)
 
 
-@runner("train_ranker")
-def run_train_ranker(context: JobContext) -> dict:
-    """params: config (`recsys.training.ltr.RankerConfig` dict), validation and test shares.
-    Trains a learned ranker over the search engine as served (`search_engine_for_training`) on
+@runner(RankerSpec, TrainedModel)
+def run_train_ranker(context: JobContext) -> TrainedModel:
+    """Train a learned ranker over the search engine as served (`search_engine_for_training`) on
     the active judgments' train queries, with early stopping on the validation queries; before
     and after are that engine without and with the ranker reordering its fused top `top_n`."""
-    params = context.params
-    config = RankerConfig.from_dict(params.get("config") or {})
+    spec: RankerSpec = context.spec
+    config = spec.config
     catalog, judgments, versions = _active_judgments(context)
-    fractions = split_fractions(params)
+    fractions = spec.fractions()
     judged = split_judgments(judgments, fractions)
     if judged["train"].empty or judged["validation"].empty:
         raise ValueError(f"{judgments['query'].nunique()} judged queries are too few to split into train and "
@@ -441,8 +533,9 @@ def run_train_ranker(context: JobContext) -> dict:
         hyperparameters=config.to_dict(),
         metrics={key: trained[key] for key in ("train_s", "trees", "val_ndcg@10_before", "val_ndcg@10_after")},
         actor=context.actor, job_id=context.job_id)
-    return {"model_id": model["id"], "version": model["version"], "source": "judgments", "kind": "ranker",
-            "pairs": {"train": trained["train_items"]}, "steps": trained["trees"], "train_s": trained["train_s"],
-            "device": "cpu", "top_n": config.top_n,
-            **{key: trained[key] for key in ("val_ndcg@10_before", "val_ndcg@10_after", "importance")},
-            "full_catalog": metrics, "examples": examples}
+    return TrainedModel(
+        model_id=model.id, version=model.version, kind="ranker", source="judgments",
+        pairs={"train": trained["train_items"]}, steps=trained["trees"], train_s=trained["train_s"],
+        device="cpu", val_ndcg_before=trained["val_ndcg@10_before"],
+        val_ndcg_after=trained["val_ndcg@10_after"],
+        top_n=config.top_n, importance=trained["importance"], full_catalog=metrics, examples=examples)

@@ -44,9 +44,9 @@ def test_operator_starts_a_run_that_finishes_in_the_background(shop):
     assert started
     job_id = int(started[0].split()[-1].rstrip("."))
     deadline = time.time() + 180
-    while jobs.get_job(job_id)["status"] in jobs.ACTIVE and time.time() < deadline:
+    while jobs.get_job(job_id).status in jobs.ACTIVE and time.time() < deadline:
         time.sleep(0.5)
-    assert jobs.get_job(job_id)["status"] == "succeeded", jobs.get_job(job_id)["message"]
+    assert jobs.get_job(job_id).status == "succeeded", jobs.get_job(job_id).message
     app.run()
     table = results_table(app)
     assert list(table["algorithm"]) == ["popularity"] and list(table["run"]) == [job_id]

@@ -33,7 +33,7 @@ def _finished_job(app) -> dict:
     started = [s.value for s in app.success if s.value.startswith("Started fine-tune")]
     job_id = int(started[0].split()[2].rstrip(";"))
     deadline = time.time() + 300
-    while jobs.get_job(job_id)["status"] in jobs.ACTIVE and time.time() < deadline:
+    while jobs.get_job(job_id).status in jobs.ACTIVE and time.time() < deadline:
         time.sleep(1)
     return jobs.get_job(job_id)
 
@@ -65,9 +65,9 @@ def test_operator_fine_tunes_compares_and_activates(judged_shop):
     _button(app, "Start fine-tuning").click().run()
     assert any("still" in warning.value for warning in app.warning)
     deadline = time.time() + 300
-    while jobs.get_job(job_id)["status"] in jobs.ACTIVE and time.time() < deadline:
+    while jobs.get_job(job_id).status in jobs.ACTIVE and time.time() < deadline:
         time.sleep(1)
-    assert jobs.get_job(job_id)["status"] == "succeeded", jobs.get_job(job_id)["message"]
+    assert jobs.get_job(job_id).status == "succeeded", jobs.get_job(job_id).message
     assert any(row["step"] for row in jobs.job_logs(job_id))
 
     app.run()
@@ -80,7 +80,7 @@ def test_operator_fine_tunes_compares_and_activates(judged_shop):
 
     _button(app, "Activate").click().run()
     assert any("Activated embedding model v1" in s.value for s in app.success)
-    assert registry.active_model("embedding")["version"] == 1
+    assert registry.active_model("embedding").version == 1
     _button(app, "Roll back").click().run()
     assert registry.active_model("embedding") is None
     assert any("Rolled back to the shipped all-MiniLM-L6-v2" in s.value for s in app.success)
@@ -93,7 +93,7 @@ def test_operator_trains_a_reranker_and_merchandisers_can_turn_it_on(judged_shop
     app.number_input(key="ft_batch").set_value(4)
     _button(app, "Start fine-tuning").click().run()
     job = _finished_job(app)
-    assert job["kind"] == "train_reranker" and job["status"] == "succeeded", job["message"]
+    assert job.kind == "train_reranker" and job.status == "succeeded", job.message
 
     app.run()
     assert not app.exception
@@ -114,7 +114,7 @@ def test_operator_trains_a_learned_ranker_and_sees_search_before_and_after(judge
     _button(app, "Start fine-tuning").click().run()
     assert not app.exception
     job = _finished_job(app)
-    assert job["kind"] == "train_ranker" and job["status"] == "succeeded", job["message"]
+    assert job.kind == "train_ranker" and job.status == "succeeded", job.message
 
     app.run()
     assert not app.exception
@@ -125,9 +125,9 @@ def test_operator_trains_a_learned_ranker_and_sees_search_before_and_after(judge
     app.radio(key="ft_model_kind").set_value("reranker").run()
     _button(app, "Activate").click().run()
     assert any("Activated reranker model v1" in s.value for s in app.success)
-    assert registry.active_model("reranker")["base_model"].startswith("learned ranker")
+    assert registry.active_model("reranker").base_model.startswith("learned ranker")
 
     fusion = app_as("merchandiser", "pages/fusion.py")
     assert not fusion.exception
-    assert any(c.value == "with the active learned ranker" for c in fusion.caption)
+    assert any(c.value.startswith("with the active reranker, now the learned ranker v1") for c in fusion.caption)
     assert fusion.number_input(key="fusion_search_rerank_top").value == 100  # the N it was trained with

@@ -228,13 +228,13 @@ def test_a_learned_ranker_trained_over_another_embedding_model_is_flagged(judged
             "reranker", str(folder), base_model="learned ranker (LightGBM LambdaMART)",
             training_data={"engine": {"fusion": {}, "embedding_model": embedding_model}},
             hyperparameters={}, metrics={}, actor="test")
-        registry.activate_model(model["id"], "test")
+        registry.activate_model(model.id, "test")
 
     ranker(None)  # trained over the shipped model, which is still the active one
     app = app_as("merchandiser", "pages/fusion.py")
     assert not app.exception and not [w for w in app.warning if "learned ranker" in w.value]
     assert app.number_input(key="fusion_search_rerank_top").value == 7  # the N it was trained with
-    assert any("with the active learned ranker v1" in c.value for c in app.caption)
+    assert any("with the active reranker, now the learned ranker v1" in c.value for c in app.caption)
     ranker(str(tmp_path / "some-fine-tuned-model"))
     app = app_as("merchandiser", "pages/fusion.py")
     assert any("trained over another embedding model" in w.value for w in app.warning)

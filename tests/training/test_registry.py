@@ -30,12 +30,12 @@ def test_versions_are_numbered_per_kind_and_registering_serves_nothing(db_url, t
     first = register("embedding", tmp_path / "a", note="first try")
     second = register("embedding", tmp_path / "b")
     reranker = register("reranker", tmp_path / "r")
-    assert (first["version"], second["version"], reranker["version"]) == (1, 2, 1)
-    assert first["training_data"] == FACTS["training_data"] and first["note"] == "first try"
-    assert first["artifact_path"] == str(tmp_path / "a") and not first["is_active"]
-    assert first["activated_at"] is None and first["created_by"] == "olga"
+    assert (first.version, second.version, reranker.version) == (1, 2, 1)
+    assert first.training_data == FACTS["training_data"] and first.note == "first try"
+    assert first.artifact_path == str(tmp_path / "a") and not first.is_active
+    assert first.activated_at is None and first.created_by == "olga"
     assert registry.active_model("embedding") is None
-    assert registry.get_model(second["id"])["version"] == 2
+    assert registry.get_model(second.id).version == 2
     assert actions() == [("register model", "embedding v1"), ("register model", "embedding v2"),
                          ("register model", "reranker v1")]
     with pytest.raises(ValueError, match="unknown model kind 'ranker'; choose one of embedding, reranker"):
@@ -45,12 +45,12 @@ def test_versions_are_numbered_per_kind_and_registering_serves_nothing(db_url, t
 def test_one_version_per_kind_is_active(db_url, tmp_path):
     first, second = register("embedding", tmp_path / "a"), register("embedding", tmp_path / "b")
     reranker = register("reranker", tmp_path / "r")
-    registry.activate_model(first["id"], "olga")
-    registry.activate_model(reranker["id"], "olga")
-    active = registry.activate_model(second["id"], "olga")
-    assert active["is_active"] and active["activated_at"] is not None
-    assert registry.active_model("embedding")["id"] == second["id"]
-    assert registry.active_model("reranker")["id"] == reranker["id"]
+    registry.activate_model(first.id, "olga")
+    registry.activate_model(reranker.id, "olga")
+    active = registry.activate_model(second.id, "olga")
+    assert active.is_active and active.activated_at is not None
+    assert registry.active_model("embedding").id == second.id
+    assert registry.active_model("reranker").id == reranker.id
     frame = registry.list_models("embedding")
     assert list(frame["version"]) == [2, 1] and list(frame["is_active"]) == [True, False]
     assert list(frame.columns) == ["id", "kind", "version", "base_model", "created_by", "created_at",
@@ -63,17 +63,17 @@ def test_one_version_per_kind_is_active(db_url, tmp_path):
 
 def test_rollback_serves_what_was_served_before_then_the_base_model(db_url, tmp_path):
     first, second, third = (register("embedding", tmp_path / name) for name in "abc")
-    registry.activate_model(first["id"], "olga")
-    registry.activate_model(third["id"], "olga")
+    registry.activate_model(first.id, "olga")
+    registry.activate_model(third.id, "olga")
     # v2 was never served, so the roll-back skips it.
-    assert registry.rollback_model("embedding", "olga")["version"] == 1
+    assert registry.rollback_model("embedding", "olga").version == 1
     registry.use_base_model("embedding", "olga")
     assert registry.active_model("embedding") is None
     with pytest.raises(LookupError, match="no embedding model is active"):
         registry.rollback_model("embedding", "olga")
-    registry.activate_model(second["id"], "olga")
-    registry.activate_model(first["id"], "olga")
-    assert registry.rollback_model("embedding", "olga")["version"] == 2
+    registry.activate_model(second.id, "olga")
+    registry.activate_model(first.id, "olga")
+    assert registry.rollback_model("embedding", "olga").version == 2
     assert actions()[-7:] == [
         ("activate model", "embedding v1"), ("activate model", "embedding v3"),
         ("roll back model", "embedding v1"), ("use base model", "embedding base model"),
@@ -83,7 +83,7 @@ def test_rollback_serves_what_was_served_before_then_the_base_model(db_url, tmp_
 
 def test_rolling_back_the_only_served_version_goes_back_to_the_base_model(db_url, tmp_path):
     only = register("reranker", tmp_path / "r")
-    registry.activate_model(only["id"], "olga")
+    registry.activate_model(only.id, "olga")
     assert registry.rollback_model("reranker", "olga") is None
     assert registry.active_model_path("reranker") is None
     with session_scope() as session:
@@ -94,25 +94,25 @@ def test_rolling_back_the_only_served_version_goes_back_to_the_base_model(db_url
 
 def test_a_model_whose_folder_is_gone_is_not_activated(db_url, tmp_path):
     served, gone = register("embedding", tmp_path / "a"), register("embedding", tmp_path / "b")
-    registry.activate_model(served["id"], "olga")
+    registry.activate_model(served.id, "olga")
     (tmp_path / "b").rmdir()
     before = actions()
     with pytest.raises(FileNotFoundError, match=r"embedding v2 cannot be served: its folder .*/b no longer"):
-        registry.activate_model(gone["id"], "olga")
-    assert registry.active_model("embedding")["id"] == served["id"] and actions() == before
+        registry.activate_model(gone.id, "olga")
+    assert registry.active_model("embedding").id == served.id and actions() == before
     # Nor is a version whose folder is gone rolled back to.
     (tmp_path / "b").mkdir()
-    registry.activate_model(gone["id"], "olga")
+    registry.activate_model(gone.id, "olga")
     (tmp_path / "a").rmdir()
     with pytest.raises(FileNotFoundError, match="embedding v1 cannot be served"):
         registry.rollback_model("embedding", "olga")
-    assert registry.active_model("embedding")["id"] == gone["id"]
+    assert registry.active_model("embedding").id == gone.id
 
 
 def test_active_model_path_and_model_dir(db_url, tmp_path):
     assert registry.active_model_path("embedding") is None
     model = register("embedding", tmp_path / "ft")
-    registry.activate_model(model["id"], "olga")
+    registry.activate_model(model.id, "olga")
     assert registry.active_model_path("embedding") == str(tmp_path / "ft")
     assert registry.model_dir("embedding", 3) == registry.MODELS_DIR / "embedding" / "v3"
     assert registry.model_dir("reranker", "job12").name == "job12"
@@ -133,7 +133,7 @@ def test_the_serving_engine_serves_the_active_embedding_model(db_url, tmp_path, 
     assert base.retriever.sources[1].config.model_path is None
     # A registered model (the shipped weights under another folder: a real model, cheap to load).
     (tmp_path / "ft").symlink_to(default_model_path(), target_is_directory=True)
-    registry.activate_model(register("embedding", tmp_path / "ft")["id"], "olga")
+    registry.activate_model(register("embedding", tmp_path / "ft").id, "olga")
     served = engine.ServingEngine.from_database(db_url)
     assert served.model_version == "hybrid+hybrid:embedding-v1@catalog-v1.events-v2"
     assert served.retriever.sources[1].config.model_path == str(tmp_path / "ft")
@@ -155,6 +155,6 @@ def test_the_models_table_names_base_models_instead_of_showing_their_folders(db_
 
     first = registry.register_model("embedding", tmp_path / "a", base_model=str(default_model_path()),
                                     training_data={}, hyperparameters={}, metrics={}, actor="olga")
-    registry.register_model("embedding", tmp_path / "b", base_model=first["artifact_path"],
+    registry.register_model("embedding", tmp_path / "b", base_model=first.artifact_path,
                             training_data={}, hyperparameters={}, metrics={}, actor="olga")
     assert list(registry.list_models("embedding")["base_model"]) == ["embedding v1", "all-MiniLM-L6-v2 (shipped)"]
