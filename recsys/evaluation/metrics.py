@@ -62,23 +62,39 @@ def ranking_metrics(
     relevant = {q: items for q, items in relevant.items() if items}
     names = [f"{m}@{k}" if m != "mrr" else f"mrr@{k}" for m in metrics]
     if not relevant:
-        return {name: 0.0 for name in names}
+        return {name: 0.0 for name in names} | ({"per_query": {name: {} for name in names}} if per_query else {})
     converted = _as_run(run)
     for query in relevant:
         converted.setdefault(query, {"\x00none": 0.0})
     converted = {q: converted[q] for q in relevant}
+    judged = Qrels(relevant)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # numba's type-safety chatter
-        scores = evaluate(Qrels(relevant), Run(converted), names, return_mean=not per_query,
-                          make_comparable=True)
+        scores = evaluate(judged, Run(converted), names, return_mean=not per_query, make_comparable=True)
     if len(names) == 1:
         # ranx answers a single metric with the bare value, not a dict.
         scores = {names[0]: scores}
     if not per_query:
         return {name: float(scores[name]) for name in names}
-    queries = list(relevant)
+    queries = judged.get_query_ids()  # ranx's order (sorted), not the order of `qrels`
     result = {name: float(np.mean(scores[name])) for name in names}
     result["per_query"] = {name: dict(zip(queries, map(float, scores[name]))) for name in names}
+    return result
+
+
+def ndcg_per_query(qrels: Mapping[str, Mapping[str, float]], run: Mapping[str, Sequence[tuple[str, float]]],
+                   k: int = 10) -> dict[str, float]:
+    """{query: nDCG@k} in plain Python, as `ranking_metrics` defines it (see `ndcg_and_recall`):
+    queries of `qrels` without a gain above 0 are left out; a query missing from `run` scores 0."""
+    result = {}
+    for query, gains in qrels.items():
+        gains = {str(item): float(gain) for item, gain in gains.items() if gain > 0}
+        if not gains:
+            continue
+        ranked = [str(item) for item, _ in run.get(query, [])[:k]]
+        dcg = sum(gains.get(item, 0.0) / log2(rank + 2) for rank, item in enumerate(ranked))
+        ideal = sum(gain / log2(rank + 2) for rank, gain in enumerate(sorted(gains.values(), reverse=True)[:k]))
+        result[query] = dcg / ideal
     return result
 
 
@@ -100,15 +116,7 @@ def ndcg_and_recall(qrels: Mapping[str, Mapping[str, float]], relevant: Mapping[
     def mean(values: list[float]) -> float:
         return sum(values) / len(values) if values else 0.0
 
-    ndcg = []
-    for query, gains in qrels.items():
-        gains = {str(item): float(gain) for item, gain in gains.items() if gain > 0}
-        if not gains:
-            continue
-        ranked = [str(item) for item, _ in run.get(query, [])[:k]]
-        dcg = sum(gains.get(item, 0.0) / log2(rank + 2) for rank, item in enumerate(ranked))
-        ideal = sum(gain / log2(rank + 2) for rank, gain in enumerate(sorted(gains.values(), reverse=True)[:k]))
-        ndcg.append(dcg / ideal)
+    ndcg = list(ndcg_per_query(qrels, run, k).values())
     recall = []
     for query, items in relevant.items():
         wanted = {str(item) for item, gain in items.items() if gain > 0}

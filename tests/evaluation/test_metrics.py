@@ -95,8 +95,20 @@ def test_the_live_metrics_agree_with_ranx(users, k, recall_k):
     qrels = {f"u{i}": gains for i, (gains, _) in enumerate(users)}
     relevant = {user: {item: 1.0 for item, gain in gains.items() if gain >= 2} for user, gains in qrels.items()}
     run = {f"u{i}": [(item, 1.0) for item in ranked] for i, (_, ranked) in enumerate(users) if i % 3 != 2}
+    from recsys.evaluation.metrics import ndcg_per_query
+
     fast = ndcg_and_recall(qrels, relevant, run, k=k, recall_k=recall_k)
     # (ranx reads the gains rounded to a billionth: see metrics.GAIN_SCALE)
-    assert fast[f"ndcg@{k}"] == pytest.approx(ranking_metrics(qrels, run, k=k)[f"ndcg@{k}"], abs=1e-8)
+    slow = ranking_metrics(qrels, run, k=k, metrics=("ndcg", "precision"), per_query=True)
+    assert fast[f"ndcg@{k}"] == pytest.approx(slow[f"ndcg@{k}"], abs=1e-8)
+    assert ndcg_per_query(qrels, run, k) == pytest.approx(slow["per_query"][f"ndcg@{k}"], abs=1e-8)
     assert fast[f"recall@{recall_k}"] == pytest.approx(
         ranking_metrics(relevant, run, k=recall_k)[f"recall@{recall_k}"], abs=1e-9)
+
+
+def test_per_query_values_belong_to_their_queries_whatever_the_order_given():
+    qrels = {"mug": {"p1": 3.0, "p2": 2.0}, "lamp": {"l1": 1.0}}  # ranx sorts queries: lamp before mug
+    run = {"mug": [("p3", 3.0), ("p1", 2.0), ("x", 1.0)], "lamp": [("l1", 1.0)]}
+    per_query = ranking_metrics(qrels, run, k=10, metrics=("ndcg", "precision"), per_query=True)["per_query"]
+    assert per_query["ndcg@10"]["lamp"] == pytest.approx(1.0)
+    assert per_query["ndcg@10"]["mug"] == pytest.approx((3 / log2(3)) / (3 + 2 / log2(3)))
