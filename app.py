@@ -12,9 +12,14 @@ from ui.warmup import drawing
 
 
 def pages_for(who) -> list:
+    grader = who is not None and not who.can("view")  # judges search trials, and sees nothing else
+    trials = st.Page("pages/trials.py", title="Trials & judging", icon=":material/fact_check:", default=grader)
+    if grader:
+        return [trials]
     pages = [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
              st.Page("pages/data.py", title="Data", icon=":material/database:"),
              st.Page("pages/search_trial.py", title="Search trial", icon=":material/search:"),
+             trials,
              st.Page("pages/recommendations.py", title="Recommendations", icon=":material/recommend:"),
              st.Page("pages/similar_items.py", title="Similar items", icon=":material/join_inner:"),
              st.Page("pages/fusion.py", title="Fusion & rules", icon=":material/tune:"),
@@ -37,7 +42,8 @@ with drawing():  # the server's warm-up waits meanwhile
     else:
         page = st.navigation(pages_for(who))
         st.sidebar.caption(f"{who.username} ({who.role})")
-        firing_alerts_notice()
+        if who.can("view"):  # a grader sees nothing of the shop's operation
+            firing_alerts_notice()
         if st.sidebar.button("Log out", key="logout"):
             log_out()
             st.rerun()

@@ -39,7 +39,7 @@ class Base(DeclarativeBase):
 
 DATASET_KINDS = ("catalog", "events", "search_log", "judgments")
 EVENT_TYPES = ("view", "click", "cart", "purchase", "rating")
-ROLES = ("admin", "operator", "merchandiser", "viewer")
+ROLES = ("admin", "operator", "merchandiser", "viewer", "grader")
 
 
 class DatasetVersion(Base):
@@ -387,3 +387,75 @@ class AlertEvent(Base):
     value: Mapped[float] = mapped_column(Float)  # the metric when it fired
     last_value: Mapped[float] = mapped_column(Float)  # the metric at the latest evaluation
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+QUERY_SET_SOURCES = ("typed", "file", "frequent", "random", "zero_result", "vocabulary")
+TRIAL_VERDICTS = ("graded", "skipped", "cant_tell")
+
+
+class QuerySet(Base):
+    """One version of a named set of queries to run trials on (typed, uploaded or sampled)."""
+
+    __tablename__ = "query_sets"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))  # QUERY_SET_SOURCES
+    queries: Mapped[list] = mapped_column(JSON, default=list)
+    # The share of the active search log's searches the queries account for (None: no log).
+    traffic_share: Mapped[float | None] = mapped_column(Float, nullable=True)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+
+
+class Trial(Base):
+    """A query set searched by two or more configurations, judged blind, then scored."""
+
+    __tablename__ = "trials"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    query_set_id: Mapped[int] = mapped_column(ForeignKey("query_sets.id"), index=True)
+    depth: Mapped[int] = mapped_column(Integer, default=10)  # each configuration's top N is judged
+    # recsys.trials.Scale as JSON: lowest and highest grade, the lowest relevant grade, labels, guidelines.
+    scale: Mapped[dict] = mapped_column(JSON, default=dict)
+    catalog_version_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+
+
+class TrialConfig(Base):
+    """One run ("try") of a search configuration of a trial: its config and its rankings."""
+
+    __tablename__ = "trial_configs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(128))  # e.g. "default v2", "working config"
+    try_number: Mapped[int] = mapped_column(Integer, default=1)
+    preset_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    config: Mapped[dict] = mapped_column(JSON, default=dict)  # recsys.fusion.FusionConfig
+    # {query: [product_id, ...]}: the configuration's top `depth` of each query, best first.
+    rankings: Mapped[dict] = mapped_column(JSON, default=dict)
+    embedding_model: Mapped[str] = mapped_column(String(128), default="")
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+
+
+class TrialJudgment(Base):
+    """A grader's grade of a product for a query of a trial (or a skip, or "can't tell")."""
+
+    __tablename__ = "trial_judgments"
+    __table_args__ = (UniqueConstraint("trial_id", "query", "product_id", "grader"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    query: Mapped[str] = mapped_column(Text)
+    product_id: Mapped[str] = mapped_column(String(128))
+    grader: Mapped[str] = mapped_column(String(128), index=True)
+    grade: Mapped[float | None] = mapped_column(Float, nullable=True)  # None unless graded
+    verdict: Mapped[str] = mapped_column(String(16), default="graded")  # TRIAL_VERDICTS
+    judged_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)

@@ -7,6 +7,7 @@ actions appear:
 - operator: upload data, activate and roll back versions, change settings, run evaluations
 - merchandiser: search trials, fusion weights, business rules and presets, run evaluations
 - viewer: look only
+- grader: judge search trials' results (blind), and nothing else
 
 The first admin's password comes from `WORKBENCH_ADMIN_PASSWORD`, or from
 `[admin] password` in `.streamlit/secrets.toml`; without either, one is
@@ -32,10 +33,12 @@ from db.models import ROLES, utc_now
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"view", "upload", "activate", "settings", "merchandise", "evaluate", "train",
-                        "admin"}),
-    "operator": frozenset({"view", "upload", "activate", "settings", "evaluate", "train"}),
-    "merchandiser": frozenset({"view", "merchandise", "evaluate"}),
+                        "judge", "admin"}),
+    "operator": frozenset({"view", "upload", "activate", "settings", "evaluate", "train", "judge"}),
+    "merchandiser": frozenset({"view", "merchandise", "evaluate", "judge"}),
     "viewer": frozenset({"view"}),
+    # Judges search trials' results, blind, and sees nothing else of the shop.
+    "grader": frozenset({"judge"}),
 }
 ADMIN_USERNAME = "admin"
 MIN_PASSWORD_LENGTH = 8

@@ -17,6 +17,7 @@ import json
 import os
 import sys
 
+from db.models import ROLES
 from recsys.data.report import IngestError
 
 INGEST_KINDS = ("catalog", "events", "search_log", "judgments", "online_retail")
@@ -352,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     accounts.add_argument("action", choices=["create", "set-role"])
     accounts.add_argument("--username", required=True)
     accounts.add_argument("--role", required=True,
-                          choices=["admin", "operator", "merchandiser", "viewer"])
+                          choices=ROLES)
     accounts.add_argument("--actor")
     accounts.set_defaults(func=cmd_accounts)
 
@@ -378,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     from recsys import engines
 
     engines.add_parser(commands)
+    from recsys.trials import cli as trials_cli
+
+    trials_cli.add_parser(commands)
     worker = commands.add_parser("worker", help="run queued background jobs (or the one JOB_ID)")
     worker.add_argument("job_id", type=int, nargs="?", help="run only this job (what the app starts per job)")
     worker.add_argument("--once", action="store_true", help="stop when no job is queued")

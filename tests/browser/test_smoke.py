@@ -167,3 +167,59 @@ def test_the_request_console_calls_the_service_which_follows_an_activation(serve
     settle(page)
     page.get_by_role("button", name="Send").click()
     page.get_by_text("preset live v1").first.wait_for(timeout=60_000)
+
+
+def test_a_trial_judged_with_the_keyboard_then_scored(server, page):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    url, folder, _ = server
+    # A second search preset to try against the default (the earlier tests may have saved others).
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{folder / 'demo.db'}"}
+    subprocess.run([sys.executable, "-m", "recsys", "presets", "save", "--scope", "search", "--name", "bm25-only",
+                    "--config", '{"weights": {"bm25": 1.0, "semantic": 0.0}}'], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=120)
+    log_in(page, url)
+    page.get_by_text("Logged in as admin (admin).").wait_for()
+    page.get_by_role("link", name="Trials & judging").click()
+    settle(page)
+    page.get_by_role("tab", name="Query sets").click()
+    page.get_by_text("The catalog's vocabulary").click()
+    settle(page)
+    page.locator(".st-key-qs_n input").fill("3")
+    page.keyboard.press("Enter")
+    settle(page)
+    page.locator(".st-key-qs_name input").fill("demo words")
+    page.keyboard.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Save the query set").click()
+    page.get_by_text(re.compile(r"Saved demo words v1: 3 queries")).wait_for()
+    page.get_by_role("tab", name="New trial").click()
+    page.locator(".st-key-trial_name input").fill("words")
+    page.locator(".st-key-trial_depth input").fill("3")
+    page.get_by_role("button", name="Create the trial").click()
+    page.get_by_text(re.compile(r"Created trial \d+, words: \d+ pairs to judge")).wait_for(timeout=120_000)
+    pairs = int(re.search(r"(\d+) pairs to judge", page.get_by_text(re.compile("pairs to judge")).inner_text())[1])
+
+    page.get_by_role("tab", name="Judge").click()
+    settle(page)
+    page.get_by_text(f"You have judged 0 of {pairs} pairs").wait_for()
+    page.get_by_role("heading", name="Trials & judging").click()  # the keys go to the page, not a field
+    for key, done in (("3", 1), ("0", 2), ("s", 3)):
+        page.keyboard.press(key)
+        page.get_by_text(f"You have judged {done} of {pairs} pairs").wait_for()
+    page.keyboard.press("ArrowLeft")
+    page.get_by_text("Going back: your new grade replaces the one you gave.").wait_for()
+    page.keyboard.press("2")
+    settle(page)
+    page.get_by_text(f"You have judged 3 of {pairs} pairs").wait_for()
+    page.screenshot(path=str(folder / "judging.png"), full_page=True)
+
+    page.get_by_role("tab", name="Scorecard").click()
+    settle(page)
+    page.locator("[data-testid=stDataFrame]").filter(has_text="ndcg@10").first.wait_for()
+    page.get_by_text(re.compile(r"\d+ pairs graded")).first.wait_for()
+    page.screenshot(path=str(folder / "scorecard.png"), full_page=True)
