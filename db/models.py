@@ -459,3 +459,20 @@ class TrialJudgment(Base):
     grade: Mapped[float | None] = mapped_column(Float, nullable=True)  # None unless graded
     verdict: Mapped[str] = mapped_column(String(16), default="graded")  # TRIAL_VERDICTS
     judged_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+
+
+class TrialPreference(Base):
+    """A grader's side-by-side preference between two configurations' lists for a query of a trial."""
+
+    __tablename__ = "trial_preferences"
+    __table_args__ = (UniqueConstraint("trial_id", "query", "grader", "first", "second"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    trial_id: Mapped[int] = mapped_column(ForeignKey("trials.id", ondelete="CASCADE"), index=True)
+    query: Mapped[str] = mapped_column(Text)
+    grader: Mapped[str] = mapped_column(String(128))
+    first: Mapped[str] = mapped_column(String(160))  # the configurations compared (run labels), in
+    second: Mapped[str] = mapped_column(String(160))  # the trial's order, whichever side each was shown on
+    first_on_left: Mapped[bool] = mapped_column(Boolean)
+    winner: Mapped[str] = mapped_column(String(16))  # "first", "second" or "same"
+    judged_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)

@@ -9,7 +9,7 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from db.models import QuerySet, Trial, TrialConfig, TrialJudgment, utc_now
+from db.models import QuerySet, Trial, TrialConfig, TrialJudgment, TrialPreference, utc_now
 from db.queries import audit
 
 
@@ -96,3 +96,24 @@ def judgments(session: Session, trial_id: int) -> pd.DataFrame:
                                   TrialJudgment.grade, TrialJudgment.verdict, TrialJudgment.judged_at)
                            .where(TrialJudgment.trial_id == trial_id).order_by(TrialJudgment.id)).all()
     return pd.DataFrame(rows, columns=["query", "product_id", "grader", "grade", "verdict", "judged_at"])
+
+
+def save_preference(session: Session, trial_id: int, query: str, grader: str, first: str, second: str,
+                    first_on_left: bool, winner: str) -> None:
+    """A grader's latest preference between `first` and `second` for the query replaces an earlier one."""
+    row = session.scalar(select(TrialPreference).where(
+        TrialPreference.trial_id == trial_id, TrialPreference.query == query, TrialPreference.grader == grader,
+        TrialPreference.first == first, TrialPreference.second == second))
+    if row is None:
+        session.add(TrialPreference(trial_id=trial_id, query=query, grader=grader, first=first, second=second,
+                                    first_on_left=first_on_left, winner=winner))
+    else:
+        row.first_on_left, row.winner, row.judged_at = first_on_left, winner, utc_now()
+
+
+def preferences(session: Session, trial_id: int) -> pd.DataFrame:
+    """query, grader, first, second, first_on_left, winner of every preference of the trial."""
+    rows = session.execute(select(TrialPreference.query, TrialPreference.grader, TrialPreference.first,
+                                  TrialPreference.second, TrialPreference.first_on_left, TrialPreference.winner)
+                           .where(TrialPreference.trial_id == trial_id).order_by(TrialPreference.id)).all()
+    return pd.DataFrame(rows, columns=["query", "grader", "first", "second", "first_on_left", "winner"])

@@ -11,13 +11,20 @@ url = database_url()
 st.title("Trials & judging")
 if not who.can("evaluate"):  # a grader judges and sees nothing else
     st.caption("Grade how well each product answers its query. You are not told which search found it.")
-    trials.judge(url, who)
+    judge_tab, sbs_tab = st.tabs(["Judge", "Side by side"])
+    with judge_tab:
+        trials.judge(url, who)
+    with sbs_tab:
+        trials.side_by_side(url, who)
     st.stop()
 st.caption("Try search configurations on a set of queries: their results are pooled and judged blind, "
            "then each configuration is scored on the grades.")
-judge_tab, score_tab, trial_tab, sets_tab = st.tabs(["Judge", "Scorecard", "New trial", "Query sets"])
+judge_tab, sbs_tab, score_tab, trial_tab, sets_tab = st.tabs(["Judge", "Side by side", "Scorecard", "New trial",
+                                                               "Query sets"])
 with judge_tab:
     trials.judge(url, who)
+with sbs_tab:
+    trials.side_by_side(url, who)
 with score_tab:
     trials.scorecard(url, who)
 with trial_tab:

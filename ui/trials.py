@@ -208,6 +208,49 @@ def judge(url: str, who: Identity) -> None:
                "Products are shown in an order that does not say which configuration found them.")
 
 
+def _titles(url: str, products: list[str]) -> list[str]:
+    catalog = engines.catalog(url)
+    if catalog is None:
+        return products
+    titles = dict(zip(catalog["product_id"].astype(str), catalog["title"].astype(str)))
+    return [titles.get(str(product), f"{product} (not in the active catalog)") for product in products]
+
+
+def side_by_side(url: str, who: Identity) -> None:
+    """Two configurations' lists for a query, on sides drawn at random; the grader picks the better
+    with the keyboard: F the left, J the right, E the same."""
+    trial = choose_trial(url, "sbs", who)
+    if trial is None:
+        return
+    shown = trials.next_side_by_side(url, trial.id, who.username)
+    if shown is None:
+        st.success("You have compared every query of this trial. Thank you!")
+        return
+    st.markdown(f"Query: **{html.escape(shown.query)}**: which list answers it better?")
+    left, right = st.columns(2)
+    for column, run, name in ((left, shown.left, "Left"), (right, shown.right, "Right")):
+        with column:
+            st.markdown(f"**{name}**")
+            products = run.rankings.get(shown.query, [])
+            if not products:
+                st.caption("(nothing found)")
+            for rank, title in enumerate(_titles(url, products), 1):
+                st.write(f"{rank}. {title}")
+    choice = None
+    buttons = st.columns(3)
+    if buttons[0].button("Left is better", key="sbs_left", shortcut="F", width="stretch"):
+        choice = "left"
+    if buttons[1].button("About the same", key="sbs_same", shortcut="E", width="stretch"):
+        choice = "same"
+    if buttons[2].button("Right is better", key="sbs_right", shortcut="J", width="stretch"):
+        choice = "right"
+    if choice is not None:
+        trials.prefer(url, trial.id, shown.query, who.username, choice)
+        st.rerun()
+    st.caption("Keys: F the left list, J the right, E about the same. The sides are drawn at random "
+               "for each query; nothing says which configuration is which.")
+
+
 def scorecard(url: str, who: Identity) -> None:
     trial = choose_trial(url, "score", who)
     if trial is None:
@@ -238,6 +281,15 @@ def scorecard(url: str, who: Identity) -> None:
         figure.update_layout(height=max(220, 18 * len(both)), margin={"t": 10, "b": 10},
                              xaxis_title=f"nDCG@10 of {comparison['b']} minus {comparison['a']}")
         st.plotly_chart(figure, key="score_chart")
+    preferred = card.side_by_side
+    if preferred:
+        ci = preferred["ci95"]
+        rate = preferred["rate_second"]
+        st.markdown(
+            f"Side by side on {preferred['queries']} queries: **{preferred['second']}** preferred "
+            f"{preferred['wins_second']} times, **{preferred['first']}** {preferred['wins_first']}, the same "
+            f"{preferred['same']}" + (f"; win rate {rate:.0%} (95% CI {ci[0]:.0%} to {ci[1]:.0%}, binomial "
+                                      f"p = {preferred['p_value']:.3g})" if rate is not None else "") + ".")
     judged = trials.judgments(url, trial.id)
     st.subheader("Graders")
     st.dataframe(trials.progress(url, trial.id), hide_index=True, key="score_progress")

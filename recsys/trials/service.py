@@ -23,6 +23,7 @@ from recsys.data.ingest import IngestOptions, IngestResult, ingest_file
 from recsys.fusion import FusionConfig
 from recsys.fusion import presets as preset_store
 from recsys.trials import querysets
+from recsys.trials import preference
 from recsys.trials.judging import Scale, check_verdict, consensus, pooled, to_grade
 from recsys.trials.scorecard import ConfigScore, compare, score
 
@@ -320,10 +321,12 @@ class Scorecard:
     configs: list[ConfigScore]
     comparison: dict | None  # the last configuration against the first (the first is the baseline)
     graded_pairs: int
+    side_by_side: dict | None = None  # `preference_result`
 
     def to_dict(self) -> dict:
         return {"trial_id": self.trial.id, "name": self.trial.name, "graded_pairs": self.graded_pairs,
-                "configs": [config.to_dict() for config in self.configs], "comparison": self.comparison}
+                "configs": [config.to_dict() for config in self.configs], "comparison": self.comparison,
+                "side_by_side": self.side_by_side}
 
 
 def scorecard(url: str, trial_id: int, how: str = "mean", runs: list[TrialRun] | None = None) -> Scorecard:
@@ -333,7 +336,7 @@ def scorecard(url: str, trial_id: int, how: str = "mean", runs: list[TrialRun] |
     chosen = runs or trial.latest
     scores = [score(run.label, run.rankings, grades, trial.scale) for run in chosen]
     comparison = compare(scores[0], scores[-1]) if len(scores) >= 2 else None
-    return Scorecard(trial, scores, comparison, len(grades))
+    return Scorecard(trial, scores, comparison, len(grades), preference_result(url, trial_id))
 
 
 def history(url: str, trial_id: int, how: str = "mean") -> pd.DataFrame:
@@ -348,3 +351,73 @@ def history(url: str, trial_id: int, how: str = "mean") -> pd.DataFrame:
         rows.append({"name": run.name, "try": run.try_number, "created_at": created[run.id],
                      **{key: result[key] for key in ("ndcg@10", "precision@10", "judged@10")}})
     return pd.DataFrame(rows)
+
+
+# --- side by side ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SideBySide:
+    """What a grader compares for a query: the two runs' lists, on the sides they are shown on."""
+
+    query: str
+    first: TrialRun
+    second: TrialRun
+    first_on_left: bool
+
+    @property
+    def left(self) -> TrialRun:
+        return self.first if self.first_on_left else self.second
+
+    @property
+    def right(self) -> TrialRun:
+        return self.second if self.first_on_left else self.first
+
+
+def compared_runs(trial: TrialInfo) -> tuple[TrialRun, TrialRun]:
+    """The runs a side-by-side compares: the latest try of the first configuration and of the last."""
+    latest = trial.latest
+    return latest[0], latest[-1]
+
+
+def next_side_by_side(url: str, trial_id: int, grader: str) -> SideBySide | None:
+    """The next query `grader` has not compared yet (in the query set's order), or None."""
+    trial = get_trial(url, trial_id)
+    first, second = compared_runs(trial)
+    answers = preferences(url, trial_id)
+    done = set(answers[(answers["grader"] == grader) & (answers["first"] == first.label)
+                       & (answers["second"] == second.label)]["query"])
+    for query in trial.query_set.queries:
+        if query not in done:
+            return SideBySide(query, first, second, preference.first_on_left(trial_id, query, grader))
+    return None
+
+
+def prefer(url: str, trial_id: int, query: str, grader: str, side: str) -> str:
+    """Record that `grader` found the `side` list ("left", "right" or "same") better for `query`;
+    returns what that says of the two configurations ("first", "second" or "same")."""
+    trial = get_trial(url, trial_id)
+    if query not in trial.query_set.queries:
+        raise ValueError(f"{query!r} is not a query of trial {trial_id}")
+    first, second = compared_runs(trial)
+    first_left = preference.first_on_left(trial_id, query, grader)
+    winner = preference.winner_of(side, first_left)
+    with session_scope(url) as session:
+        store.save_preference(session, trial_id, query, grader, first.label, second.label, first_left, winner)
+    return winner
+
+
+def preferences(url: str, trial_id: int) -> pd.DataFrame:
+    with session_scope(url) as session:
+        return store.preferences(session, trial_id)
+
+
+def preference_result(url: str, trial_id: int) -> dict | None:
+    """The side-by-side win rate of the compared runs (None before any answer)."""
+    trial = get_trial(url, trial_id)
+    first, second = compared_runs(trial)
+    answers = preferences(url, trial_id)
+    answers = answers[(answers["first"] == first.label) & (answers["second"] == second.label)]
+    if answers.empty:
+        return None
+    return {"first": first.label, "second": second.label, "queries": int(answers["query"].nunique()),
+            **preference.win_rate(answers)}

@@ -50,7 +50,7 @@ def test_a_grader_judges_with_the_buttons_goes_back_and_sees_nothing_else(shop):
     app.session_state["identity"] = {"username": "grace", "role": "grader"}
     app.run()
     assert not app.exception and app.title[0].value == "Trials & judging"
-    assert not app.tabs  # judging only: no scorecard, no trial building
+    assert [tab.label for tab in app.tabs] == ["Judge", "Side by side"]  # no scorecard, no trial building
     first = trials.pairs_to_grade(shop, trial.id, "grace").iloc[0]
     assert any(f"Query: **{first['query']}**" == m.value for m in app.markdown)
     _button(app, "grade_3").click().run()
@@ -64,6 +64,10 @@ def test_a_grader_judges_with_the_buttons_goes_back_and_sees_nothing_else(shop):
     for _ in range(pool - 2):
         _button(app, "grade_2").click().run()
     assert any("You have judged every pair" in success.value for success in app.success)
+    for _ in range(2):  # side by side: the right list, whichever configuration it is, each time
+        _button(app, "sbs_right").click().run()
+    assert any("You have compared every query" in success.value for success in app.success)
+    assert len(trials.preferences(shop, trial.id)) == 2
 
     owner = app_as("admin", "pages/trials.py")
     assert not owner.exception

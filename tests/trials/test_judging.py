@@ -119,3 +119,22 @@ def test_two_configurations_are_compared_query_by_query():
     assert result["mean_difference"] > 0 and result["ci95"][0] < result["mean_difference"] < result["ci95"][1]
     assert 0 < result["p_value"] < 0.05 and 0 < result["p_value_wilcoxon"] < 0.05
     assert compare(worse, worse)["p_value"] is None  # no difference at all: nothing to test
+
+
+def test_a_side_by_side_answer_is_read_as_a_win_of_the_configuration_on_that_side():
+    from recsys.trials.preference import first_on_left, win_rate, winner_of, wilson
+
+    assert winner_of("left", True) == "first" and winner_of("left", False) == "second"
+    assert winner_of("right", True) == "second" and winner_of("same", False) == "same"
+    with pytest.raises(ValueError, match="left, right or same"):
+        winner_of("up", True)
+    sides = [first_on_left(3, f"q{i}", "ann") for i in range(40)]
+    assert 10 < sum(sides) < 30 and sides == [first_on_left(3, f"q{i}", "ann") for i in range(40)]
+    answers = pd.DataFrame({"winner": ["second"] * 15 + ["first"] * 5 + ["same"] * 3,
+                            "first_on_left": [True, False] * 10 + [True] * 3})
+    result = win_rate(answers)
+    assert (result["wins_second"], result["wins_first"], result["same"]) == (15, 5, 3)
+    assert result["rate_second"] == 0.75 and result["ci95"][0] < 0.75 < result["ci95"][1]
+    assert result["p_value"] == pytest.approx(0.041389, abs=1e-5)  # two-sided binomial, 15 of 20
+    assert result["left_share"] == 0.45  # 7 second-wins shown left, 2 first-wins shown left, of 20
+    assert wilson(0, 0) is None and wilson(10, 10)[1] == pytest.approx(1.0)

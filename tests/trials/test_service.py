@@ -154,3 +154,21 @@ def test_the_trials_command_line_journey(shop, write, tmp_path):
     empty = recsys("trials", "create", "--name", "y", "--queries", str(write("none.csv", "query\n")),
                    "--preset", "default", "--preset", "bm25-only", url=shop)
     assert empty.returncode == 1 and "error:" in empty.stderr
+
+
+def test_side_by_side_preferences_make_a_win_rate(shop):
+    trial = _trial(shop)
+    seen = []
+    while (shown := trials.next_side_by_side(shop, trial.id, "ann")) is not None:
+        assert {shown.left.name, shown.right.name} == {"default v1", "bm25-only v1"}
+        seen.append(shown.query)
+        # ann always picks the BM25-only list, wherever it is shown
+        trials.prefer(shop, trial.id, shown.query, "ann", "left" if shown.left.name == "bm25-only v1" else "right")
+    assert seen == trial.query_set.queries
+    trials.prefer(shop, trial.id, "mug", "bob", "same")
+    with pytest.raises(ValueError, match="is not a query of trial"):
+        trials.prefer(shop, trial.id, "lamp", "bob", "left")
+    result = trials.scorecard(shop, trial.id).side_by_side
+    assert (result["first"], result["second"]) == ("default v1", "bm25-only v1")
+    assert (result["wins_second"], result["wins_first"], result["same"], result["queries"]) == (3, 0, 1, 3)
+    assert result["rate_second"] == 1.0 and result["p_value"] == pytest.approx(0.25)

@@ -1,4 +1,4 @@
-"""search trials: query sets, trials, their configurations and judgments
+"""search trials: query sets, trials, their configurations, judgments and side-by-side preferences
 
 Revision ID: 0007
 Revises: 0006
@@ -79,8 +79,29 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_trial_judgments_trial_id'), ['trial_id'], unique=False)
 
 
+    op.create_table('trial_preferences',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('trial_id', sa.Integer(), nullable=False),
+    sa.Column('query', sa.Text(), nullable=False),
+    sa.Column('grader', sa.String(length=128), nullable=False),
+    sa.Column('first', sa.String(length=160), nullable=False),
+    sa.Column('second', sa.String(length=160), nullable=False),
+    sa.Column('first_on_left', sa.Boolean(), nullable=False),
+    sa.Column('winner', sa.String(length=16), nullable=False),
+    sa.Column('judged_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['trial_id'], ['trials.id'], ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('id'),
+    sa.UniqueConstraint('trial_id', 'query', 'grader', 'first', 'second')
+    )
+    with op.batch_alter_table('trial_preferences', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_trial_preferences_trial_id'), ['trial_id'], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table('trial_preferences', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_trial_preferences_trial_id'))
+
+    op.drop_table('trial_preferences')
     with op.batch_alter_table('trial_judgments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_trial_judgments_trial_id'))
         batch_op.drop_index(batch_op.f('ix_trial_judgments_grader'))
