@@ -77,17 +77,21 @@ def list_trials(session: Session) -> pd.DataFrame:
                         columns=["id", "name", "query_set", "depth", "created_by", "created_at"])
 
 
+def _replace(session: Session, model, keys: dict, values: dict) -> None:
+    """The row of `model` with `keys` gets `values` (and a new `judged_at`), or is added."""
+    row = session.scalar(select(model).filter_by(**keys))
+    if row is None:
+        session.add(model(**keys, **values))
+        return
+    for name, value in {**values, "judged_at": utc_now()}.items():
+        setattr(row, name, value)
+
+
 def save_judgment(session: Session, trial_id: int, query: str, product_id: str, grader: str,
                   grade: float | None, verdict: str) -> None:
     """A grader's latest word on a pair replaces their earlier one."""
-    row = session.scalar(select(TrialJudgment).where(
-        TrialJudgment.trial_id == trial_id, TrialJudgment.query == query,
-        TrialJudgment.product_id == product_id, TrialJudgment.grader == grader))
-    if row is None:
-        session.add(TrialJudgment(trial_id=trial_id, query=query, product_id=product_id, grader=grader,
-                                  grade=grade, verdict=verdict))
-    else:
-        row.grade, row.verdict, row.judged_at = grade, verdict, utc_now()
+    _replace(session, TrialJudgment, {"trial_id": trial_id, "query": query, "product_id": product_id,
+                                      "grader": grader}, {"grade": grade, "verdict": verdict})
 
 
 def judgments(session: Session, trial_id: int) -> pd.DataFrame:
@@ -101,14 +105,8 @@ def judgments(session: Session, trial_id: int) -> pd.DataFrame:
 def save_preference(session: Session, trial_id: int, query: str, grader: str, first: str, second: str,
                     first_on_left: bool, winner: str) -> None:
     """A grader's latest preference between `first` and `second` for the query replaces an earlier one."""
-    row = session.scalar(select(TrialPreference).where(
-        TrialPreference.trial_id == trial_id, TrialPreference.query == query, TrialPreference.grader == grader,
-        TrialPreference.first == first, TrialPreference.second == second))
-    if row is None:
-        session.add(TrialPreference(trial_id=trial_id, query=query, grader=grader, first=first, second=second,
-                                    first_on_left=first_on_left, winner=winner))
-    else:
-        row.first_on_left, row.winner, row.judged_at = first_on_left, winner, utc_now()
+    _replace(session, TrialPreference, {"trial_id": trial_id, "query": query, "grader": grader, "first": first,
+                                        "second": second}, {"first_on_left": first_on_left, "winner": winner})
 
 
 def preferences(session: Session, trial_id: int) -> pd.DataFrame:
