@@ -97,6 +97,8 @@ class Results(BaseModel):
     items: list[Item]
     model_version: str = Field(description="components and the data versions they were fitted on")
     preset_version: str = Field(description='the fusion preset served, e.g. "summer v3", or "default"')
+    request_id: str = Field(description="the request's id (also the X-Request-ID header): the one a client "
+                                        "sent, or a new one; events that follow the answer name it")
 
 
 class SearchResults(Results):
@@ -228,6 +230,7 @@ class RequestMetricsMiddleware:
                 request_id = value.decode("latin-1")[:64]
         request_id = request_id or uuid.uuid4().hex
         state = scope.setdefault("state", {})
+        state["request_id"] = request_id
         status = 500
 
         async def send_with_id(message) -> None:
@@ -331,7 +334,7 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
         state.stages_ms, state.result_count = answer.stages_ms, len(answer.items)
         state.model_version, state.preset_version = answer.model_version, answer.preset_version
         return {"items": answer.items, "model_version": answer.model_version,
-                "preset_version": answer.preset_version}
+                "preset_version": answer.preset_version, "request_id": getattr(state, "request_id", "")}
 
     @app.get("/search", response_model=SearchResults, dependencies=[Depends(require_key)],
              summary="Hybrid search of the active catalog")

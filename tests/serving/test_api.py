@@ -174,7 +174,11 @@ def test_openapi_lists_the_endpoints_and_the_key(client):
     assert client.get("/docs").status_code == 200
 
 
-def test_the_request_id_is_echoed(client):
+def test_the_request_id_is_echoed_in_the_header_and_the_body(client):
     response = client.get("/search", params={"q": "mug"}, headers={"X-Request-ID": "abc-123"})
-    assert response.headers["x-request-id"] == "abc-123"
-    assert len(client.get("/search", params={"q": "mug"}).headers["x-request-id"]) == 32
+    assert response.headers["x-request-id"] == "abc-123" and response.json()["request_id"] == "abc-123"
+    fresh = client.get("/search", params={"q": "mug"})
+    assert len(fresh.headers["x-request-id"]) == 32 and fresh.json()["request_id"] == fresh.headers["x-request-id"]
+    for path in ("/recommend/u1", "/similar/P05"):
+        answer = client.get(path, headers={"X-Request-ID": f"id{path}"})
+        assert answer.json()["request_id"] == f"id{path}", answer.json()
