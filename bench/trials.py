@@ -97,7 +97,7 @@ def main() -> int:
         card = trials.scorecard(url, trial.id)
         timings["scorecard_s"] = round(time.perf_counter() - started, 2)
 
-        engine, _ = trials._search_engine(url)
+        engine, _ = trials.search_engine(url)
         evaluated = {}
         for configuration in configurations:
             metrics = evaluate_full_catalog(engine.with_fusion(configuration.config), subset, min_grade=1)

@@ -30,8 +30,10 @@ with controls:
     working = fusion.editor(scope, fusion.sources_of(engine), active_config, catalog, disabled=not allowed,
                             reranker=reranker)
 with results:
-    fusion.metrics_panel(url, scope, versions, found, active_config, working)
+    # Fused as served: a preset reranking with the active reranker reads that reranker's folder.
+    served_working = engines.as_served(url, working)
+    fusion.metrics_panel(url, scope, versions, found, active.config, served_working)
     first_query = found[0].keys[0] if scope == "search" and isinstance(found, tuple) else None
-    fusion.preview(url, scope, versions, engine_key, engine, engines.preset_label(active), active_config, working,
-                   catalog, catalog_index(catalog), default_query=first_query)
+    fusion.preview(url, scope, versions, engine_key, engine, engines.preset_label(active), active.config,
+                   served_working, catalog, catalog_index(catalog), default_query=first_query)
 fusion.presets_panel(url, scope, who.username, allowed, working, active)

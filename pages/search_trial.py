@@ -19,7 +19,8 @@ if catalog_version is None:
     st.stop()
 
 products = catalog(url)
-preset, fusion = active_fusion(url, "search")
+preset, _ = active_fusion(url, "search")
+fusion = preset.config  # as served (a reranker that follows the active one, resolved)
 query_column, k_column, category_column = st.columns([3, 1, 2])
 query = query_column.text_input("Query", key="search_query", placeholder="e.g. heart")
 k = int(k_column.number_input("Results per column", 1, 50, 10, key="search_k"))

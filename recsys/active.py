@@ -119,6 +119,16 @@ class Active:
         """Whether the active embedding model or reranker learned from the shop's judgments."""
         return self.reranker is not None or self.embedding.training_source == "judgments"
 
+    def resolve(self, config: FusionConfig) -> FusionConfig:
+        """`config` as this state serves it: a preset that reranks with the active reranker
+        (`ACTIVE_RERANKER`) gets its folder, or reranks with nothing when none is usable. What
+        pages fuse with an edited config, and what trials search with."""
+        return config.with_reranker(_usable_folder(self.reranker))
+
+
+def _usable_folder(reranker: ActiveReranker | None) -> str | None:
+    return None if reranker is None or reranker.kind is None else reranker.path
+
 
 def _embedding_model(url: str) -> EmbeddingModel:
     model = registry.active_model("embedding", url)
@@ -156,7 +166,7 @@ def read(url: str | None = None) -> Active:
         weights = ImplicitWeights.from_dict(queries.get_setting(session, SETTING_KEY))
         stored = {scope: preset_store.active_preset(session, scope) for scope in PRESET_SCOPES}
     embedding, reranker = _embedding_model(url), _reranker(url)
-    folder = None if reranker is None or reranker.kind is None else reranker.path
+    folder = _usable_folder(reranker)
     served = {}
     for scope, preset in stored.items():
         config = preset_store.default_config(scope) if preset is None else preset.config

@@ -97,3 +97,23 @@ def test_a_preset_that_reranks_with_the_active_reranker_follows_its_activations(
     assert len(set(keys)) == 3  # each activation is something else to serve: the service swaps
     registry.rollback_model("reranker", "test")
     assert active.read(db_url).presets["search"].config.reranker == str(tmp_path / "first")
+
+
+def test_an_edited_config_is_resolved_as_served_and_a_search_refuses_an_unresolved_one(db_url, tmp_path):
+    import pytest
+
+    from recsys.fusion import FusionConfig
+    from recsys.fusion.base import ACTIVE_RERANKER
+    from recsys.search.rerank import load_reranker
+
+    edited = FusionConfig.from_dict({**SEARCH, "reranker": ACTIVE_RERANKER, "rerank_top": 5})
+    assert not active.read(db_url).resolve(edited).reranks  # no reranker active: no reranking
+    folder = tmp_path / "ranker"
+    folder.mkdir()
+    (folder / "ranker.json").write_text('{"config": {"top_n": 5}}')
+    register("reranker", folder, {"engine": {"embedding_model": None}})
+    assert active.read(db_url).resolve(edited).reranker == str(folder)
+    pinned = FusionConfig.from_dict({**SEARCH, "reranker": str(tmp_path / "pinned"), "rerank_top": 5})
+    assert active.read(db_url).resolve(pinned) is pinned  # a folder named is kept
+    with pytest.raises(ValueError, match="not resolved to its folder"):
+        load_reranker(ACTIVE_RERANKER)

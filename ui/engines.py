@@ -135,6 +135,11 @@ def active_fusion(url: str, scope: str) -> tuple[ServedPreset, FusionConfig]:
     return served, served.saved
 
 
+def as_served(url: str, config: FusionConfig) -> FusionConfig:
+    """An edited `config` as the active state would serve it (`recsys.active.Active.resolve`)."""
+    return active_state.read(url).resolve(config)
+
+
 def preset_label(preset: ServedPreset) -> str:
     return "the shipped default (no preset stored)" if preset.version is None else preset.label
 

@@ -45,7 +45,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys import factory
+from recsys import factory, model_registry
 from recsys.data.readers import read_table
 from recsys.data.report import IngestError
 from recsys.evaluation.metrics import ranking_metrics
@@ -239,7 +239,9 @@ def _preset(args):
         raise InputError(f"--preset configures the hybrid; use it with --method hybrid, not {args.method}")
 
     try:
-        return preset_config("search", args.preset, args.preset_version)
+        # A preset that reranks with the active reranker is evaluated with the one active now.
+        return preset_config("search", args.preset, args.preset_version).with_reranker(
+            model_registry.active_model_path("reranker"))
     except LookupError as error:
         raise InputError(str(error)) from None
 

@@ -30,7 +30,6 @@ from typing import ClassVar
 
 import numpy as np
 
-from recsys import model_registry
 from recsys.fusion.base import ACTIVE_RERANKER, FusedItem, SourceScore
 from recsys.registry import Registry
 
@@ -121,14 +120,11 @@ def kind_of(model_path: str | os.PathLike) -> type[Reranker] | None:
 
 def load_reranker(model_path: str | os.PathLike) -> Reranker:
     """The reranker saved in `model_path`, of whichever registered kind holds it (FileNotFoundError
-    naming the kinds otherwise). ACTIVE_RERANKER: the model registry's active reranker (engines
-    that serve are built from `recsys.active`, which resolves it once for all their requests)."""
+    naming the kinds otherwise). A config that reranks with ACTIVE_RERANKER is resolved to a folder
+    before it is searched with (`recsys.active.Active.resolve`), once, not at every search."""
     if str(model_path) == ACTIVE_RERANKER:
-        active = model_registry.active_model_path("reranker")
-        if active is None:
-            raise FileNotFoundError("no reranker is active: activate one on the Fine-tune page, or turn "
-                                    "reranking off")
-        model_path = active
+        raise ValueError("this fusion config reranks with the active reranker, which was not resolved to "
+                         "its folder: resolve it with recsys.active.Active.resolve before searching")
     folder = Path(model_path)
     cls = kind_of(folder)
     if cls is not None:

@@ -134,7 +134,7 @@ def sample_queries(url: str, how: str, n: int, seed: int = 0) -> list[str]:
     if how != "zero_result":
         raise ValueError(f"unknown sample {how!r}; choose one of frequent, random, zero_result, vocabulary")
     candidates = querysets.sample_search_log(log, "frequent", max(n * 20, 200))
-    engine, _ = _search_engine(url)
+    engine, _ = search_engine(url)
     found = engine.search_many(candidates, 1, matched_only=True, explain=False)
     empty = [query for query, hits in zip(candidates, found) if not hits][:n]
     if not empty:
@@ -165,7 +165,8 @@ def preset_configuration(url: str, name: str, version: int | None = None) -> Con
     return Configuration(f"{preset.name} v{preset.version}", preset.config, preset.id)
 
 
-def _search_engine(url: str):
+def search_engine(url: str):
+    """(the active search engine, fitted, and the active state it serves)."""
     state = active_state.read(url)
     spec = engines.specs_of(state).get("search")
     if spec is None:
@@ -173,13 +174,11 @@ def _search_engine(url: str):
     return engines.load_or_fit(spec, url), state
 
 
-def _rankings(url: str, configuration: Configuration, query_list: list[str], depth: int
-              ) -> tuple[dict[str, list[str]], str]:
-    engine, state = _search_engine(url)
-    resolved = configuration.config.with_reranker(
-        None if state.reranker is None or state.reranker.kind is None else state.reranker.path)
-    hits = engine.with_fusion(resolved).search_many(query_list, depth, matched_only=True, explain=False)
-    return {query: [hit.product_id for hit in found] for query, found in zip(query_list, hits)}, state.embedding.label
+def _rankings(engine, state: active_state.Active, configuration: Configuration, query_list: list[str],
+              depth: int) -> dict[str, list[str]]:
+    hits = engine.with_fusion(state.resolve(configuration.config)).search_many(
+        query_list, depth, matched_only=True, explain=False)
+    return {query: [hit.product_id for hit in found] for query, found in zip(query_list, hits)}
 
 
 def create_trial(url: str, name: str, query_set: QuerySetInfo, configurations: list[Configuration],
@@ -194,7 +193,8 @@ def create_trial(url: str, name: str, query_set: QuerySetInfo, configurations: l
     if not 1 <= depth <= MAX_DEPTH:
         raise ValueError(f"the depth judged is 1 to {MAX_DEPTH} results per configuration, not {depth}")
     scale = scale or Scale()
-    runs = [(configuration, *_rankings(url, configuration, query_set.queries, depth))
+    engine, state = search_engine(url)
+    runs = [(configuration, _rankings(engine, state, configuration, query_set.queries, depth))
             for configuration in configurations]
     with session_scope(url) as session:
         if session.query(Trial).filter(Trial.name == name.strip()).first() is not None:
@@ -202,9 +202,9 @@ def create_trial(url: str, name: str, query_set: QuerySetInfo, configurations: l
         catalog = queries.active_version(session, "catalog")
         trial = store.add_trial(session, name.strip(), query_set.id, depth, scale.to_dict(),
                                 None if catalog is None else catalog.id, actor)
-        for configuration, rankings, model in runs:
+        for configuration, rankings in runs:
             store.add_trial_config(session, trial.id, configuration.name, configuration.config.to_dict(), rankings,
-                                   model, actor, configuration.preset_id)
+                                   state.embedding.label, actor, configuration.preset_id)
         trial_id = trial.id
     return get_trial(url, trial_id)
 
@@ -212,10 +212,11 @@ def create_trial(url: str, name: str, query_set: QuerySetInfo, configurations: l
 def rerun(url: str, trial_id: int, configuration: Configuration, actor: str) -> TrialRun:
     """Run `configuration` over the trial's queries again (or for the first time): a new try."""
     trial = get_trial(url, trial_id)
-    rankings, model = _rankings(url, configuration, trial.query_set.queries, trial.depth)
+    engine, state = search_engine(url)
+    rankings = _rankings(engine, state, configuration, trial.query_set.queries, trial.depth)
     with session_scope(url) as session:
         row = store.add_trial_config(session, trial_id, configuration.name, configuration.config.to_dict(),
-                                     rankings, model, actor, configuration.preset_id)
+                                     rankings, state.embedding.label, actor, configuration.preset_id)
         return TrialRun(row.id, row.name, row.try_number, row.config, row.rankings, row.embedding_model)
 
 
