@@ -281,3 +281,16 @@ def test_a_job_log_keeps_messages_steps_and_metrics_in_order(db_url):
         ("loaded 3 pairs", None, {"pairs": 3}), ("step 1", 1, {"loss": 0.5, "val_ndcg": None})]
     assert logs[0]["at"] <= logs[1]["at"]
     assert jobs.job_logs(job_id + 1) == []
+
+
+def test_jobs_stored_by_earlier_versions_are_listed(db_url):
+    from db.engine import session_scope
+    from db.models import Job
+    from recsys.training.jobs import RerankerSpec
+
+    earlier = {"source": "judgments", "start_from": "active", "min_grade": None, "_lock": "reranker",
+               "config": {"max_steps": 10, "batch_size": 4}}  # what the Fine-tune page sent a reranker
+    with session_scope() as session:
+        session.add(Job(kind="train_reranker", params=earlier, created_by="olga", status="failed"))
+    job = jobs.list_jobs("train_reranker")[0]
+    assert job.spec == RerankerSpec.from_dict({"config": {"max_steps": 10, "batch_size": 4}})

@@ -43,7 +43,7 @@ def query_set_builder(url: str, who: Identity) -> None:
                 queries = querysets.file_queries(frame, file=upload.name)
         else:
             n = int(st.number_input("How many", 1, querysets.MAX_QUERIES, 30, key="qs_n"))
-            queries = trials.sample_queries(url, source, n, seed=int(st.session_state.get("qs_seed", 0)))
+            queries = _sample(url, source, n, tuple(sorted(engines.versions(url).items())))
     except (ValueError, LookupError) as error:
         st.warning(str(error))
         return
@@ -58,6 +58,13 @@ def query_set_builder(url: str, who: Identity) -> None:
         # Run the page again so that the New trial tab (drawn before this one) offers the new set.
         st.session_state[SAVED] = f"Saved {saved.label}: {len(saved.queries)} queries{share}."
         st.rerun()
+
+
+@st.cache_data(show_spinner="Sampling the queries...", max_entries=8)
+def _sample(url: str, source: str, n: int, versions_key: tuple) -> list[str]:
+    """`trials.sample_queries`, drawn once per data state (`versions_key`): the page runs again at
+    every grade given."""
+    return trials.sample_queries(url, source, n)
 
 
 def query_sets_table(url: str) -> None:
@@ -110,9 +117,7 @@ def trial_builder(url: str, who: Identity) -> None:
     if not submitted:
         return
     try:
-        scale = Scale() if (lowest, highest) == (0, 3) else Scale(
-            lowest=lowest, highest=highest, relevant=round(lowest + (highest - lowest) * 2 / 3, 2),
-            labels={str(grade): str(grade) for grade in range(lowest, highest + 1)})
+        scale = Scale.spanning(lowest, highest)
         query_name, _, version = chosen_set.rpartition(" v")
         query_set = trials.get_query_set(url, query_name, int(version))
         with st.spinner("Searching the query set with each configuration..."):

@@ -109,6 +109,13 @@ class RerankerSpec(TrainingSpec):
     config: RerankerConfig = field(default_factory=RerankerConfig)
     min_grade: float | None = None
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        """Also reads the jobs stored by earlier versions, whose Fine-tune page sent a reranker the
+        embedding fine-tune's "source" and "start_from" too (it never read them)."""
+        unread = ("source", "start_from")
+        return super().from_dict({key: value for key, value in data.items() if key not in unread})
+
 
 @dataclass
 class RankerSpec(TrainingSpec):

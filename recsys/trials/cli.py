@@ -52,10 +52,7 @@ def _scale(text: str | None) -> Scale:
     low, sep, high = text.partition("-")
     if not sep or not low.strip().isdigit() or not high.strip().isdigit():
         raise ValueError(f"--scale takes LOW-HIGH, e.g. 0-3 or 1-3, not {text!r}")
-    low_grade, high_grade = int(low), int(high)
-    relevant = low_grade + (high_grade - low_grade) * 2 / 3
-    return Scale(lowest=low_grade, highest=high_grade, relevant=round(relevant, 2),
-                 labels={str(grade): str(grade) for grade in range(low_grade, high_grade + 1)})
+    return Scale.spanning(int(low), int(high))
 
 
 def cmd_trials(args) -> int:

@@ -57,6 +57,15 @@ class Scale(JsonConfig):
             raise ValueError(f"the lowest relevant grade must lie above {self.lowest} and at most "
                              f"{self.highest}, not {self.relevant}")
 
+    @classmethod
+    def spanning(cls, lowest: int, highest: int) -> Scale:
+        """The default scale (0-3, with its labels), or whole grades `lowest`-`highest` named by their
+        numbers, relevant from the top third up."""
+        if (lowest, highest) == (0, 3):
+            return cls()
+        return cls(lowest=lowest, highest=highest, relevant=round(lowest + (highest - lowest) * 2 / 3, 2),
+                   labels={str(grade): str(grade) for grade in range(lowest, highest + 1)})
+
     @property
     def grades(self) -> list[int]:
         return list(range(self.lowest, self.highest + 1))

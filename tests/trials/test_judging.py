@@ -138,3 +138,9 @@ def test_a_side_by_side_answer_is_read_as_a_win_of_the_configuration_on_that_sid
     assert result["p_value"] == pytest.approx(0.041389, abs=1e-5)  # two-sided binomial, 15 of 20
     assert result["left_share"] == 0.45  # 7 second-wins shown left, 2 first-wins shown left, of 20
     assert wilson(0, 0) is None and wilson(10, 10)[1] == pytest.approx(1.0)
+
+
+def test_a_scale_spanning_other_grades_counts_the_top_third_as_relevant():
+    assert Scale.spanning(0, 3) == Scale()
+    scale = Scale.spanning(1, 5)
+    assert (scale.relevant, scale.grades, scale.label(4)) == (3.67, [1, 2, 3, 4, 5], "4")
