@@ -8,18 +8,22 @@ import streamlit as st
 
 from ui.monitoring import firing_alerts_notice
 from ui.session import identity, log_out, login_form, start
+from ui.text import md
 from ui.warmup import drawing
 
 
 def pages_for(who) -> list:
     grader = who is not None and not who.can("view")  # judges search trials, and sees nothing else
     trials = st.Page("pages/trials.py", title="Trials & judging", icon=":material/fact_check:", default=grader)
+    account = st.Page("pages/account.py", title="My account", icon=":material/person:")
     if grader:
-        return [trials]
+        return [trials, account]
+    experiments = ([st.Page("pages/experiments.py", title="Experiments", icon=":material/science:")]
+                   if who is None or who.can("evaluate") else [])
     pages = [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
              st.Page("pages/data.py", title="Data", icon=":material/database:"),
              st.Page("pages/search_trial.py", title="Search trial", icon=":material/search:"),
-             trials,
+             trials, *experiments,
              st.Page("pages/recommendations.py", title="Recommendations", icon=":material/recommend:"),
              st.Page("pages/similar_items.py", title="Similar items", icon=":material/join_inner:"),
              st.Page("pages/fusion.py", title="Fusion & rules", icon=":material/tune:"),
@@ -29,7 +33,7 @@ def pages_for(who) -> list:
              st.Page("pages/serving.py", title="Serving", icon=":material/api:")]
     if who is None or who.can("admin"):
         pages.append(st.Page("pages/admin.py", title="Accounts", icon=":material/group:"))
-    return pages
+    return [*pages, account]
 
 
 st.set_page_config(page_title="Search & recommendation workbench", layout="wide")
@@ -40,8 +44,8 @@ with drawing():  # the server's warm-up waits meanwhile
         st.navigation(pages_for(None), position="hidden")
         login_form()
     else:
-        page = st.navigation(pages_for(who))
-        st.sidebar.caption(f"{who.username} ({who.role})")
+        page = st.navigation(pages_for(who), expanded=True)  # every page listed: no "View more" to click
+        st.sidebar.caption(f"{md(who.username)} ({who.role})")
         if who.can("view"):  # a grader sees nothing of the shop's operation
             firing_alerts_notice()
         if st.sidebar.button("Log out", key="logout"):

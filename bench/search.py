@@ -57,6 +57,24 @@ def load_data():
     return catalog, judgments
 
 
+def fitted_shop(folder: Path, catalog) -> str:
+    """The URL of a new SQLite database in `folder` holding `catalog` (product_id, title) as the
+    active catalog, the shipped presets, and the engines fitted as the app fits them."""
+    from db.engine import session_scope, upgrade
+    from recsys.data import IngestOptions, ingest_file
+    from recsys.engines import fit_active
+    from recsys.fusion import presets
+
+    url = f"sqlite:///{folder}/shop.db"
+    upgrade(url)
+    catalog.to_csv(Path(folder) / "catalog.csv", index=False)
+    ingest_file(Path(folder) / "catalog.csv", IngestOptions("catalog"), actor="bench", url=url)
+    with session_scope(url) as session:
+        presets.ensure_default_presets(session)
+    fit_active(url)
+    return url
+
+
 def save_result(result: dict, path: Path) -> None:
     """Write `result` as JSON to `path` and print it as the benchmark's last line."""
     path.parent.mkdir(parents=True, exist_ok=True)

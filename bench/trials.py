@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "homedepot"
 RESULTS = ROOT / "bench" / "results" / "trials.json"
 sys.path.insert(0, str(ROOT))
+from search import fitted_shop  # noqa: E402  (bench/search.py)
 
 
 def main() -> int:
@@ -48,10 +49,8 @@ def main() -> int:
         print(f"skipped: {DATA} is absent (Home Depot is read from ../shared, never shipped)")
         return 0
 
-    from db.engine import session_scope, upgrade
-    from recsys.data import IngestOptions, ingest_file
+    from db.engine import session_scope
     from recsys.embeddings import configure_threads
-    from recsys.engines import fit_active
     from recsys.evaluation.search import evaluate_full_catalog
     from recsys.fusion import presets
     from recsys.fusion.defaults import SEARCH
@@ -61,18 +60,13 @@ def main() -> int:
     configure_threads()
     timings = {}
     with tempfile.TemporaryDirectory() as folder:
-        url = f"sqlite:///{folder}/trials.db"
-        upgrade(url)
         started = time.perf_counter()
         catalog = pd.read_csv(DATA / "products.csv", dtype=str, keep_default_na=False)
-        catalog = catalog.rename(columns={"product_uid": "product_id", "product_title": "title"})
-        catalog.to_csv(Path(folder) / "catalog.csv", index=False)
-        ingest_file(Path(folder) / "catalog.csv", IngestOptions("catalog"), actor="bench", url=url)
+        url = fitted_shop(Path(folder), catalog.rename(columns={"product_uid": "product_id",
+                                                                "product_title": "title"}))
         with session_scope(url) as session:
-            presets.ensure_default_presets(session)
             presets.save_preset(session, "search", "semantic-only",
                                 {**SEARCH, "weights": {"bm25": 0.0, "semantic": 1.0}}, "bench")
-        fit_active(url)
         timings["ingest_and_fit_s"] = round(time.perf_counter() - started, 1)
 
         judgments = pd.read_csv(DATA / "judgments_dev.csv", dtype={"product_uid": str})

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -156,6 +157,9 @@ class Account(Base):
     role: Mapped[str] = mapped_column(String(32))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+    # Wrong passwords in a row, and until when they lock the account (recsys.accounts).
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class LoginSession(Base):
@@ -476,3 +480,70 @@ class TrialPreference(Base):
     first_on_left: Mapped[bool] = mapped_column(Boolean)
     winner: Mapped[str] = mapped_column(String(16))  # "first", "second" or "same"
     judged_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+
+
+EXPERIMENT_METHODS = ("interleaving", "ab")
+LIVE_EVENT_TYPES = ("view", "click", "cart", "purchase")
+
+
+class Experiment(Base):
+    """An online experiment of the REST service: a control and a treatment search preset on live traffic."""
+
+    __tablename__ = "experiments"
+    # One running at a time, even when two are started at once.
+    __table_args__ = (Index("uq_experiments_running", "status", unique=True,
+                            sqlite_where=text("status = 'running'"),
+                            postgresql_where=text("status = 'running'")),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    method: Mapped[str] = mapped_column(String(16))  # "interleaving" or "ab"
+    control_preset_id: Mapped[int] = mapped_column(ForeignKey("presets.id"))
+    treatment_preset_id: Mapped[int] = mapped_column(ForeignKey("presets.id"))
+    traffic: Mapped[float] = mapped_column(Float)  # the share of sessions in the experiment, 0 to 1
+    status: Mapped[str] = mapped_column(String(16), default="running", index=True)  # running, stopped
+    winner: Mapped[str | None] = mapped_column(String(16), nullable=True)  # control, treatment: promoted
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+    stopped_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class ServedList(Base):
+    """One list the REST service answered with: what a later event's request_id and position name.
+
+    Under an experiment, `arm` is the arm served ("control", "treatment") or "interleaved", and
+    `teams` the arm each position came from."""
+
+    __tablename__ = "served_lists"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), unique=True)
+    endpoint: Mapped[str] = mapped_column(String(32))
+    query: Mapped[str | None] = mapped_column(Text, nullable=True)  # a search's query
+    unit: Mapped[str | None] = mapped_column(String(160), nullable=True)  # "session:S" or "user:U"
+    experiment_id: Mapped[int | None] = mapped_column(ForeignKey("experiments.id"), nullable=True, index=True)
+    arm: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    products: Mapped[list] = mapped_column(JSON)
+    teams: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class LiveEvent(Base):
+    """A shopper's event sent to the REST service (`POST /events`): a view, click, cart or purchase.
+
+    Not a dataset version: live events are kept as they arrive; `recsys.experiments.feed` turns
+    the ones that follow searches into a new search-log version."""
+
+    __tablename__ = "live_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)
+    type: Mapped[str] = mapped_column(String(16))
+    product_id: Mapped[str] = mapped_column(String(128), index=True)
+    session: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    request_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    position: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)

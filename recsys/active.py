@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from db import experiments as experiment_store
 from db import queries
 from db.engine import database_url, session_scope
 from db.models import PRESET_SCOPES
@@ -41,6 +42,7 @@ class DataVersion:
     created_at: datetime
     rows: int
     source: str
+    erasures: int = 0  # rows were erased from it this many times (recsys.erasure): engines fit again
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,22 @@ class ActiveReranker:
 
 
 @dataclass(frozen=True)
+class RunningExperiment:
+    """The online experiment the REST service runs: a control and a treatment search preset."""
+
+    id: int
+    name: str
+    method: str  # "interleaving" or "ab"
+    traffic: float
+    arms: dict[str, ServedPreset]  # "control", "treatment": as served (rerankers resolved)
+
+    @property
+    def key(self) -> list:
+        return [self.id, self.method, self.traffic, {arm: [preset.label, preset.config.to_dict()]
+                                                     for arm, preset in sorted(self.arms.items())}]
+
+
+@dataclass(frozen=True)
 class Active:
     """The active state of one database."""
 
@@ -103,6 +121,7 @@ class Active:
     embedding: EmbeddingModel
     reranker: ActiveReranker | None
     problems: tuple[str, ...] = field(default_factory=tuple)
+    experiment: RunningExperiment | None = None
 
     def version(self, kind: str) -> int | None:
         found = self.data.get(kind)
@@ -162,9 +181,15 @@ def read(url: str | None = None) -> Active:
         for kind in ("catalog", "events", "search_log", "judgments"):
             version = queries.active_version(session, kind)
             if version is not None:
-                data[kind] = DataVersion(kind, version.id, version.created_at, version.row_count, version.source)
+                data[kind] = DataVersion(kind, version.id, version.created_at, version.row_count, version.source,
+                                         len((version.report or {}).get("erasures", [])))
         weights = ImplicitWeights.from_dict(queries.get_setting(session, SETTING_KEY))
         stored = {scope: preset_store.active_preset(session, scope) for scope in PRESET_SCOPES}
+        running = experiment_store.running(session)
+        arms = {} if running is None else {
+            arm: preset_store.preset_by_id(session, preset_id)
+            for arm, preset_id in (("control", running.control_preset_id),
+                                   ("treatment", running.treatment_preset_id))}
     embedding, reranker = _embedding_model(url), _reranker(url)
     folder = _usable_folder(reranker)
     served = {}
@@ -173,7 +198,12 @@ def read(url: str | None = None) -> Active:
         resolved = config.with_reranker(folder)
         served[scope] = ServedPreset(scope, resolved, *(() if preset is None else (
             preset.name, preset.version, preset.id)), stored=None if resolved == config else config)
-    return Active(url, data, weights, served, embedding, reranker, tuple(_problems(served, embedding, reranker)))
+    experiment = None if running is None else RunningExperiment(
+        running.id, running.name, running.method, running.traffic,
+        {arm: ServedPreset("search", preset.config.with_reranker(folder), preset.name, preset.version,
+                           preset.id) for arm, preset in arms.items()})
+    return Active(url, data, weights, served, embedding, reranker,
+                  tuple(_problems(served, embedding, reranker)), experiment)
 
 
 def _problems(presets: dict[str, ServedPreset], embedding: EmbeddingModel,

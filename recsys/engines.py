@@ -140,7 +140,10 @@ def specs_of(active: Active) -> dict[str, EngineSpec]:
     search_config = active.presets["search"].config
     specs = {"search": EngineSpec("search", backend=search_config.backend, **common)}
     if events is not None:
-        with_events = {**common, "events_version": events.id, "events_created": events.created_at.isoformat(),
+        # An erasure changes the rows, not the version: it is in the spec, so engines fitted before it
+        # are not taken for engines fitted after it.
+        created = events.created_at.isoformat() + (f" erased {events.erasures}" if events.erasures else "")
+        with_events = {**common, "events_version": events.id, "events_created": created,
                        "implicit_weights": active.implicit_weights.to_dict()}
         specs["recommendations"] = EngineSpec("recommendations", **with_events)
         specs["recommendations_heldout"] = EngineSpec("recommendations_heldout", split=dict(HELD_OUT_SPLIT),
@@ -256,6 +259,25 @@ def prune(url: str, keep: int = KEEP_INACTIVE) -> list[str]:
     removed = []
     for folders in by_kind.values():
         for folder in sorted(folders, key=lambda f: f.stat().st_mtime, reverse=True)[keep:]:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
+def remove_fitted_on(url: str, events_version_ids: set[int]) -> list[str]:
+    """Remove this database's fitted engines learned from any of these events versions (after rows
+    were erased from them: a fitted recommender remembers what it was fitted on)."""
+    root = engines_dir()
+    if not root.is_dir() or not events_version_ids:
+        return []
+    database = database_identity(url)
+    removed = []
+    for folder in root.iterdir():
+        meta_file = folder / SPEC_FILE
+        if not meta_file.is_file():
+            continue
+        meta = json.loads(meta_file.read_text())
+        if meta.get("database") == database and meta.get("events_version") in events_version_ids:
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder.name)
     return removed

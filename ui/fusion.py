@@ -30,6 +30,7 @@ from recsys.fusion.rules import RULE_FIELDS, RULE_KINDS
 from recsys.services import presets as preset_service
 from ui import engines
 from ui.results import from_hits, from_items, result_column
+from ui.text import md
 
 SCOPES = {"Search": "search", "Recommendations": "recommendations"}
 PREVIEW_K = 10
@@ -148,10 +149,10 @@ def _add_rule(scope: str) -> None:
     try:
         rule = Rule(**fields)
     except (TypeError, ValueError) as error:
-        st.session_state[_key(scope, "rule_message")] = ("error", f"The rule was not added: {error}.")
+        st.session_state[_key(scope, "rule_message")] = ("error", f"The rule was not added: {md(error)}.")
         return
     st.session_state[_key(scope, "working")]["rules"].append(rule.to_dict())
-    st.session_state[_key(scope, "rule_message")] = ("success", f"Added: {rule.describe()}.")
+    st.session_state[_key(scope, "rule_message")] = ("success", f"Added: {md(rule.describe())}.")
 
 
 def available_reranker(url: str) -> ActiveReranker | None:
@@ -162,7 +163,7 @@ def available_reranker(url: str) -> ActiveReranker | None:
     """
     state = active_state.read(url)
     for problem in state.problems:
-        st.warning(problem[0].upper() + problem[1:] + ".")
+        st.warning(md(problem[0].upper() + problem[1:]) + ".")
     return None if state.reranker is None or state.reranker.kind is None else state.reranker
 
 
@@ -266,8 +267,8 @@ def rules_editor(scope: str, rules: list[dict], catalog: pd.DataFrame, disabled:
         st.caption("No rules.")
     for position, rule in enumerate(rules):
         text, remove = st.columns([5, 2], vertical_alignment="center")
-        note = f" — {rule['note']}" if rule.get("note") else ""
-        text.markdown(f"{position + 1}. {Rule.from_dict(rule).describe()}{note}")
+        note = f" — {md(rule['note'])}" if rule.get("note") else ""
+        text.markdown(f"{position + 1}. {md(Rule.from_dict(rule).describe())}{note}")
         remove.button("Remove", key=_key(scope, f"rule_remove_{position}"), disabled=disabled,
                       on_click=_remove_rule, args=(scope, position))
     with st.expander("Add a rule", expanded=not rules and not disabled):
@@ -396,11 +397,11 @@ def preview(url: str, scope: str, versions: dict[str, int], engine_key: str, eng
     gone = dropped_out(before, after)
     changed = sum(move.label != "=" for move in moves.values())
     st.caption(f"{changed} of {len(after)} places changed; left the top {PREVIEW_K}: "
-               + (", ".join(f"{m.product_id} (was #{m.before})" for m in gone) or "none")
+               + (", ".join(f"{md(m.product_id)} (was #{m.before})" for m in gone) or "none")
                + f" · fused in {1000 * (time.perf_counter() - started):.0f} ms")
     if trial.effects:
         counts = Counter(effect.rule for effect in trial.effects)
-        st.markdown("**Rule effects**: " + "; ".join(f"{rule}: {n} product{'s' * (n != 1)}"
+        st.markdown("**Rule effects**: " + "; ".join(f"{md(rule)}: {n} product{'s' * (n != 1)}"
                                                      for rule, n in counts.items()))
         st.dataframe(_effects_table(trial, products), hide_index=True, key=_key(scope, "preview_effects"))
     elif working.rules:
@@ -490,7 +491,7 @@ def metrics_panel(url: str, scope: str, versions: dict[str, int], found, active_
         st.page_link("pages/data.py", label="Upload judgments on the Data page", icon=":material/database:")
         return
     if isinstance(found, str):
-        st.warning(f"No offline metrics: {found}.")
+        st.warning(f"No offline metrics: {md(found)}.")
         return
     sample, fuse_function = found
     engine = engines.spec(url, "search" if scope == "search" else "recommendations_heldout")
@@ -573,9 +574,9 @@ def _save(url: str, scope: str, name: str, config: FusionConfig, actor: str, not
     try:
         label = preset_service.save(url, scope, name, config, actor, note.strip(), activate).label
     except ValueError as error:
-        st.error(f"The preset was not saved: {error}.")
+        st.error(f"The preset was not saved: {md(error)}.")
         return
-    flash("success", f"Saved {label}" + (" and made it the served preset." + engines.refit(url, actor)
+    flash("success", f"Saved {md(label)}" + (" and made it the served preset." + engines.refit(url, actor)
                                          if activate else "."))
     st.rerun()
 
@@ -584,8 +585,8 @@ def _change(url: str, change, message: str, actor: str) -> None:
     try:
         label = change().label
     except (LookupError, ValueError) as error:
-        st.warning(str(error).capitalize() + ".")
+        st.warning(md(str(error).capitalize()) + ".")
         return
     # A search preset with another encoder needs its engine fitted.
-    flash("success", message.format(label) + engines.refit(url, actor))
+    flash("success", message.format(md(label)) + engines.refit(url, actor))
     st.rerun()

@@ -14,6 +14,7 @@ from recsys.accounts import Identity
 from recsys.services import database_url
 from recsys.services import monitoring
 from recsys.services.monitoring import ALERT_METRICS, ALERT_SEVERITIES
+from ui.text import md
 
 RANGES = {"Last 15 minutes": 900, "Last hour": 3600, "Last 24 hours": 86400, "Last 7 days": 7 * 86400,
           "Custom": None}
@@ -152,7 +153,7 @@ def alert_list(url: str) -> None:
         return
     for event in events[events["firing"]].itertuples():
         show = st.error if event.severity == "critical" else st.warning
-        show(f"**{event.rule}** firing since {event.fired_at:%Y-%m-%d %H:%M:%S} UTC: {event.message} "
+        show(f"**{md(event.rule)}** firing since {event.fired_at:%Y-%m-%d %H:%M:%S} UTC: {md(event.message)} "
              f"(now {event.last_value:,.3g})")
     st.dataframe(events[["rule", "severity", "firing", "fired_at", "resolved_at", "value", "last_value",
                          "message"]], hide_index=True, key="mon_alert_history")
@@ -186,10 +187,10 @@ def rule_editor(who: Identity, url: str) -> None:
                 added = monitoring.create_rule(url, who.username, name=name, metric=metric, endpoint=endpoint,
                                                comparison=comparison, threshold=threshold,
                                                window_s=int(window_s), severity=severity)
-                st.session_state["rule_notice"] = f"Added the rule {added!r}."
+                st.session_state["rule_notice"] = f"Added the rule {md(repr(added))}."
                 st.rerun()
             except monitoring.AlertRuleError as error:
-                st.error(f"The rule was not added: {error}.")
+                st.error(f"The rule was not added: {md(error)}.")
     if notice := st.session_state.pop("rule_notice", None):
         st.success(notice)
     if rules.empty:
@@ -221,6 +222,6 @@ def firing_alerts_notice(url: str | None = None) -> None:
 def _notice(url: str) -> None:
     firing = monitoring.firing(url)
     if not firing.empty:
-        names = ", ".join(firing["rule"].head(3)) + (" ..." if len(firing) > 3 else "")
+        names = ", ".join(map(md, firing["rule"].head(3))) + (" ..." if len(firing) > 3 else "")
         st.warning(f"{len(firing)} alert{'s' if len(firing) > 1 else ''} firing: {names}",
                    icon=":material/notifications_active:")

@@ -15,6 +15,8 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
+from ui.text import md
+
 # Column titles of the engines' sources; a source not named here is shown by its name.
 SOURCE_TITLES = {"bm25": "BM25", "semantic": "Semantic", "ease": "Collaborative filtering (EASE)",
                  "item_knn": "Collaborative filtering (item kNN)", "hybrid": "Hybrid"}
@@ -66,12 +68,13 @@ def source_title(name: str) -> str:
 
 
 def fusion_summary(config) -> str:
-    """A `recsys.fusion.FusionConfig` in words: method, weights, rules."""
+    """A `recsys.fusion.FusionConfig` in words, as Markdown: method, weights, rules."""
     if config.method == "rrf":
         method = f"reciprocal rank fusion (k={config.rrf_k})"
     else:
         method = f"weighted, {config.normalisation} normalisation"
-    weights = ", ".join(f"{source_title(name)} {weight:g}" for name, weight in config.weights.items())
+    # As Markdown: a stored preset may weigh sources of any name.
+    weights = ", ".join(f"{md(source_title(name))} {weight:g}" for name, weight in config.weights.items())
     rules = len(config.rules)
     return (f"{method}; weights {weights or 'all 1'}; {config.candidates} candidates per source; "
             f"{rules} rule{'' if rules == 1 else 's'}")
@@ -94,12 +97,14 @@ def _price(value) -> str:
     return "—" if value is None or pd.isna(value) else f"£{float(value):,.2f}"
 
 
-def product_label(product_id: str, products: dict[str, dict]) -> str:
-    """"Title · category · price (id)" of a catalog product, for pickers and history lists."""
+def product_label(product_id: str, products: dict[str, dict], markdown: bool = False) -> str:
+    """"Title · category · price (id)" of a catalog product, for pickers (plain text) and history
+    lists (`markdown`: its title, category and id escaped)."""
+    text = md if markdown else str
     product = products.get(product_id) or {}
-    title = product.get("title") or product_id
-    category = product.get("category") or "no category"
-    return f"{title} · {category} · {_price(product.get('price'))} ({product_id})"
+    title = text(product.get("title") or product_id)
+    category = text(product["category"]) if product.get("category") else "no category"
+    return f"{title} · {category} · {_price(product.get('price'))} ({text(product_id)})"
 
 
 def product_picker(label: str, products: dict[str, dict], key: str,
@@ -112,7 +117,7 @@ def product_picker(label: str, products: dict[str, dict], key: str,
 def history_list(product_ids: list[str], products: dict[str, dict], limit: int = 20) -> None:
     """The products of a history, one a line, at most `limit` of them."""
     for product_id in product_ids[:limit]:
-        st.markdown(f"- {product_label(product_id, products)}")
+        st.markdown(f"- {product_label(product_id, products, markdown=True)}")
     if len(product_ids) > limit:
         st.caption(f"... and {len(product_ids) - limit:,} more")
 
@@ -134,9 +139,10 @@ def similar_lists(recommender, product_id: str, depth: int) -> dict[str, list[tu
 
 
 def card_label(rank: int, product_id: str, product: dict | None) -> str:
+    """"1. Title · category · price", as Markdown (an expander's label)."""
     product = product or {}
-    title = product.get("title") or product_id
-    category = product.get("category") or "no category"
+    title = md(product.get("title") or product_id)
+    category = md(product["category"]) if product.get("category") else "no category"
     return f"{rank}. {title} · {category} · {_price(product.get('price'))}"
 
 
@@ -154,12 +160,12 @@ def explanation(row: Shown) -> None:
     if row.sources:
         st.table(explanation_table(row))
     for text in row.reasons:
-        st.markdown(f"- {text}")
+        st.markdown(f"- {md(text)}")
     for effect in row.effects:
         before = "not found" if effect.before is None else f"#{effect.before}"
         after = "removed" if effect.after is None else f"#{effect.after}"
         change = f", score {effect.score_change:+.3f}" if effect.score_change else ""
-        st.markdown(f"- rule **{effect.rule}**: {effect.action}, {before} → {after}{change}")
+        st.markdown(f"- rule **{md(effect.rule)}**: {effect.action}, {before} → {after}{change}")
     if not (row.sources or row.reasons or row.effects):
         st.caption("No explanation available for this result.")
 
@@ -176,7 +182,8 @@ def result_column(title: str, rows: list[Shown], products: dict[str, dict], key:
     for rank, row in enumerate(rows, 1):
         product = products.get(row.product_id)
         with st.expander(card_label(rank, row.product_id, product), expanded=False):
-            details = [f"id `{row.product_id}`", f"score {row.score:.4f}"]
+            # No code span: a backtick in the id would close it, and escapes do not work inside one.
+            details = [f"id {md(row.product_id)}", f"score {row.score:.4f}"]
             if product and product.get("in_stock") is not None and not pd.isna(product.get("in_stock")):
                 details.append("in stock" if product.get("in_stock") else "out of stock")
             st.caption(" · ".join(details))

@@ -17,6 +17,7 @@ import streamlit as st
 
 from recsys.accounts import Identity
 from recsys.serving.keys import issue_key, list_keys, revoke_key
+from ui.text import md
 
 DEFAULT_SERVICE_URL = "http://127.0.0.1:8000"
 ISSUED_KEY = "serving_issued_key"
@@ -42,10 +43,11 @@ def service_status(base_url: str) -> dict | None:
         st.warning(f"No service answers at {base_url}. `make run` starts it with the app; alone: "
                    "`python -m recsys serve --host 127.0.0.1 --port 8000`.")
         return None
-    presets = ", ".join(f"{scope} {preset.get('label')}" for scope, preset in found.get("presets", {}).items())
-    st.success(f"The service at {base_url} is up: model {found.get('model_version')}; presets {presets}.")
+    presets = ", ".join(f"{md(scope)} {md(preset.get('label'))}"
+                        for scope, preset in found.get("presets", {}).items())
+    st.success(f"The service at {base_url} is up: model {md(found.get('model_version'))}; presets {presets}.")
     if found.get("waiting_for"):
-        st.info(f"A newer activation is served once {found['waiting_for']} has ended.")
+        st.info(f"A newer activation is served once {md(found['waiting_for'])} has ended.")
     st.caption(("It serves each new activation within seconds, without a restart. " if found.get("following")
                 else "") + f"Interactive API documentation: [{base_url}/docs]({base_url}/docs); "
                f"Prometheus metrics: [{base_url}/metrics]({base_url}/metrics).")
@@ -93,16 +95,18 @@ def console(url: str, base_url: str) -> None:
     try:
         answer = httpx.get(f"{base_url}{path}", params=params, headers={"X-API-Key": key}, timeout=30)
     except httpx.HTTPError as error:
-        st.error(f"The service at {base_url} did not answer: {error}")
+        st.error(f"The service at {base_url} did not answer: {md(error)}")
         return
     body = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
-    st.caption(f"GET {answer.request.url} → {answer.status_code} in {answer.elapsed.total_seconds() * 1000:.0f} ms; "
-               f"request id {answer.headers.get('x-request-id', '-')}")
+    request_id = answer.headers.get("x-request-id", "-")
+    st.caption(f"GET {md(answer.request.url)} → {answer.status_code} in "
+               f"{answer.elapsed.total_seconds() * 1000:.0f} ms; request id {md(request_id)}")
     if answer.status_code != 200:
-        st.error(str(body.get("detail", answer.text[:500])))
+        st.error(md(body.get("detail", answer.text[:500])))
         return
-    st.caption(f"Model {body.get('model_version')} · preset {body.get('preset_version')}"
-               + (f" · searched for {body['searched_query']!r}" if body.get("searched_query") else "")
+    st.caption(f"Model {md(body.get('model_version'))} · preset {md(body.get('preset_version'))}"
+               + (f" · searched for {md(repr(body['searched_query']))}" if body.get("searched_query")
+                  else "")
                + (" · fallback: the most popular products" if body.get("fallback") else ""))
     items = body.get("items", [])
     if not items:
@@ -128,7 +132,7 @@ def keys_table(url: str) -> None:
 def issue_form(who: Identity, url: str) -> None:
     issued = st.session_state.pop(ISSUED_KEY, None)  # popped: shown on one run only
     if issued:
-        st.success(f"Issued key {issued['id']} ({issued['name']}). Copy it now with the button at "
+        st.success(f"Issued key {issued['id']} ({md(issued['name'])}). Copy it now with the button at "
                    "the right of the box: it is shown only this once and only its hash is kept.")
         st.code(issued["key"], language=None)
     with st.form("issue_key_form", clear_on_submit=True):
@@ -139,7 +143,7 @@ def issue_form(who: Identity, url: str) -> None:
         try:
             key = issue_key(name, actor=who.username, url=url)
         except ValueError as error:
-            st.warning(str(error))
+            st.warning(md(error))
             return
         st.session_state[ISSUED_KEY] = {"id": key.id, "name": key.name, "key": key.key}
         st.rerun()
@@ -155,5 +159,5 @@ def revoke_form(who: Identity, url: str) -> None:
         chosen = st.selectbox("Key", list(labels), format_func=labels.get, key="revoke_key_id")
         if st.form_submit_button("Revoke"):
             revoke_key(int(chosen), actor=who.username, url=url)
-            st.success(f"Revoked {labels[chosen]}; the service refuses it within 5 seconds.")
+            st.success(f"Revoked {md(labels[chosen])}; the service refuses it within 5 seconds.")
             st.rerun()

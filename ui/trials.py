@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from recsys.accounts import Identity
+from recsys.data.export import csv_text
 from recsys.data.readers import read_table
 from recsys.fusion import FusionConfig
 from recsys.services import presets as preset_service
@@ -16,6 +17,7 @@ from recsys.trials import querysets
 from recsys.trials import service as trials
 from recsys.trials.judging import CONSENSUS, Scale, agreement, disagreements
 from ui import engines
+from ui.text import md
 
 SAMPLE_LABELS = {"typed": "Type them", "file": "Upload a file", "vocabulary": "The catalog's vocabulary",
                  "frequent": "The search log's most frequent", "random": "A random draw of the search log",
@@ -45,18 +47,19 @@ def query_set_builder(url: str, who: Identity) -> None:
             n = int(st.number_input("How many", 1, querysets.MAX_QUERIES, 30, key="qs_n"))
             queries = _sample(url, source, n, tuple(sorted(engines.versions(url).items())))
     except (ValueError, LookupError) as error:
-        st.warning(str(error))
+        st.warning(md(error))
         return
     if not queries:
         return
-    st.caption(f"{len(queries)} queries: " + ", ".join(queries[:30]) + (" ..." if len(queries) > 30 else ""))
+    st.caption(f"{len(queries)} queries: " + ", ".join(map(md, queries[:30]))
+               + (" ..." if len(queries) > 30 else ""))
     left, right = st.columns([3, 1])
     name = left.text_input("Name of the query set", key="qs_name", placeholder="e.g. top-queries")
     if right.button("Save the query set", key="qs_save", disabled=not name.strip() or not who.can("evaluate")):
         saved = trials.save_query_set(url, name, queries, source, who.username)
         share = "" if saved.traffic_share is None else f"; {saved.traffic_share:.1%} of the logged searches"
         # Run the page again so that the New trial tab (drawn before this one) offers the new set.
-        st.session_state[SAVED] = f"Saved {saved.label}: {len(saved.queries)} queries{share}."
+        st.session_state[SAVED] = f"Saved {md(saved.label)}: {len(saved.queries)} queries{share}."
         st.rerun()
 
 
@@ -124,12 +127,12 @@ def trial_builder(url: str, who: Identity) -> None:
             trial = trials.create_trial(url, name, query_set, [options[label] for label in chosen], who.username,
                                         depth=depth, scale=scale)
     except (ValueError, LookupError) as error:
-        st.warning(str(error))
+        st.warning(md(error))
         return
     pairs = sum(map(len, trial.pool().values()))
     # Run the page again so that the Judge and Scorecard tabs (drawn before this one) offer the trial.
-    st.session_state[CREATED] = (f"Created trial {trial.id}, {trial.name}: {pairs} pairs to judge. Judge them on "
-                                 "the Judge tab.")
+    st.session_state[CREATED] = (f"Created trial {trial.id}, {md(trial.name)}: {pairs} pairs to judge. "
+                                 "Judge them on the Judge tab.")
     st.rerun()
 
 
@@ -144,14 +147,22 @@ def choose_trial(url: str, key: str, who: Identity) -> trials.TrialInfo | None:
     return trials.get_trial(url, int(chosen))
 
 
+def _html(value) -> str:
+    """`value` as the text of an HTML block: escaped, on one line (a blank line would end the block,
+    and Markdown after it would be rendered)."""
+    return html.escape(" ".join(str(value).splitlines()))
+
+
 def _product_card(product: pd.Series | None, product_id: str) -> str:
+    """The product as one HTML block for `st.markdown(..., unsafe_allow_html=True)`: Markdown is not
+    read inside it, so its values take `html.escape`, not `md`."""
     if product is None:
-        return f"<b>{html.escape(product_id)}</b> (not in the active catalog)"
-    parts = [f"<div style='font-size:1.3rem;font-weight:600'>{html.escape(str(product.get('title', '')))}</div>"]
+        return f"<div><b>{_html(product_id)}</b> (not in the active catalog)</div>"
+    parts = [f"<div style='font-size:1.3rem;font-weight:600'>{_html(product.get('title', ''))}</div>"]
     for column in ("description", "category", "price"):
         value = product.get(column)
         if value is not None and not pd.isna(value) and str(value).strip():
-            parts.append(f"<div><i>{column}</i>: {html.escape(str(value))}</div>")
+            parts.append(f"<div><i>{column}</i>: {_html(value)}</div>")
     return "".join(parts)
 
 
@@ -183,11 +194,12 @@ def judge(url: str, who: Identity) -> None:
         product = None if match.empty else match.iloc[0]
     pair, guide = st.columns([3, 2])
     with pair:
-        st.markdown(f"Query: **{html.escape(query)}**")
+        st.markdown(f"Query: **{md(query)}**")
         st.markdown(_product_card(product, str(product_id)), unsafe_allow_html=True)
     with guide:
-        st.markdown("**Scale**: " + ", ".join(f"{grade} {trial.scale.label(grade)}" for grade in trial.scale.grades))
-        st.caption(trial.scale.guidelines)
+        st.markdown("**Scale**: " + ", ".join(f"{grade} {md(trial.scale.label(grade))}"
+                                              for grade in trial.scale.grades))
+        st.caption(md(trial.scale.guidelines))  # written by whoever made the trial, read by graders
     verdict = None
     buttons = st.columns(len(trial.scale.grades) + 3)
     for column, grade in zip(buttons, trial.scale.grades):
@@ -231,7 +243,7 @@ def side_by_side(url: str, who: Identity) -> None:
     if shown is None:
         st.success("You have compared every query of this trial. Thank you!")
         return
-    st.markdown(f"Query: **{html.escape(shown.query)}**: which list answers it better?")
+    st.markdown(f"Query: **{md(shown.query)}**: which list answers it better?")
     left, right = st.columns(2)
     for column, run, name in ((left, shown.left, "Left"), (right, shown.right, "Right")):
         with column:
@@ -240,7 +252,7 @@ def side_by_side(url: str, who: Identity) -> None:
             if not products:
                 st.caption("(nothing found)")
             for rank, title in enumerate(_titles(url, products), 1):
-                st.write(f"{rank}. {title}")
+                st.write(f"{rank}. {md(title)}")
     choice = None
     buttons = st.columns(3)
     if buttons[0].button("Left is better", key="sbs_left", shortcut="F", width="stretch"):
@@ -263,17 +275,19 @@ def scorecard(url: str, who: Identity) -> None:
     how = st.radio("Each pair's grade", CONSENSUS, horizontal=True, key="score_consensus",
                    format_func={"mean": "the graders' mean", "majority": "the graders' majority"}.get)
     card = trials.scorecard(url, trial.id, how)
-    st.caption(f"Query set {trial.query_set.label} ({len(trial.query_set.queries)} queries), top {trial.depth} "
-               f"of each configuration judged; {card.graded_pairs} pairs graded. nDCG@10 gains grade - "
-               f"{trial.scale.lowest}; precision@10 counts grades of {trial.scale.relevant:g} or more; "
+    st.caption(f"Query set {md(trial.query_set.label)} ({len(trial.query_set.queries)} queries), "
+               f"top {trial.depth} of each configuration judged; {card.graded_pairs} pairs graded. "
+               f"nDCG@10 gains grade - {trial.scale.lowest}; precision@10 counts grades of "
+               f"{trial.scale.relevant:g} or more; "
                "judged@10 is the share of the top 10 with a grade (below 1, the others are lower bounds).")
     st.dataframe(pd.DataFrame([config.to_dict() for config in card.configs]), hide_index=True, key="score_table")
     comparison = card.comparison
     if comparison and comparison["queries"]:
         ci = comparison["ci95"]
         st.markdown(
-            f"**{comparison['b']}** against **{comparison['a']}** on {comparison['queries']} queries: nDCG@10 "
-            f"{comparison['mean_difference']:+.4f}" + (f" (95% CI {ci[0]:+.4f} to {ci[1]:+.4f})" if ci else "")
+            f"**{md(comparison['b'])}** against **{md(comparison['a'])}** on {comparison['queries']} "
+            f"queries: nDCG@10 {comparison['mean_difference']:+.4f}"
+            + (f" (95% CI {ci[0]:+.4f} to {ci[1]:+.4f})" if ci else "")
             + (f", paired t-test p = {comparison['p_value']:.3g}" if comparison["p_value"] is not None else "")
             + (f", Wilcoxon p = {comparison['p_value_wilcoxon']:.3g}" if comparison["p_value_wilcoxon"] is not None
                else "")
@@ -291,10 +305,11 @@ def scorecard(url: str, who: Identity) -> None:
         ci = preferred["ci95"]
         rate = preferred["rate_second"]
         st.markdown(
-            f"Side by side on {preferred['queries']} queries: **{preferred['second']}** preferred "
-            f"{preferred['wins_second']} times, **{preferred['first']}** {preferred['wins_first']}, the same "
-            f"{preferred['same']}" + (f"; win rate {rate:.0%} (95% CI {ci[0]:.0%} to {ci[1]:.0%}, binomial "
-                                      f"p = {preferred['p_value']:.3g})" if rate is not None else "") + ".")
+            f"Side by side on {preferred['queries']} queries: **{md(preferred['second'])}** preferred "
+            f"{preferred['wins_second']} times, **{md(preferred['first'])}** {preferred['wins_first']}, "
+            f"the same {preferred['same']}"
+            + (f"; win rate {rate:.0%} (95% CI {ci[0]:.0%} to {ci[1]:.0%}, binomial "
+               f"p = {preferred['p_value']:.3g})" if rate is not None else "") + ".")
     judged = trials.judgments(url, trial.id)
     st.subheader("Graders")
     st.dataframe(trials.progress(url, trial.id), hide_index=True, key="score_progress")
@@ -315,7 +330,7 @@ def scorecard(url: str, who: Identity) -> None:
         st.dataframe(history, hide_index=True, key="score_history")
     export = trials.export_judgments(url, trial.id, how)
     left, right = st.columns(2)
-    left.download_button("Download the judgments (CSV)", export.to_csv(index=False), f"trial-{trial.id}.csv",
+    left.download_button("Download the judgments (CSV)", csv_text(export), f"trial-{trial.id}.csv",
                          "text/csv", key="score_download", disabled=export.empty)
     if right.button("Make them the active judgment list", key="score_activate",
                     disabled=export.empty or not who.can("upload")):
@@ -324,6 +339,6 @@ def scorecard(url: str, who: Identity) -> None:
             message = f"Judgment list v{result.version_ids[0]} ({len(export)} pairs) is now active."
             st.success(message + engines.refit(url, who.username))
         except (ValueError, LookupError) as error:
-            st.warning(str(error))
+            st.warning(md(error))
     if not who.can("upload"):
         st.caption("Operators and admins make a trial's judgments the active judgment list.")

@@ -23,6 +23,7 @@ on the order in which the sources are given.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -182,7 +183,14 @@ def deduplicated(ranking: Ranked, limit: int) -> list[tuple[str, float]]:
 
 
 def ranked(items: dict[str, FusedItem]) -> list[FusedItem]:
-    """Items best first; equal scores by product id."""
+    """Items best first; equal scores by product id.
+
+    Each score is the exactly rounded sum of its sources' contributions (`math.fsum`): a sum
+    added up in the sources' order could differ in its last bit for another order, and so break a
+    tie between two products differently (2/29 + 2/30 against 1/30 + 1/29 + 1/30 + 1/29)."""
+    for item in items.values():
+        if item.sources:
+            item.score = math.fsum(part.contribution for part in item.sources.values())
     return sorted(items.values(), key=lambda item: (-item.score, item.product_id))
 
 

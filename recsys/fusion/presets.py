@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from db import presets as store
 from db.engine import session_scope
 from db.models import PRESET_SCOPES
+from db.models import Preset as PresetRow
 from recsys.fusion import defaults
 from recsys.fusion.base import FusionConfig
 from recsys.fusion.rules import rules_from
@@ -100,6 +101,13 @@ def get_preset(session: Session, scope: str, name: str, version: int | None = No
         which = f"{name} v{version}" if version is not None else name
         raise LookupError(f"there is no {scope} preset {which!r}; the {scope} presets are: "
                           f"{', '.join(names) or 'none yet'}")
+    return _preset(row)
+
+
+def preset_by_id(session: Session, preset_id: int) -> Preset:
+    row = session.get(PresetRow, preset_id)
+    if row is None:
+        raise LookupError(f"there is no preset with id {preset_id}")
     return _preset(row)
 
 

@@ -4,16 +4,24 @@
 
 Endpoints (the OpenAPI schema is at /openapi.json, browsable at /docs):
 
-- ``GET /search?q=&k=&explain=&category=``: hybrid search of the active catalog
+- ``GET /search?q=&k=&explain=&category=&session=&user=``: hybrid search of the active catalog
   (``category``: the shopper's current category, for category-scoped rules;
-  ``searched_query`` says what was searched when misspelled words were corrected);
-- ``GET /recommend/{user_id}?k=&history=&explain=``: recommendations for a
+  ``searched_query`` says what was searched when misspelled words were corrected). Under a
+  running online experiment (``python -m recsys experiments create``) a session (or user) the
+  experiment takes gets one arm's list (A/B, by a stable hash) or both arms' lists interleaved
+  (team draft), each item naming its ``team``; ``experiment`` says which;
+- ``GET /recommend/{user_id}?k=&history=&session=&explain=``: recommendations for a
   user, updated in real time by the current session's product ids (``history``,
-  repeated). A user the model does not know is scored from ``history``; with no
-  usable history the answer is the most popular products and says
-  ``"fallback": "popular"`` (a new visitor is normal, not an error);
+  repeated) and by the clicks, carts and purchases ``POST /events`` received from the
+  session and the user (within a second). A user the model does not know is scored from
+  them; with none the answer is the most popular products, all-time and of the last hour
+  blended, and says ``"fallback": "popular"`` (a new visitor is normal, not an error);
 - ``GET /similar/{product_id}?k=``: products like a product; 404 when the
   model does not know the product;
+- ``POST /events``: a JSON list of shoppers' events (view, click, cart, purchase; see
+  `recsys.experiments.live`), checked one by one: the good ones are stored (202) and each bad
+  one gets its own 422 message; ``event_id`` makes a re-sent batch harmless; when the queue of
+  events waiting for SQL is full the whole batch is refused with 429 (send it again);
 - ``GET /health`` and ``GET /metrics`` (Prometheus text format): no key needed.
 
 Every other request needs an API key in the ``X-API-Key`` header (issued on the
@@ -41,15 +49,17 @@ torch one thread per worker; see docs/benchmarks.md, "REST service".
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, FastAPI, HTTPException, Path, Query, Request, Security
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from fastapi.security import APIKeyHeader
@@ -62,9 +72,12 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 
-from db.engine import database_url
+from db import experiments as experiment_store
+from db.engine import database_url, session_scope
 from recsys.alerts import AlertScheduler
+from recsys.experiments.live import CONTROL, EventFeed, LiveView, check_events, clean_id, unit_of
 from recsys.serving.engine import Answer, ServingEngine
 from recsys.serving.follow import Follower
 from recsys.serving.keys import KeyVerifier
@@ -73,10 +86,19 @@ from recsys.serving.metrics import MetricsWriter
 logger = logging.getLogger(__name__)
 MAX_K = 100
 MAX_HISTORY = 200
-API_ENDPOINTS = ("/search", "/recommend", "/similar")  # recorded in request_metrics
+API_ENDPOINTS = ("/search", "/recommend", "/similar", "/events")  # recorded in request_metrics
+LISTS = ("/search", "/recommend", "/similar")  # their answers are remembered for the events that follow
+RECENT_LISTS = 100_000  # answers remembered in memory (older ones are read from SQL)
 STAGES = ("encode", "retrieve", "fuse", "rules", "rerank")
 K = Annotated[int, Query(ge=1, le=MAX_K, description=f"how many items, 1 to {MAX_K}")]
 Explain = Annotated[bool, Query(description="add each item's explanation")]
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"  # ids are stored in SQL: no tabs, newlines or NULs
+Session_ = Annotated[str | None, Query(max_length=128, pattern=NO_CONTROL,
+                                       description="the shopper's session id: what online experiments "
+                                                   "assign, what events name")]
+User = Annotated[str | None, Query(max_length=128, pattern=NO_CONTROL,
+                                   description="the signed-in shopper's user id (assigned by experiments "
+                                               "when no session is sent)")]
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="an API key from the Serving page or "
                                           "`python -m recsys apikey create`")
@@ -91,6 +113,15 @@ class Item(BaseModel):
     score: float
     explanation: dict[str, Any] | None = Field(
         None, description="with explain=true: reasons, per-source scores and rule effects")
+    team: str | None = Field(None, description='under an interleaving experiment: "control" or "treatment", '
+                                               "the arm whose list the item came from")
+
+
+class ExperimentInfo(BaseModel):
+    id: int
+    name: str
+    method: str = Field(description='"interleaving" or "ab"')
+    arm: str = Field(description='"control" or "treatment" (A/B), "interleaved" (interleaving)')
 
 
 class Results(BaseModel):
@@ -105,6 +136,38 @@ class SearchResults(Results):
     searched_query: str | None = Field(
         None, description="the query as it was searched when misspelled words were corrected against "
                           "the catalog's words (e.g. 'toilet seat' for 'toliet seat'); null otherwise")
+    experiment: ExperimentInfo | None = Field(None, description="the online experiment that answered, if any")
+
+
+_ID = {"type": "string", "maxLength": 128}
+EVENTS_SCHEMA = {  # what POST /events documents; each event is checked by recsys.experiments.live
+    "type": "array", "maxItems": 1000, "items": {
+        "type": "object", "required": ["type", "product_id"], "additionalProperties": False,
+        "properties": {
+            "type": {"type": "string", "enum": ["view", "click", "cart", "purchase"]},
+            "product_id": {**_ID, "description": "a product of the served catalog"},
+            "session": {**_ID, "description": "the shopper's session (session or user is needed)"},
+            "user": {**_ID, "description": "the signed-in shopper"},
+            "request_id": {"type": "string", "maxLength": 64,
+                           "description": "the answer the event follows (its request_id)"},
+            "position": {"type": "integer", "minimum": 1, "description": "1-based, in that answer"},
+            "time": {"type": "string", "format": "date-time", "description": "default: when received"},
+            "event_id": {**_ID, "description": "makes sending the event again harmless"}}}}
+
+
+class RejectedEvent(BaseModel):
+    index: int = Field(description="the event's place in the batch, from 0")
+    event_id: str | None
+    status: int = Field(422, description="422: this event is invalid and was not stored")
+    detail: str
+
+
+class EventsAccepted(BaseModel):
+    accepted: int = Field(description="events taken: queued in the service and written to SQL within a "
+                                      "second (a service stopped while the database is down loses its queue)")
+    duplicates: int = Field(description="events whose event_id was received before: not stored twice")
+    rejected: list[RejectedEvent]
+    request_id: str
 
 
 class Recommendations(Results):
@@ -131,6 +194,11 @@ class Health(BaseModel):
     metrics_pending: int
     metrics_written: int
     metrics_dropped: int
+    experiment: str | None = Field(None, description='the running online experiment, e.g. "3 new-boosts: '
+                                                     "interleaving of default v1 and boosts v2 on 50% of "
+                                                     'sessions"')
+    events_pending: int = Field(description="events received and waiting for SQL")
+    events_written: int
 
 
 class Problem(BaseModel):
@@ -162,13 +230,25 @@ LANES = ("search", "recommend")
 
 
 class Service:
-    """What the endpoints share: the engine, the key verifier, the metrics writer and registry."""
+    """What the endpoints share: the engine, the key verifier, the writers, the live view of events."""
     def __init__(self, engine: ServingEngine, verifier: KeyVerifier, writer: MetricsWriter,
-                 compute_threads: int):
+                 compute_threads: int, url: str | None = None, max_pending_events: int = 100_000,
+                 events_interval_s: float = 0.2):
         self.engine = engine
+        self.url = url
         self.follower = None  # recsys.serving.follow.Follower, when activations are followed
         self.verifier = verifier
         self.writer = writer
+        self.served_writer = MetricsWriter(url, interval_s=events_interval_s, what="served lists",
+                                           insert=experiment_store.insert_served)
+        self.event_writer = MetricsWriter(url, interval_s=events_interval_s, what="live events",
+                                          insert=experiment_store.insert_events,
+                                          max_pending=max_pending_events)
+        self.live = LiveView()
+        self.feed: EventFeed | None = None
+        self.recent_lists: OrderedDict[str, list[str]] = OrderedDict()  # request id -> products served
+        self.recent_event_ids: OrderedDict[str, None] = OrderedDict()
+        self._recent_lock = threading.Lock()  # the event loop and event threads share the two above
         self.prometheus = PrometheusMetrics()
         # CapacityLimiters of their own, one per lane: model work never waits behind other
         # thread-pool jobs, and a cheap recommendation never queues behind searches.
@@ -190,6 +270,74 @@ class Service:
         if self.limiters is None:
             return function()
         return await anyio.to_thread.run_sync(function, limiter=self.limiters[lane])
+
+    def start_live(self) -> Service:
+        self.served_writer.start()
+        self.event_writer.start()
+        self.feed = EventFeed(self.url, self.live).start()
+        return self
+
+    def close_live(self) -> None:
+        if self.feed is not None:
+            self.feed.stop()
+        self.event_writer.close()
+        self.served_writer.close()
+
+    def remember(self, request_id: str, endpoint: str, answer: Answer, query: str | None = None,
+                 unit: str | None = None) -> None:
+        """Keep the list answered, for the events that will name its request id and positions."""
+        products = [item["product_id"] for item in answer.items]
+        with self._recent_lock:
+            self.recent_lists[request_id] = products
+            if len(self.recent_lists) > RECENT_LISTS:
+                self.recent_lists.popitem(last=False)
+        experiment = answer.experiment or {}
+        self.served_writer.record({
+            "request_id": request_id, "endpoint": endpoint,
+            "query": None if query is None else CONTROL.sub(" ", query), "unit": unit,
+            "experiment_id": experiment.get("id"), "arm": experiment.get("arm"), "products": products,
+            "teams": answer.teams, "at": datetime.now(timezone.utc).replace(tzinfo=None)})
+
+    def served(self, request_ids: list[str]) -> dict[str, list[str]]:
+        """The products of each request id answered (here recently, or by any worker, from SQL)."""
+        with self._recent_lock:
+            found = {rid: self.recent_lists[rid] for rid in request_ids if rid in self.recent_lists}
+        for attempt in range(2):
+            missing = [rid for rid in request_ids if rid not in found]
+            if not missing:
+                break
+            if attempt:  # another worker may have answered it an instant ago: its writer is batching
+                time.sleep(2 * self.served_writer.interval_s)
+            with session_scope(self.url) as session:
+                found.update({rid: list(row.products) for rid, row in
+                              experiment_store.served_lists(session, missing).items()})
+        return found
+
+    def take_events(self, raw) -> tuple[list[dict], int, list[dict]] | None:
+        """Check a batch and queue its new events: (queued, duplicates, rejected), or None when
+        the queue is full (nothing of the batch is queued). ValueError for a body that is no batch."""
+        rows, rejected = check_events(raw, self.engine.known_products, self.served)
+        ids = [row["event_id"] for row in rows if row["event_id"] is not None]
+        stored: set[str] = set()
+        if ids:
+            with session_scope(self.url) as session:
+                stored = experiment_store.stored_event_ids(session, ids)
+        new, seen = [], set()
+        with self._recent_lock:  # two copies of a batch sent at once: the second finds the first's ids
+            for row in rows:
+                event_id = row["event_id"]
+                if event_id is not None and (event_id in stored or event_id in seen
+                                             or event_id in self.recent_event_ids):
+                    continue
+                seen.add(event_id)
+                new.append(row)
+            if not self.event_writer.offer(new):
+                return None
+            for event_id in seen - {None}:
+                self.recent_event_ids[event_id] = None
+            while len(self.recent_event_ids) > RECENT_LISTS:
+                self.recent_event_ids.popitem(last=False)
+        return new, len(rows) - len(new), rejected
 
     def record(self, endpoint: str, status: int, latency_ms: float, state: dict,
                request_id: str) -> None:
@@ -253,6 +401,15 @@ class RequestMetricsMiddleware:
                     logger.exception("could not record the metrics of a request")
 
 
+def _experiment_label(engine: ServingEngine) -> str | None:
+    experiment = engine.experiment
+    if experiment is None:
+        return None
+    method = "interleaving" if experiment.method == "interleaving" else "A/B test"
+    return (f"{experiment.id} {experiment.name}: {method} of {experiment.arms['control'].label} and "
+            f"{experiment.arms['treatment'].label} on {experiment.traffic:.0%} of sessions")
+
+
 def _start_alerts(url: str | None, interval_s: float):
     """The alert rules are evaluated by a scheduler thread in the service's process."""
     return AlertScheduler(interval_s=interval_s, url=url).start()
@@ -261,14 +418,14 @@ def _start_alerts(url: str | None, interval_s: float):
 def create_app(url: str | None = None, engine: ServingEngine | Callable[[], ServingEngine] | None = None,
                *, compute_threads: int = 1, metrics_interval_s: float = 0.5,
                key_refresh_s: float = 5.0, alerts_interval_s: float | None = 15.0,
-               follow_s: float | None = 2.0) -> FastAPI:
+               follow_s: float | None = 2.0, max_pending_events: int = 100_000) -> FastAPI:
     """The FastAPI app; its lifespan builds the engine and starts the metrics writer and alerts.
 
     `url`: the database (default `DATABASE_URL`); `engine`: a fitted engine or a
     function that builds one (default: the database's active state, followed every `follow_s`
     seconds, `recsys.serving.follow`; None: not followed); `compute_threads`: threads doing model
     work (0: on the event loop); `alerts_interval_s`: how often alert rules are evaluated (None:
-    not in this process).
+    not in this process); `max_pending_events`: events waiting for SQL before batches get 429.
     """
 
     @asynccontextmanager
@@ -285,7 +442,8 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
         verifier = KeyVerifier(url, refresh_s=key_refresh_s)
         verifier.refresh()
         writer = MetricsWriter(url, interval_s=metrics_interval_s).start()
-        service = Service(built, verifier, writer, compute_threads)
+        service = Service(built, verifier, writer, compute_threads, url,
+                          max_pending_events=max_pending_events).start_live()
         if follower is not None and follow_s:
             service.follower = follower.start(lambda new: setattr(service, "engine", new))
         if alerts_interval_s is not None:
@@ -298,6 +456,7 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
                 service.follower.stop()
             if service.alerts is not None:
                 service.alerts.stop()
+            service.close_live()
             writer.close()
             logger.info("request metrics: %d written, %d dropped", writer.written, writer.dropped)
 
@@ -338,19 +497,23 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
 
     @app.get("/search", response_model=SearchResults, dependencies=[Depends(require_key)],
              summary="Hybrid search of the active catalog")
-    async def search(request: Request, q: Annotated[str, Query(max_length=500,
-                                                                description="the query")],
+    async def search(request: Request, q: Annotated[str, Query(max_length=500, pattern=r"\S",
+                                                                description="the query: at least one word")],
                      k: K = 10, explain: Explain = False,
                      category: Annotated[str | None, Query(
                          max_length=128, description="the shopper's current category, "
                                                      "for category-scoped business rules")] = None,
-                     ) -> dict:
+                     session: Session_ = None, user: User = None) -> dict:
         if not q.strip():
             raise HTTPException(422, "q: the search query is empty; send at least one word")
-        engine_ = service_of(request).engine
-        answer = await service_of(request).compute(
-            lambda: engine_.search(q, k, category=category, explain=explain))
-        return {**answered(request, answer), "searched_query": answer.searched_query}
+        service = service_of(request)
+        engine_ = service.engine
+        unit, request_id = unit_of(clean_id(session), clean_id(user)), request.state.request_id
+        answer = await service.compute(
+            lambda: engine_.search(q, k, category=category, explain=explain, unit=unit))
+        service.remember(request_id, "/search", answer, q, unit)
+        return {**answered(request, answer), "searched_query": answer.searched_query,
+                "experiment": answer.experiment}
 
     @app.get("/recommend/{user_id}", response_model=Recommendations,
              dependencies=[Depends(require_key)], summary="Recommendations for a user or session")
@@ -359,10 +522,17 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
                             max_length=MAX_HISTORY,
                             description="product ids of the current session, repeated: "
                                         "history=A&history=B")] = [],  # noqa: B006 - FastAPI copies it
-                        explain: Explain = False) -> dict:
-        engine_ = service_of(request).engine
-        answer = await service_of(request).compute(
-            lambda: engine_.recommend(user_id, k, history, explain=explain), lane="recommend")
+                        session: Session_ = None, explain: Explain = False) -> dict:
+        service = service_of(request)
+        engine_, live = service.engine, service.live
+        # The session's and the user's latest clicks, carts and purchases (POST /events) follow history.
+        session = clean_id(session)
+        recent = [*live.history(unit_of(session, None)), *live.history(unit_of(None, user_id))]
+        seen = list(dict.fromkeys([*history, *recent[::-1]]))
+        answer = await service.compute(
+            lambda: engine_.recommend(user_id, k, seen, explain=explain, trending=live.trending),
+            lane="recommend")
+        service.remember(request.state.request_id, "/recommend", answer, unit=unit_of(session, user_id))
         return {**answered(request, answer), "user_id": user_id, "fallback": answer.fallback}
 
     @app.get("/similar/{product_id}", response_model=Results, dependencies=[Depends(require_key)],
@@ -376,7 +546,45 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
                                                        lane="recommend")
         except LookupError as error:
             raise HTTPException(404, str(error)) from None
+        service_of(request).remember(request.state.request_id, "/similar", answer)
         return answered(request, answer)
+
+    @app.post("/events", response_model=EventsAccepted, status_code=202, dependencies=[Depends(require_key)],
+              openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+                  "schema": EVENTS_SCHEMA}}}},
+              responses={422: {"description": "the body is not a list of events, or every event is invalid"},
+                         429: {"model": Problem, "description": "too many events wait for SQL: send the "
+                                                               "batch again in a moment (nothing was kept)"},
+                         503: {"model": Problem, "description": "the database is unreachable: send the "
+                                                               "batch again in a moment (nothing was kept)"}},
+              summary="Shoppers' views, clicks, carts and purchases")
+    async def events(request: Request, batch: Annotated[Any, Body(
+            description="a JSON list of events: {type, product_id, session and/or user, request_id?, "
+                        "position?, time?, event_id?}")]) -> Any:
+        service = service_of(request)
+        try:
+            taken = await anyio.to_thread.run_sync(lambda: service.take_events(batch))
+        except ValueError as error:
+            raise HTTPException(422, str(error)) from None
+        except SQLAlchemyError:
+            logger.exception("could not check a batch of events against the database")
+            raise HTTPException(503, "the database could not be reached to check the events; nothing of "
+                                     "this batch was kept: send it again in a moment",
+                                headers={"Retry-After": "5"}) from None
+        if taken is None:
+            raise HTTPException(429, f"{service.event_writer.pending:,} events are waiting to be stored; "
+                                     "nothing of this batch was kept: send it again in a second",
+                                headers={"Retry-After": "1"})
+        new, duplicates, rejected = taken
+        request.state.result_count = len(new)
+        body = {"accepted": len(new), "duplicates": duplicates,
+                "rejected": [{**problem, "status": 422} for problem in rejected],
+                "request_id": request.state.request_id}
+        if rejected and not new and not duplicates:
+            return JSONResponse({"detail": f"none of the {len(rejected)} event(s) is valid; the first: "
+                                           f"event {rejected[0]['index']}: {rejected[0]['detail']}", **body},
+                                status_code=422)
+        return body
 
     @app.get("/health", response_model=Health, summary="Is the service up, and what does it serve")
     async def health(request: Request) -> dict:
@@ -390,7 +598,9 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
                 "served_since": service.served_since, "following": follower is not None,
                 "waiting_for": None if follower is None else follower.waiting_for,
                 "metrics_pending": service.writer.pending, "metrics_written": service.writer.written,
-                "metrics_dropped": service.writer.dropped}
+                "metrics_dropped": service.writer.dropped, "experiment": _experiment_label(served),
+                "events_pending": service.event_writer.pending,
+                "events_written": service.event_writer.written}
 
     @app.get("/metrics", response_class=PlainTextResponse,
              summary="Prometheus metrics (text exposition format)")

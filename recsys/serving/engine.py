@@ -25,18 +25,25 @@ versions, e.g. "hybrid+hybrid:embedding-v2@catalog-v1.events-v2") and the preset
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, is_dataclass
 
+import numpy as np
 import pandas as pd
 
 from recsys import active, factory
 from recsys import engines as store
-from recsys.active import Active, EmbeddingModel, ServedPreset
+from recsys.active import Active, EmbeddingModel, RunningExperiment, ServedPreset
+from recsys.experiments import assignment
 from recsys.fusion import presets as preset_store
+from recsys.recommenders.base import Reason
 from recsys.timing import StageTimer, stage
 
 SCOPES = ("search", "recommendations")
+POPULAR_DEPTH = 1000
+PRESET_LABEL = 160  # request_metrics.preset_version
+_coin = random.SystemRandom()  # the client's request id must not decide who picks first
 
 
 @dataclass
@@ -49,6 +56,8 @@ class Answer:
     preset_version: str
     fallback: str | None = None  # "popular": an unknown user without a usable session history
     searched_query: str | None = None  # a search's query with its misspelled words corrected, if any were
+    experiment: dict | None = None  # the experiment that answered: id, name, method, arm
+    teams: list[str] | None = None  # interleaved: the arm each item came from
 
 
 def _plain(value) -> dict:
@@ -71,10 +80,17 @@ class ServingEngine:
     presets: dict[str, ServedPreset] = field(default_factory=shipped_presets)
     data_versions: dict[str, int] = field(default_factory=dict)
     embedding: EmbeddingModel = field(default_factory=EmbeddingModel)
+    experiment: RunningExperiment | None = None
+    arms: dict[str, object] = field(default_factory=dict)  # the experiment's retriever of each arm
 
     def __post_init__(self) -> None:
         self.known_users = set(map(str, self.recommender.user_ids))
         self.known_items = set(map(str, self.recommender.item_ids))
+        self.known_products = set(self.titles)
+        order = np.argsort(-np.asarray(self.recommender.popularity, dtype=np.float64), kind="stable")
+        # The all-time most popular (customers per product), what live popularity is blended with.
+        self.popular = [(str(self.recommender.item_ids[i]), float(self.recommender.popularity[i]))
+                        for i in order[:POPULAR_DEPTH]]
 
     @staticmethod
     def _model_version(retriever, recommender, embedding: EmbeddingModel, data: dict[str, int]) -> str:
@@ -109,12 +125,16 @@ class ServingEngine:
         if "recommendations" not in specs:
             raise LookupError("no active catalog and events: upload them on the Data page first")
         load = load or (lambda spec: store.load_or_fit(spec, active.url))
-        retriever = load(specs["search"]).with_fusion(active.presets["search"].config)
+        fitted = load(specs["search"])
+        retriever = fitted.with_fusion(active.presets["search"].config)
         recommender = load(specs["recommendations"]).with_fusion(active.presets["recommendations"].config)
         data = {kind: active.version(kind) for kind in ("catalog", "events")}
+        experiment = active.experiment
+        arms = {} if experiment is None else {arm: fitted.with_fusion(preset.config)
+                                              for arm, preset in experiment.arms.items()}
         return cls(retriever, recommender, dict(recommender.item_titles),
                    cls._model_version(retriever, recommender, active.embedding, data),
-                   dict(active.presets), data, active.embedding)
+                   dict(active.presets), data, active.embedding, experiment, arms)
 
     @classmethod
     def from_database(cls, url: str | None = None) -> ServingEngine:
@@ -140,20 +160,50 @@ class ServingEngine:
         return item
 
     def search(self, query: str, k: int = 10, *, category: str | None = None,
-               explain: bool = False) -> Answer:
+               explain: bool = False, unit: str | None = None) -> Answer:
         """The top-k products for `query` (ValueError for a blank query).
 
-        `category`, the shopper's current category, is what category-scoped rules test.
+        `category`, the shopper's current category, is what category-scoped rules test. `unit`
+        ("session:S" or "user:U") is who searches: under a running experiment that takes the unit,
+        the answer is one arm's list (A/B) or both arms' lists interleaved (each item with its
+        `team`), the coin tosses of the interleaving drawn afresh for each request.
         """
         scoped = {} if category is None else {"category": category}
+        experiment = self.experiment
+        taken = experiment is not None and assignment.in_experiment(experiment.id, unit, experiment.traffic)
+        arm = None
         with StageTimer() as timer, stage("retrieve"):
             # Only what the sources found: a query nothing matches gets no items, not the catalog's first k.
-            hits = self.retriever.search(query, k, matched_only=True, explain=explain, **scoped)
+            if not taken:
+                hits = self.retriever.search(query, k, matched_only=True, explain=explain, **scoped)
+            elif experiment.method == "ab":
+                arm = assignment.ab_arm(experiment.id, unit)
+                hits = self.arms[arm].search(query, k, matched_only=True, explain=explain, **scoped)
+            else:
+                arm = assignment.INTERLEAVED
+                lists = {name: self.arms[name].search(query, k, matched_only=True, explain=explain, **scoped)
+                         for name in assignment.ARMS}
+        teams = None
+        if arm == assignment.INTERLEAVED:
+            by_id = {name: {hit.product_id: hit for hit in found} for name, found in lists.items()}
+            products, teams = assignment.team_draft(*([hit.product_id for hit in lists[name]]
+                                                      for name in assignment.ARMS), k, _coin)
+            hits = [by_id[team][product] for product, team in zip(products, teams)]
         items = [self._item(hit.product_id, hit.score, self._search_explanation(hit) if explain else None)
                  for hit in hits]
+        for item, team in zip(items, teams or ()):
+            item["team"] = team
         correction = self.retriever.correct(query)
-        return Answer(items, timer.ms, self.model_version, self.presets["search"].label,
-                      searched_query=correction.query if correction.changed else None)
+        preset = self.presets["search"].label
+        answered_by = None
+        if arm is not None:
+            answered_by = {"id": experiment.id, "name": experiment.name, "method": experiment.method,
+                           "arm": arm}
+            preset = (experiment.arms[arm].label if arm in experiment.arms else
+                      " + ".join(experiment.arms[name].label for name in assignment.ARMS))[:PRESET_LABEL]
+        return Answer(items, timer.ms, self.model_version, preset,
+                      searched_query=correction.query if correction.changed else None,
+                      experiment=answered_by, teams=teams)
 
     @staticmethod
     def _search_explanation(hit) -> dict:
@@ -162,16 +212,21 @@ class ServingEngine:
                 "effects": [_plain(effect) for effect in getattr(hit, "effects", [])]}
 
     def recommend(self, user_id: str, k: int = 10, history: list[str] | None = None, *,
-                  explain: bool = False) -> Answer:
+                  explain: bool = False, trending: Callable[[], dict[str, float]] | None = None) -> Answer:
         """The top-k products for a user, scored with the current session's `history` too.
 
         A user the model does not know is scored from `history`; without a usable
         history (no product the model knows) the answer is the most popular
-        products, marked ``fallback="popular"``.
+        products, marked ``fallback="popular"``: with `trending` (a function giving product -> recent
+        activity, `recsys.experiments.live.LiveView.trending`, called only then), all-time and recent
+        popularity blended.
         """
         history = [str(p) for p in history or []]
         usable = [p for p in history if p in self.known_items] or None
         fallback = "popular" if self.recommender.falls_back(user_id, usable) else None
+        recent = trending() if fallback and trending is not None else None  # asked for only when needed
+        if recent:
+            return self._trending(k, set(history), recent, explain)
         with StageTimer() as timer, stage("retrieve"):
             lists = self.recommender.candidates([user_id], [usable],
                                                 depth=max(self.recommender.fusion.candidates, k))[0]
@@ -188,6 +243,28 @@ class ServingEngine:
             items.append(self._item(item.product_id, item.score, explanation))
         return Answer(items, timer.ms, self.model_version, self.presets["recommendations"].label,
                       fallback)
+
+    def _trending(self, k: int, seen: set[str], trending: dict[str, float], explain: bool) -> Answer:
+        """The most popular products, all-time (customers) and recent (live events) each scaled
+        to 0..1 and added: a product the shop's visitors are busy with now rises within a minute."""
+        with StageTimer() as timer, stage("retrieve"):
+            top_all = self.popular[0][1] if self.popular and self.popular[0][1] > 0 else 1.0
+            top_recent = max(trending.values())
+            scores = {product: count / top_all for product, count in self.popular}
+            for product, activity in trending.items():
+                if product in self.known_products:
+                    scores[product] = scores.get(product, 0.0) + activity / top_recent
+            ranked = sorted(((score, product) for product, score in scores.items() if product not in seen),
+                            key=lambda pair: (-pair[0], pair[1]))[:k]
+        items = []
+        for score, product in ranked:
+            recent = trending.get(product, 0.0)
+            text = "popular with the shop's customers" + (
+                f" and busy now (recent activity {recent:g})" if recent else "")
+            explanation = ({"reasons": [_plain(Reason("popular", text, score))], "sources": {}, "effects": []}
+                           if explain else None)
+            items.append(self._item(product, score, explanation))
+        return Answer(items, timer.ms, self.model_version, self.presets["recommendations"].label, "popular")
 
     def similar(self, product_id: str, k: int = 10) -> Answer:
         """The k products most like `product_id`; LookupError when the model does not know it."""

@@ -36,7 +36,9 @@ def served_key(state: active_state.Active) -> str:
     specs = store.specs_of(state)
     return json.dumps({"engines": {kind: specs[kind].key for kind in SERVED_KINDS if kind in specs},
                        "presets": {scope: [preset.label, preset.config.to_dict()]
-                                   for scope, preset in sorted(state.presets.items())}}, sort_keys=True)
+                                   for scope, preset in sorted(state.presets.items())},
+                       "experiment": None if state.experiment is None else state.experiment.key},
+                      sort_keys=True)
 
 
 class Follower:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from db.engine import database_url
+from recsys.data.export import csv_text
 from recsys.data.readers import read_table
 from recsys.trials import querysets, service
 from recsys.trials.judging import CONSENSUS, Scale
@@ -96,7 +97,7 @@ def cmd_judgments(args) -> int:
         if not args.out:
             raise ValueError("judgments export needs --out FILE.csv")
         frame = service.export_judgments(url, args.trial, args.consensus)
-        frame.to_csv(args.out, index=False)
+        Path(args.out).write_text(csv_text(frame))  # opened in spreadsheets: no cell runs as a formula
         _print({"trial_id": args.trial, "out": args.out, "pairs": len(frame), "consensus": args.consensus})
     else:
         result = service.activate_judgments(url, args.trial, _actor(args), args.consensus)

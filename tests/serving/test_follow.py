@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,6 +13,7 @@ from recsys.data.clean import CleaningConfig
 from recsys.engines import fit_active
 from recsys.fusion import FusionConfig, presets
 from recsys.serving.keys import issue_key
+from tests.conftest import until
 
 CATALOG = "product_id,title,category\nP1,Red mug,kitchen\nP2,Blue mug,kitchen\nP3,Green teapot,kitchen\n"
 EVENTS = ("user_id,product_id,event_type,timestamp\nu1,P1,purchase,2024-01-01\nu1,P3,purchase,2024-01-02\n"
@@ -36,14 +36,6 @@ def served(db_url, write):
         yield client
 
 
-def _until(check, seconds: float = 60):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("not served in time")
-
 
 def test_an_activated_preset_and_data_version_are_served_without_a_restart(served, db_url, write):
     health = served.get("/health").json()
@@ -63,13 +55,13 @@ def test_an_activated_preset_and_data_version_are_served_without_a_restart(serve
             presets.save_preset(session, "search", "teapot-first",
                                 FusionConfig.from_dict({**presets.default_config("search").to_dict(),
                                                         "rules": [rule]}), "olga", activate=True)
-        _until(lambda: served.get("/health").json()["presets"]["search"]["label"] == "teapot-first v1")
+        until(lambda: served.get("/health").json()["presets"]["search"]["label"] == "teapot-first v1")
         assert served.get("/search", params={"q": "mug", "k": 3}).json()["items"][0]["product_id"] == "P3"
 
         # A data version: served once its engines are fitted (by the fit job, or here by the follower).
         new = ingest_file(write("more.csv", CATALOG + "P4,Striped mug,kitchen\n"), IngestOptions("catalog"),
                           actor="test").version_ids[0]
-        _until(lambda: served.get("/health").json()["data_versions"]["catalog"] == new)
+        until(lambda: served.get("/health").json()["data_versions"]["catalog"] == new)
         found = [item["product_id"] for item in served.get("/search", params={"q": "striped mug"}).json()["items"]]
         assert found[0] == "P4"
     finally:

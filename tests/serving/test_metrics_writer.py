@@ -48,3 +48,18 @@ def test_batches_are_written_by_the_thread(db_url):
         writer.record(row(i))
     writer.close()
     assert count(db_url) == 10 and writer.written == 10
+
+
+def test_a_row_the_database_refuses_does_not_hold_back_the_others(db_url):
+    from db.experiments import insert_events, live_events
+
+    writer = MetricsWriter(db_url, interval_s=3600, insert=insert_events, what="live events", max_pending=3)
+    now = datetime(2026, 1, 1)
+    event = {"type": "click", "product_id": "P1", "session": "s", "at": now, "received_at": now}
+    assert writer.offer([{**event, "event_id": "a"}, {**event, "event_id": "b", "type": None},
+                         {**event, "event_id": "c"}])
+    assert not writer.offer([{**event, "event_id": "d"}])  # full: refused whole, never dropped
+    assert writer.flush() is True
+    assert (writer.written, writer.refused, writer.pending, writer.dropped) == (2, 1, 0, 0)
+    with session_scope(db_url) as session:
+        assert live_events(session)["event_id"].tolist() == ["a", "c"]
