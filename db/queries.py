@@ -7,10 +7,10 @@ so that an upload (version row plus all of its data rows) is one transaction.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from db.models import (
@@ -237,9 +237,9 @@ def account_count(session: Session) -> int:
 
 
 def list_accounts(session: Session) -> pd.DataFrame:
-    rows = session.execute(select(Account.username, Account.role, Account.is_active,
+    rows = session.execute(select(Account.username, Account.role, Account.is_active, Account.locked_until,
                                   Account.created_at).order_by(Account.username)).all()
-    return pd.DataFrame(rows, columns=["username", "role", "active", "created_at"])
+    return pd.DataFrame(rows, columns=["username", "role", "active", "locked_until", "created_at"])
 
 
 def add_account(session: Session, username: str, password_hash: str, role: str) -> Account:
@@ -261,12 +261,31 @@ def login_session_account(session: Session, token_sha256: str, now: datetime) ->
         LoginSession.expires_at > now)).first()
 
 
+def count_login_attempt(session: Session, account_id: int, now: datetime, limit: int,
+                        lock_for: timedelta) -> int | None:
+    """Count one login attempt on the account in one statement; its attempts in a row so far, or
+    None when it is locked (a lock that has run out is lifted first, with a fresh count). The
+    attempt that reaches `limit` locks the account until `now + lock_for` unless it succeeds."""
+    session.execute(update(Account).where(Account.id == account_id, Account.locked_until <= now)
+                    .values(failed_logins=0, locked_until=None))
+    counted = session.execute(
+        update(Account).where(Account.id == account_id, Account.locked_until.is_(None),
+                              Account.failed_logins < limit)
+        .values(failed_logins=Account.failed_logins + 1,
+                locked_until=case((Account.failed_logins + 1 >= limit, now + lock_for), else_=None))
+        .returning(Account.failed_logins)).scalar()
+    return counted
+
+
 def end_login_sessions(session: Session, now: datetime, *, token_sha256: str | None = None,
-                       username: str | None = None) -> int:
-    """End one login session (by its token's hash) or all of an account's; returns how many ended."""
+                       username: str | None = None, keep_sha256: str | None = None) -> int:
+    """End one login session (by its token's hash) or all of an account's (but `keep_sha256`'s);
+    returns how many ended."""
     query = update(LoginSession).where(LoginSession.ended_at.is_(None))
     if token_sha256 is not None:
         query = query.where(LoginSession.token_sha256 == token_sha256)
+    if keep_sha256 is not None:
+        query = query.where(LoginSession.token_sha256 != keep_sha256)
     if username is not None:
         query = query.where(LoginSession.username == username)
     return session.execute(query.values(ended_at=now)).rowcount

@@ -10,6 +10,7 @@ from recsys.recommenders import get, names
 from ui.evaluation import quality_charts, results
 from ui.jobs import job_status
 from ui.session import require
+from ui.text import md
 
 who = require("view")
 url = database_url()
@@ -72,7 +73,7 @@ with tune_tab:
                                           max_configs=int(max_configs)), who.username, url=url)
             st.success(f"Started tuning run {job_id}.")
         except jobs.JobBusy as busy:
-            st.warning(str(busy))
+            st.warning(md(busy))
     job_status("tune", url, allowed, key="tune")
     finished = [j for j in jobs.list_jobs("tune", url=url, limit=20) if j.status == "succeeded"]
     if finished:

@@ -13,6 +13,7 @@ from recsys.training.reranker import RerankerConfig
 from recsys.training.pairs import SOURCES
 from ui.jobs import job_status
 from ui.session import require
+from ui.text import md
 from ui.training import (SOURCE_LABELS, available_sources, flash, model_actions, models_table, run_results,
                          training_chart)
 
@@ -72,7 +73,7 @@ if submitted:
         job_id = jobs.submit(spec, who.username, url=url)
         st.success(f"Started fine-tune {job_id}; it runs in the background, so you may leave this page.")
     except (jobs.JobBusy, ValueError) as error:
-        st.warning(str(error))
+        st.warning(md(error))
 if not allowed:
     st.caption("Operators and admins can start fine-tuning and activate models.")
 

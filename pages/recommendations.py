@@ -7,6 +7,7 @@ from recsys.fusion import above_floors
 from ui import results
 from ui.engines import preset_label, recommendation_context
 from ui.session import require
+from ui.text import md
 
 SESSION_KEY = "recs_session"
 
@@ -44,13 +45,13 @@ bought = engine.history(user)
 with st.expander(f"What drives the lists: {len(bought)} products of the customer, "
                  f"{len(session)} in the session", expanded=bool(session)):
     if bought:
-        st.markdown(f"**Customer {user} interacted with**")
+        st.markdown(f"**Customer {md(user)} interacted with**")
         results.history_list(bought, index)
     if session:
         st.markdown("**Session**")
         for product_id in session:
             label_column, remove_column = st.columns([5, 1], vertical_alignment="center")
-            label_column.markdown(results.product_label(product_id, index))
+            label_column.markdown(results.product_label(product_id, index, markdown=True))
             remove_column.button("Remove", key=f"recs_remove_{product_id}",
                                  on_click=remove_from_session, args=(product_id,))
         st.button("Clear the session", key="recs_clear",

@@ -7,6 +7,7 @@ from recsys.fusion import above_floors
 from ui import results
 from ui.engines import active_fusion, catalog, preset_label, search_engine, versions
 from ui.session import require
+from ui.text import md
 
 require("view")
 url = database_url()
@@ -40,7 +41,7 @@ lists = above_floors(engine.candidates([query], depth=max(fusion.candidates, k))
 hybrid = engine.fuse_candidates(query, lists, k, fusion=fusion, category=category)
 correction = engine.correct(query)
 if correction.changed:
-    st.info(f"Showing results for **{correction.query}**: {correction.describe()} (a word no product "
+    st.info(f"Showing results for **{md(correction.query)}**: {md(correction.describe())} (a word no product "
             "text contains, corrected to the closest catalog word).", icon=":material/spellcheck:")
 index = results.catalog_index(products)
 floor = fusion.min_scores.get("semantic")

@@ -111,7 +111,8 @@ def cmd_ingest(args) -> int:
     if args.kind == "online_retail":
         from recsys.data.online_retail import ingest_online_retail
 
-        result = ingest_online_retail(args.file, actor=actor, dry_run=args.dry_run)
+        result = ingest_online_retail(args.file, actor=actor, dry_run=args.dry_run,
+                                      activate=not args.no_activate)
     else:
         cleaning = CleaningConfig(id_case=args.id_case, default_event_type=args.event_type)
         if args.non_product_codes is not None:
@@ -230,16 +231,52 @@ def _model_id(registry, kind: str, version: int) -> int:
 
 
 def cmd_accounts(args) -> int:
-    from recsys.accounts import create_account, set_role
+    from recsys import accounts
 
     actor = args.actor or os.environ.get("USER") or "cli"
+    if args.action == "list":
+        _print_json(accounts.list_accounts().to_dict("records"))
+        return 0
+    if not args.username:
+        raise ValueError(f"accounts {args.action} needs --username")
+    if args.action in ("create", "set-role") and not args.role:
+        raise ValueError(f"accounts {args.action} needs --role")
+
+    def new_password() -> str:
+        return os.environ.get("WORKBENCH_NEW_PASSWORD") or getpass.getpass(f"Password for {args.username}: ")
+
     if args.action == "create":
-        password = os.environ.get("WORKBENCH_NEW_PASSWORD") or getpass.getpass(
-            f"Password for {args.username}: ")
-        create_account(args.username, password, args.role, actor=actor)
+        accounts.create_account(args.username, new_password(), args.role, actor=actor)
+    elif args.action == "set-role":
+        accounts.set_role(args.username, args.role, actor=actor)
+    elif args.action in ("deactivate", "reactivate"):
+        accounts.set_active(args.username, args.action == "reactivate", actor=actor)
+    elif args.action == "reset-password":
+        accounts.reset_password(args.username, new_password(), actor=actor)
     else:
-        set_role(args.username, args.role, actor=actor)
-    _print_json({"username": args.username, "role": args.role})
+        accounts.unlock(args.username, actor=actor)
+    _print_json({"username": args.username, "action": args.action, "role": args.role})
+    return 0
+
+
+def cmd_forget(args) -> int:
+    from db.engine import database_url
+    from recsys.erasure import forget
+
+    actor = args.actor or os.environ.get("USER") or "cli"
+    _print_json(forget(database_url(), args.customer, actor, refit=not args.no_refit).to_dict())
+    return 0
+
+
+def cmd_retention(args) -> int:
+    from db.engine import database_url
+    from recsys.erasure import apply_retention, retention_days
+
+    days = args.days or retention_days()
+    if days is None:
+        raise ValueError("retention needs --days N or WORKBENCH_RETENTION_DAYS")
+    actor = args.actor or os.environ.get("USER") or "cli"
+    _print_json(apply_retention(database_url(), days, actor, refit=not args.no_refit).to_dict())
     return 0
 
 
@@ -349,11 +386,27 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--actor")
     models.set_defaults(func=cmd_models)
 
-    accounts = commands.add_parser("accounts", help="create accounts or change roles")
-    accounts.add_argument("action", choices=["create", "set-role"])
-    accounts.add_argument("--username", required=True)
-    accounts.add_argument("--role", required=True,
-                          choices=ROLES)
+    forget_ = commands.add_parser("forget", help="erase a customer everywhere (events, search logs, live "
+                                                 "traffic), mark what was built from it; prints counts")
+    forget_.add_argument("--customer", required=True, help="the customer's id as the shop knows it")
+    forget_.add_argument("--no-refit", action="store_true",
+                         help="do not start fitting the active engines again now")
+    forget_.add_argument("--actor")
+    forget_.set_defaults(func=cmd_forget)
+
+    retention = commands.add_parser("retention", help="delete behaviour older than N days everywhere (run it "
+                                                      "daily); prints counts")
+    retention.add_argument("--days", type=int, help="default: $WORKBENCH_RETENTION_DAYS")
+    retention.add_argument("--no-refit", action="store_true")
+    retention.add_argument("--actor")
+    retention.set_defaults(func=cmd_retention)
+
+    accounts = commands.add_parser("accounts", help="list, create, deactivate or reactivate accounts, change "
+                                                    "roles, reset passwords, unlock after wrong passwords")
+    accounts.add_argument("action", choices=["list", "create", "set-role", "deactivate", "reactivate",
+                                             "reset-password", "unlock"])
+    accounts.add_argument("--username")
+    accounts.add_argument("--role", choices=ROLES, help="create, set-role")
     accounts.add_argument("--actor")
     accounts.set_defaults(func=cmd_accounts)
 
@@ -382,6 +435,9 @@ def build_parser() -> argparse.ArgumentParser:
     from recsys.trials import cli as trials_cli
 
     trials_cli.add_parser(commands)
+    from recsys.experiments import cli as experiments_cli
+
+    experiments_cli.add_parser(commands)
     worker = commands.add_parser("worker", help="run queued background jobs (or the one JOB_ID)")
     worker.add_argument("job_id", type=int, nargs="?", help="run only this job (what the app starts per job)")
     worker.add_argument("--once", action="store_true", help="stop when no job is queued")

@@ -172,3 +172,14 @@ def navigation_as_served(monkeypatch):
         PagesManager.uses_pages_directory = False
 
     monkeypatch.setattr(PagesManager, "__init__", served)
+
+
+def until(check, seconds: float = 60.0, every_s: float = 0.05):
+    """What `check()` returns once it is truthy, polling every `every_s`; AssertionError after `seconds`."""
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(every_s)
+    raise AssertionError(f"not so within {seconds:g} s")

@@ -97,3 +97,168 @@ def test_set_role_changes_permissions_and_is_audited(db_url):
     assert authenticate("gina", "long-enough").can("upload")
     with pytest.raises(AccountError, match="no account"):
         accounts.set_role("nobody", "viewer", actor="admin")
+
+
+# --- throttling, lockout and account management (issue 17, part 5) -------------------------------
+
+def test_wrong_passwords_in_a_row_lock_the_account_until_an_admin_unlocks_it(db_url):
+    from recsys.accounts import MAX_FAILED_LOGINS, LoginRefused, unlock
+
+    create_account("frank", "right-password", "viewer", actor="test")
+    for _ in range(MAX_FAILED_LOGINS):
+        assert authenticate("frank", "wrong-password") is None
+    with pytest.raises(LoginRefused, match="too many wrong passwords for 'frank'"):
+        authenticate("frank", "right-password")  # 22 wrong and the right one worked before
+    assert accounts.list_accounts().set_index("username").loc["frank", "locked_until"] is not None
+    unlock("frank", actor="admin")
+    assert authenticate("frank", "right-password") == Identity("frank", "viewer")
+    with session_scope() as session:
+        actions = list(queries.audit_log(session)["action"])
+    assert {"account_locked", "login_locked", "unlock_account"} <= set(actions)
+
+
+def test_a_username_nobody_has_answers_like_one_that_exists(db_url, monkeypatch):
+    from recsys.accounts import MAX_FAILED_LOGINS, LoginRefused
+
+    calls = []
+    real = accounts._hasher
+
+    class Counting:  # PasswordHasher's methods cannot be patched (slots)
+        def verify(self, *args):
+            calls.append(1)
+            return real.verify(*args)
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+    monkeypatch.setattr(accounts, "_hasher", Counting())
+    assert authenticate("ghost", "some-password") is None
+    assert calls == [1]  # the same Argon2 work as a wrong password
+    for _ in range(MAX_FAILED_LOGINS - 1):
+        authenticate("ghost", "some-password")
+    with pytest.raises(LoginRefused, match="too many wrong passwords for 'ghost'"):
+        authenticate("ghost", "some-password")
+
+
+def test_one_client_gets_a_bounded_number_of_failures_whatever_the_usernames(db_url):
+    from recsys.accounts import MAX_CLIENT_FAILURES, LoginRefused
+
+    create_account("gina", "right-password", "viewer", actor="test")
+    for number in range(MAX_CLIENT_FAILURES):
+        assert authenticate(f"guess{number}", "wrong-password", client="203.0.113.9") is None
+    with pytest.raises(LoginRefused, match="from this address"):
+        authenticate("gina", "right-password", client="203.0.113.9")
+    assert authenticate("gina", "right-password", client="198.51.100.7") == Identity("gina", "viewer")
+
+
+def test_lengths_are_checked_before_anything_is_written(db_url):
+    assert authenticate("u" * 10_000, "whatever-password") is None  # audited as "?", not a DataError
+    assert authenticate("someone", "p" * 100_000) is None
+    with pytest.raises(AccountError, match="at most 128"):
+        create_account("n" * 129, "long-enough", "viewer", actor="test")
+    with pytest.raises(AccountError, match="at most 1024"):
+        create_account("nina", "p" * 1025, "viewer", actor="test")
+
+
+def test_deactivating_ends_the_sessions_and_the_last_admin_stays(db_url):
+    from recsys.accounts import session_identity, set_active, start_session
+
+    create_account("root", "admin-password", "admin", actor="test")
+    create_account("hank", "hank-password", "operator", actor="test")
+    token = start_session(Identity("hank", "operator"))
+    set_active("hank", False, actor="root")
+    assert session_identity(token) is None and authenticate("hank", "hank-password") is None
+    set_active("hank", True, actor="root")
+    assert authenticate("hank", "hank-password") == Identity("hank", "operator")
+    with pytest.raises(AccountError, match="your own account"):
+        set_active("root", False, actor="root")
+    with pytest.raises(AccountError, match="last active admin"):
+        set_active("root", False, actor="hank")
+
+
+def test_reset_and_change_password(db_url):
+    from recsys.accounts import change_password, reset_password, session_identity, start_session
+
+    create_account("ivy", "first-password", "viewer", actor="test")
+    here, elsewhere = (start_session(Identity("ivy", "viewer")) for _ in range(2))
+    with pytest.raises(AccountError, match="current password is not right"):
+        change_password("ivy", "not-it", "second-password", keep_token=here)
+    change_password("ivy", "first-password", "second-password", keep_token=here)
+    assert session_identity(here) == Identity("ivy", "viewer") and session_identity(elsewhere) is None
+    assert authenticate("ivy", "second-password") is not None
+    reset_password("ivy", "third-password", actor="admin")
+    assert session_identity(here) is None and authenticate("ivy", "third-password") is not None
+
+
+def test_the_accounts_cli(db_url, capsys, monkeypatch):
+    import json
+
+    from recsys.cli import main
+
+    monkeypatch.setenv("WORKBENCH_NEW_PASSWORD", "jack-password")
+    assert main(["accounts", "create", "--username", "jack", "--role", "viewer"]) == 0
+    assert main(["accounts", "deactivate", "--username", "jack"]) == 0
+    assert authenticate("jack", "jack-password") is None
+    assert main(["accounts", "reactivate", "--username", "jack"]) == 0
+    monkeypatch.setenv("WORKBENCH_NEW_PASSWORD", "jack-password-2")
+    assert main(["accounts", "reset-password", "--username", "jack"]) == 0
+    assert main(["accounts", "unlock", "--username", "jack"]) == 0
+    capsys.readouterr()
+    assert main(["accounts", "list"]) == 0
+    listed = {row["username"]: row for row in json.loads(capsys.readouterr().out)}
+    assert listed["jack"]["active"] is True and authenticate("jack", "jack-password-2") is not None
+    assert main(["accounts", "deactivate", "--username", "nobody"]) != 0
+    assert "there is no account named 'nobody'" in capsys.readouterr().err
+
+
+def test_wrong_passwords_sent_at_once_cannot_slip_past_the_lock(db_url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from recsys.accounts import MAX_FAILED_LOGINS, LoginRefused
+
+    create_account("kim", "right-password", "viewer", actor="test")
+
+    def attempt(_):
+        try:
+            return authenticate("kim", "wrong-password")
+        except LoginRefused:
+            return "refused"
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(attempt, range(12)))
+    assert answers.count(None) == MAX_FAILED_LOGINS and answers.count("refused") == 12 - MAX_FAILED_LOGINS
+    with pytest.raises(LoginRefused):
+        authenticate("kim", "right-password")
+
+
+def test_a_lock_that_ran_out_gives_as_many_tries_as_a_fresh_account(db_url):
+    from datetime import timedelta
+
+    from db.models import utc_now
+    from recsys.accounts import MAX_FAILED_LOGINS, LoginRefused, set_role
+
+    create_account("lee", "right-password", "viewer", actor="test")
+    for _ in range(MAX_FAILED_LOGINS):
+        authenticate("lee", "wrong-password")
+    with session_scope() as session:  # fifteen minutes later
+        queries.account_by_name(session, "lee").locked_until = utc_now() - timedelta(seconds=1)
+    assert authenticate("lee", "wrong-password") is None  # one typo does not lock it again
+    assert authenticate("lee", "right-password") == Identity("lee", "viewer")
+    create_account("boss", "boss-password", "admin", actor="test")
+    with pytest.raises(AccountError, match="last active admin"):
+        set_role("boss", "viewer", actor="boss")
+    with pytest.raises(LoginRefused):
+        for _ in range(MAX_FAILED_LOGINS + 1):
+            authenticate("nobody-here", "wrong-password")
+
+
+def test_behind_trusted_proxies_the_client_is_the_forwarded_address(monkeypatch):
+    from recsys.accounts import client_key
+
+    assert client_key(None, "198.51.100.7") is None  # no proxy trusted: a header anyone can send
+    monkeypatch.setenv("WORKBENCH_TRUSTED_PROXIES", "1")
+    assert client_key(None, "10.0.0.1, 198.51.100.7") == "198.51.100.7"  # what the proxy saw
+    monkeypatch.setenv("WORKBENCH_TRUSTED_PROXIES", "2")
+    assert client_key(None, "10.0.0.1, 198.51.100.7, 192.0.2.3") == "198.51.100.7"
+    assert client_key(None, "192.0.2.3") is None and client_key(None, "not-an-address, x") is None
+    assert client_key(None, "2001:db8::5, 2001:db8::9") == "2001:db8::/64"

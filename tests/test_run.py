@@ -9,7 +9,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from recsys.data import IngestOptions, ingest_file
 from recsys.data.clean import CleaningConfig
 from recsys.engines import fit_active
 from recsys.evaluation.jobs import EvaluateSpec
-from tests.conftest import ROOT
+from tests.conftest import ROOT, until
 
 
 def _free_port() -> int:
@@ -39,15 +38,6 @@ def _get(url: str) -> dict | str | None:
         return body
 
 
-def _until(check, seconds: float = 120):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError("timed out")
-
 
 def test_one_command_starts_the_app_the_service_and_a_worker_and_one_ctrl_c_stops_them(
         db_url, catalog_file, events_file, tmp_path, monkeypatch):
@@ -62,8 +52,8 @@ def test_one_command_starts_the_app_the_service_and_a_worker_and_one_ctrl_c_stop
     honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "-f", "Procfile"], cwd=ROOT, env=env,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        assert _until(lambda: _get(f"http://127.0.0.1:{app_port}/_stcore/health")) == "ok"
-        health = _until(lambda: _get(f"http://127.0.0.1:{api_port}/health"))
+        assert until(lambda: _get(f"http://127.0.0.1:{app_port}/_stcore/health"), 120, 0.3) == "ok"
+        health = until(lambda: _get(f"http://127.0.0.1:{api_port}/health"), 120, 0.3)
         assert health["status"] == "ok" and health["following"] and health["data_versions"]["catalog"] == 1
         # A job queued by anyone is run by the standing worker: submit starts no worker of its own.
         monkeypatch.setenv("WORKBENCH_JOB_WORKERS", "external")

@@ -22,6 +22,7 @@ from recsys.fusion import FusionConfig
 from recsys.services import datasets
 from ui.data import active_versions, products
 from ui.session import identity
+from ui.text import md
 
 
 def versions(url: str) -> dict[str, int]:
@@ -66,14 +67,15 @@ def keyed(url: str, kind: str):
     if wanted is None:
         return None
     if state.embedding.problem:
-        st.warning(f"{state.embedding.problem.capitalize()}. Activate another model on the Fine-tune page.")
+        st.warning(f"{md(state.embedding.problem.capitalize())}. Activate another model on the Fine-tune "
+                   "page.")
     if store.is_fitted(wanted):
         return wanted.key, _load(wanted.key, wanted)
     who = identity()
     actor = who.username if who else "system"
     last = next(iter(store.list_jobs(store.JOB_KIND, url=url, limit=1)), None)
     if last is not None and last.status == "failed":
-        st.error(f"Fitting the engines failed (job {last.id}): {last.message}")
+        st.error(f"Fitting the engines failed (job {last.id}): {md(last.message)}")
         if st.button("Fit the engines again", key=f"refit_{kind}"):
             store.request_fit(url, actor)
             st.rerun()
@@ -93,7 +95,7 @@ def fit_progress(url: str) -> None:
     job = store.running_fit(url)
     if job is None:
         st.rerun(scope="app")
-    st.progress(job.progress, text=job.message or "waiting for the worker to start")
+    st.progress(job.progress, text=md(job.message) if job.message else "waiting for the worker to start")
 
 
 def refit(url: str, actor: str) -> str:
@@ -141,7 +143,8 @@ def as_served(url: str, config: FusionConfig) -> FusionConfig:
 
 
 def preset_label(preset: ServedPreset) -> str:
-    return "the shipped default (no preset stored)" if preset.version is None else preset.label
+    """The served preset in words, as Markdown (its name is the merchandiser's: escaped)."""
+    return "the shipped default (no preset stored)" if preset.version is None else md(preset.label)
 
 
 def recommendation_context(url: str, what: str):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import streamlit as st
 
 from recsys import jobs
+from ui.text import md
 
 
 def job_status(kind: str, url: str, can_cancel: bool, key: str, limit: int = 5,
@@ -30,16 +31,16 @@ def job_status(kind: str, url: str, can_cancel: bool, key: str, limit: int = 5,
             st.caption("No runs yet.")
             return
         for job in recent:
-            label = f"Run {job.id} by {job.created_by}: {job.status}"
+            label = f"Run {job.id} by {md(job.created_by)}: {job.status}"
             if job.status in jobs.ACTIVE:
-                st.progress(job.progress, text=f"{label} - {job.message}")
+                st.progress(job.progress, text=f"{label} - {md(job.message)}")
                 if can_cancel and st.button("Cancel", key=f"{key}_cancel_{job.id}"):
                     jobs.cancel(job.id, st.session_state["identity"]["username"], url=url)
                     st.rerun(scope="fragment")
             elif job.status == "failed":
-                st.error(f"{label}: {job.message}")
+                st.error(f"{label}: {md(job.message)}")
             else:
-                st.caption(f"{label} ({job.finished_at:%Y-%m-%d %H:%M}); {job.message}")
+                st.caption(f"{label} ({job.finished_at:%Y-%m-%d %H:%M}); {md(job.message)}")
             if details is not None and job is recent[0]:
                 details(job)
 

@@ -16,10 +16,12 @@ import sys
 
 import streamlit as st
 
-from recsys.accounts import (ADMIN_USERNAME, Identity, authenticate, current_identity, end_session, ensure_admin,
-                             session_hours, session_identity, start_session)
+from recsys.accounts import (ADMIN_USERNAME, Identity, LoginRefused, authenticate, client_key,
+                             current_identity, end_session, ensure_admin, session_hours, session_identity,
+                             start_session)
 from recsys.services import database_url, upgrade
 from ui import warmup
+from ui.text import md
 
 IDENTITY_KEY = "identity"
 COOKIE = "workbench_session"
@@ -109,7 +111,11 @@ def login_form() -> None:
         password = st.text_input("Password", type="password", key="login_password")
         submitted = st.form_submit_button("Log in", type="primary")
     if submitted:
-        who = authenticate(username, password)
+        try:
+            who = authenticate(username, password, client=client_address())
+        except LoginRefused as refused:
+            st.error(f"Not logged in: {md(str(refused))}.")
+            return
         if who is None:
             st.error("Wrong username or password.")
         else:
@@ -117,6 +123,20 @@ def login_form() -> None:
             st.rerun()
     st.caption("The first admin's password is printed once in the terminal that started the app, "
                "or set with WORKBENCH_ADMIN_PASSWORD.")
+
+
+def client_address() -> str | None:
+    """Who login throttling counts this browser as (`recsys.accounts.client_key`)."""
+    address = st.context.ip_address
+    forwarded = st.context.headers.get("X-Forwarded-For")
+    return client_key(address if isinstance(address, str) else None,  # (AppTest answers with a mock)
+                      forwarded if isinstance(forwarded, str) else None)
+
+
+def token() -> str | None:
+    """The login session token of this browser session, if any."""
+    state = st.session_state.get(IDENTITY_KEY) or {}
+    return state.get("token")
 
 
 def require(permission: str) -> Identity:

@@ -12,6 +12,7 @@ from recsys import model_registry as registry
 from recsys.training.jobs import TrainedModel
 from ui.data import active_versions
 from ui.engines import refit
+from ui.text import md
 
 SOURCE_LABELS = {"judgments": "Relevance judgments", "search_log": "Search log clicks",
                  "co_purchases": "Co-purchases (baskets)"}
@@ -81,13 +82,13 @@ def run_results(result: TrainedModel) -> None:
         return
     st.markdown("**Test queries whose top 5 changed** (grade in brackets when judged)")
     for example in result.examples:
-        with st.expander(example["query"]):
+        with st.expander(md(example["query"])):
             before, after = st.columns(2)
             for column, name in ((before, "before"), (after, "after")):
                 column.markdown(f"*{name}*")
                 for rank, hit in enumerate(example[name], 1):
                     grade = "" if hit["grade"] is None else f" [{hit['grade']:g}]"
-                    column.write(f"{rank}. {hit['title']}{grade}")
+                    column.write(f"{rank}. {md(hit['title'])}{grade}")
 
 
 def models_table(url: str) -> pd.DataFrame:
@@ -124,7 +125,7 @@ def model_actions(table: pd.DataFrame, url: str, actor: str, allowed: bool) -> N
             registry.use_base_model(kind, actor, url=url)
             done = f"Now using {NO_MODEL[kind]}. {note}"
     except (LookupError, FileNotFoundError) as error:
-        st.error(str(error))
+        st.error(md(error))
     if done:
         if kind == "embedding":
             done += refit(url, actor)

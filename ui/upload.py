@@ -12,6 +12,7 @@ from recsys.data.ingest import catalog_change, ingest_file
 from recsys.data.online_retail import ingest_online_retail
 from recsys.data.report import IngestReport
 from ui.engines import refit
+from ui.text import md
 
 NONE = "(not in file)"
 KIND_LABELS = {**{k: spec.label for k, spec in KINDS.items()},
@@ -23,21 +24,21 @@ FILE_KEY = "upload_file_seen"  # the file the mapping widgets and the result bel
 def render_report(report: IngestReport) -> None:
     """Problems (file, row, line, column, value, reason) and what each cleaning rule did."""
     if report.ok:
-        st.success(report.message())
+        st.success(md(report.message()))
     else:
-        st.error(report.message().splitlines()[0])
+        st.error(md(report.message().splitlines()[0]))
         problems = pd.DataFrame([p.__dict__ for p in report.problems])
         st.dataframe(problems[["file", "row", "line", "column", "value", "reason"]], hide_index=True,
                      width="stretch", column_config={"reason": st.column_config.TextColumn(width="large"),
                                                      "file": st.column_config.TextColumn(width="small")})
         # A table cell shows the first words of a long reason: each distinct one in full, too.
         for reason in list(dict.fromkeys(problems["reason"]))[:5]:
-            st.caption(reason)
+            st.caption(md(reason))
         for note in report.notes:
-            st.caption(note)
+            st.caption(md(note))
         return
     for note in report.notes:
-        st.caption(note)
+        st.caption(md(note))
     if report.cleaning:
         st.markdown(f"**Cleaning of the {report.kind}**: {report.rows_in:,} rows in, "
                     f"{report.rows_out:,} out")
@@ -83,9 +84,9 @@ def _catalog_choice(frame: pd.DataFrame, mapping: dict[str, str], id_case: str, 
     ids = set((ids.str.upper() if id_case == "upper" else ids)[lambda values: values != ""])
     change = catalog_change(ids, how == "merge", url)
     if not change.missing_for_events:
-        st.caption(change.describe() + " Counted before cleaning.")
+        st.caption(md(change.describe()) + " Counted before cleaning.")
         return how == "merge", False
-    st.warning(change.describe(), icon=":material/warning:")
+    st.warning(md(change.describe()), icon=":material/warning:")
     confirmed = how == "merge" or st.checkbox("Replace it anyway", key="upload_confirm_replace")
     return how == "merge", not confirmed
 
@@ -116,7 +117,7 @@ def upload_form(who: Identity, url: str) -> None:
     except IngestError as error:
         render_report(error.report)
         return
-    st.caption(f"{upload.name}: {len(frame):,} rows, {frame.columns.size} columns, read as {fmt}")
+    st.caption(f"{md(upload.name)}: {len(frame):,} rows, {frame.columns.size} columns, read as {fmt}")
     st.dataframe(frame.head(20), hide_index=True, width="stretch")
 
     options, blocked = None, False

@@ -9,6 +9,7 @@ from recsys.data.interactions import ImplicitWeights
 from recsys.services import datasets
 from ui import data
 from ui.engines import refit
+from ui.text import md
 from ui.upload import render_report
 
 
@@ -43,7 +44,7 @@ def versions_panel(who: Identity, url: str) -> None:
                 st.session_state[FLASH] = f"Rolled back: {kind} v{version_id} is active." + refit(url, who.username)
                 st.rerun()
             except LookupError as error:
-                st.warning(str(error))
+                st.warning(md(error))
     shown = st.selectbox("Show the ingest report of version", versions["version"].tolist(),
                          key="report_version", format_func=lambda v: _label(versions, v))
     render_report(datasets.report(url, int(shown)))

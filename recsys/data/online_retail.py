@@ -124,12 +124,14 @@ def ingest_online_retail(
     filename: str | None = None,
     dry_run: bool = False,
     url: str | None = None,
+    activate: bool = True,
 ) -> IngestResult:
-    """Ingest an Online Retail file as a catalog version and an events version."""
+    """Ingest an Online Retail file as a catalog version and an events version (both made active
+    unless `activate` is False)."""
     filename = filename or (Path(source).name if isinstance(source, (str, Path)) else "upload")
     frame, fmt = read_table(source, filename)
     prepared = prepare_online_retail(frame, file=filename, fmt=fmt)
     reports = [p.report for p in prepared]
     if dry_run:
         return IngestResult(reports, [])
-    return IngestResult(reports, store(prepared, source=filename, actor=actor, url=url))
+    return IngestResult(reports, store(prepared, source=filename, actor=actor, url=url, activate=activate))

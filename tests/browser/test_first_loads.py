@@ -21,7 +21,8 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.browser
 RESULTS = ROOT / "bench" / "results" / "page_times.json"
 RUNNING = "document.querySelector('[data-testid=stApp]')?.dataset.testScriptState === 'running'"
-PAGES = [("Data", "Data"), ("Search trial", "Search trial"), ("Recommendations", "Recommendations"),
+PAGES = [("Data", "Data"), ("Search trial", "Search trial"), ("Trials & judging", "Trials & judging"),
+         ("Experiments", "Experiments"), ("Recommendations", "Recommendations"),
          ("Similar items", "Similar items"), ("Fusion & rules", "Fusion & rules"), ("Evaluation", "Evaluation"),
          ("Fine-tune", "Fine-tune"), ("Monitoring", "Monitoring"), ("Serving", "Serving"),
          ("Accounts", "Accounts and audit log")]

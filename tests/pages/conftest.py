@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -42,10 +44,16 @@ def column(app, title: str):
     return next(c for c in app.columns if [s.value for s in c.subheader] == [title])
 
 
+def shown(markdown: str) -> str:
+    """The text a Markdown string shows, as far as `ui.text.md` escaped it: "Mug \\(red\\)" -> "Mug (red)"."""
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
+
+
 def titles(block) -> list[str]:
     """Product titles of a column's cards ("1. Red mug · kitchen · £3.50" -> "Red mug")."""
-    return [e.label.split(". ", 1)[1].split(" · ")[0] for e in block.expander]
+    return [shown(e.label.split(". ", 1)[1].split(" · ")[0]) for e in block.expander]
 
 
 def texts(card) -> list[str]:
-    return [m.value for m in card.markdown]
+    """The texts of a card's Markdown elements, as shown."""
+    return [shown(m.value) for m in card.markdown]

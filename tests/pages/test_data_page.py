@@ -5,7 +5,7 @@ from __future__ import annotations
 from db import queries
 from db.engine import session_scope
 from tests.conftest import CATALOG_CSV
-from tests.pages.conftest import app_as
+from tests.pages.conftest import app_as, shown
 
 
 def test_overview_shows_metrics_and_charts(shop):
@@ -106,14 +106,15 @@ def test_a_small_catalog_says_what_it_would_replace_and_can_be_merged_instead(sh
     app.selectbox(key="upload_kind").select("catalog").run()
     app.get("file_uploader")[0].set_value(("five.csv", b"product_id,title\nP1,Red mug v2\nQ2,Lamp\n", "text/csv"))
     app.run()
-    warning = next(w.value for w in app.warning if "active catalog has 4 products" in w.value)
+    warning = next(shown(w.value) for w in app.warning if "active catalog has 4 products" in w.value)
     assert "replaced by this file, it will have 2 (1 new, 1 updated, 3 gone)" in warning
     assert "3 products that the active behaviour data refers to" in warning
     store = next(b for b in app.button if b.label == "Upload and activate")
     assert store.disabled  # a replacement that orphans products waits for its confirmation
 
     app.radio(key="upload_catalog_how").set_value("merge").run()
-    assert any("merged into it, it will have 5 (1 new, 1 updated, 0 gone)" in c.value for c in app.caption)
+    assert any("merged into it, it will have 5 (1 new, 1 updated, 0 gone)" in shown(c.value)
+               for c in app.caption)
     next(b for b in app.button if b.label == "Upload and activate").click().run()
     assert not app.exception
     with session_scope() as session:

@@ -6,7 +6,7 @@ from db.engine import session_scope
 from recsys.fusion import FusionConfig
 from recsys.fusion import presets
 from recsys.accounts import create_account
-from tests.pages.conftest import PASSWORD, app_as, column, titles, texts
+from tests.pages.conftest import PASSWORD, app_as, column, shown, titles, texts
 
 PAGE = "pages/search_trial.py"
 
@@ -74,7 +74,7 @@ def test_the_active_preset_and_its_category_rule_move_the_hybrid(shop):
     with session_scope() as session:
         presets.save_preset(session, "search", "garden-first", config, "test", activate=True)
     app = search(app_as("viewer", PAGE), "mug")
-    assert any("garden-first v1" in c.value for c in app.caption)
+    assert any("garden-first v1" in shown(c.value) for c in app.caption)
     assert titles(column(app, "Hybrid"))[-1] == "Garden chair"
 
     app.selectbox(key="search_category").select("garden").run()
