@@ -48,6 +48,9 @@ def child(db_path: Path, source: Path) -> dict:
 
     url = f"sqlite:///{db_path}"
     upgrade(url)
+    from recsys.privacy.keys import current_pseudonym_key
+
+    current_pseudonym_key()  # made at the first start (`recsys init`), before the ingest
     baseline_mb = _peak_mb()
     start = time.perf_counter()
     result = ingest_online_retail(source, actor="bench", url=url)
@@ -69,15 +72,18 @@ def child(db_path: Path, source: Path) -> dict:
         "catalog_rows": int(rows[catalog_id]),
         "events_rows": int(rows[events_id]),
         "users_rows": users_rows,
+        "customers_pseudonymised": events.privacy["pseudonymised"]["user_id"]["customers"],
     }
 
 
 def run_once(source: Path) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as folder:
+        # The run's own keys (made at its start), not the checkout's.
+        keys = {"WORKBENCH_KEYS_DIR": folder, "WORKBENCH_SECRETS_FILE": str(Path(folder) / "secrets.toml")}
         completed = subprocess.run(
             [sys.executable, str(Path(__file__).resolve()), "--child",
              "--db", str(Path(folder) / "bench.db"), "--file", str(source)],
-            capture_output=True, text=True, cwd=ROOT)
+            capture_output=True, text=True, cwd=ROOT, env={**os.environ, **keys})
         if completed.returncode != 0:
             sys.stderr.write(completed.stdout + completed.stderr)
             raise SystemExit(f"run failed with exit status {completed.returncode}")
@@ -121,6 +127,7 @@ def main() -> None:
         "catalog_rows": first["catalog_rows"],
         "events_rows": first["events_rows"],
         "users_rows": first["users_rows"],
+        "customers_pseudonymised": first["customers_pseudonymised"],
         "python": platform.python_version(),
         "pandas": pd.__version__,
         "sqlalchemy": sqlalchemy.__version__,

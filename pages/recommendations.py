@@ -4,6 +4,7 @@ import streamlit as st
 
 from recsys.services import database_url
 from recsys.fusion import above_floors
+from recsys.privacy.pseudonyms import pseudonymiser
 from ui import results
 from ui.engines import preset_label, recommendation_context
 from ui.session import require
@@ -32,9 +33,17 @@ st.caption("Pick a customer, or build an anonymous session by adding products, a
 index, engine, preset, fusion = recommendation_context(url, "Recommendations")
 session = st.session_state.setdefault(SESSION_KEY, [])
 
-customer_column, k_column = st.columns([3, 1])
+customer_column, id_column, k_column = st.columns([2, 2, 1])
+# Customers are stored pseudonymised (recsys.privacy): pick a pseudonym, or type the shop's id.
 user = customer_column.selectbox("Customer", engine.user_ids.tolist(), index=None, key="recs_user",
                                  placeholder="No customer: an anonymous session")
+typed = id_column.text_input("Or the shop's customer id", key="recs_customer_id", max_chars=128,
+                             help="Pseudonymised with the workbench's key, as uploads and the REST "
+                                  "service do; neither the id nor its pseudonym is stored.")
+if typed.strip():
+    user = pseudonymiser().resolve(typed)
+    if not engine.knows_user(user):
+        id_column.caption(f"Customer {md(user)} is not in the fitted data.")
 k = int(k_column.number_input("Results per column", 1, 50, 10, key="recs_k"))
 pick_column, add_column = st.columns([3, 1], vertical_alignment="bottom")
 with pick_column:

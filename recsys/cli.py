@@ -58,6 +58,10 @@ def cmd_init(args) -> int:
     from recsys.accounts import ADMIN_USERNAME, ensure_admin
 
     upgrade()
+    from recsys.privacy.keys import current_pseudonym_key
+
+    key = current_pseudonym_key()  # made (and kept encrypted) at the first start, if not set
+    protected = _protect_stored()
     password = ensure_admin()
     if password:
         print(f"Created the admin account '{ADMIN_USERNAME}' with the password: {password}\n"
@@ -89,10 +93,28 @@ def cmd_init(args) -> int:
             print("Fitting the search and recommendation engines (under a minute on the demo; later "
                   "starts reuse them)...", file=sys.stderr, flush=True)
         fitted = engines.fit_active(url, lambda _, message: print(f"  {message}", file=sys.stderr, flush=True))
-    _print_json({"migrated": True, "admin_created": password is not None, "demo_loaded": loaded,
+    _print_json({"migrated": True, "pseudonymisation_key": key.fingerprint,
+                 "stored_data_protected": protected,
+                 "admin_created": password is not None, "demo_loaded": loaded,
                  "default_presets_created": presets, "default_alert_rules_created": rules,
                  "engines_fitted": [item["what"] for item in fitted]})
     return 0
+
+
+def _protect_stored() -> dict:
+    """Customer ids and typed text stored before they were pseudonymised and masked, protected now
+    (a no-op once done); the fitted engines that hold such ids are removed, to be fitted again."""
+    from db.engine import database_url
+    from recsys import engines
+    from recsys.privacy.stored import protect_stored
+
+    done = protect_stored()
+    changed = {what: rows for what, rows in done["rows"].items() if rows}
+    if changed:
+        removed = engines.remove_fitted_on(database_url(), set(done["dataset_versions"]))
+        print(f"Protected data stored before pseudonymisation and masking: {changed}; "
+              f"{len(removed)} fitted engines removed (fitted again).", file=sys.stderr)
+    return changed
 
 
 def _refit(actor: str) -> int | None:
@@ -280,6 +302,48 @@ def cmd_retention(args) -> int:
     return 0
 
 
+def cmd_keys(args) -> int:
+    """Where the keys come from (fingerprints, never the keys), and their rotation."""
+    from recsys.privacy import keys
+
+    actor = args.actor or os.environ.get("USER") or "cli"
+    if args.action == "status":
+        master, pseudonym = keys.master_key(), keys.pseudonym_key()
+        _print_json({"master_key": {"from": master.where, "fingerprint": master.fingerprint},
+                     "pseudonymisation_key": {"from": pseudonym.where, "fingerprint": pseudonym.fingerprint}})
+        return 0
+    if args.action == "new-master":
+        print(keys.new_master_key())
+        return 0
+    if args.action == "rotate-master":
+        from_environment = bool(os.environ.get(keys.MASTER_ENV, "").strip())
+        old, new = keys.rotate_master(args.new_key)
+        _audit_keys(actor, "rotate_master_key", old, new)
+        _print_json({"master_key": {"was": old.fingerprint, "now": new.fingerprint}, "where": old.where})
+        if from_environment:
+            print(f"Set {keys.MASTER_ENV}={new.secret.decode()} wherever the workbench runs, then "
+                  "restart it: the stored secrets are encrypted with the new key now.", file=sys.stderr)
+        return 0
+    if not args.unlink:
+        raise ValueError("a new pseudonymisation key gives every customer a new pseudonym; the stored "
+                         "behaviour keeps the old ones (the workbench keeps no raw ids to re-hash), so it "
+                         "is no longer linked to the customers' future requests. Run again with --unlink "
+                         "to do that (then re-upload the behaviour data to link it again)")
+    old, new = keys.rotate_pseudonym_key()
+    _audit_keys(actor, "rotate_pseudonymisation_key", old, new)
+    _print_json({"pseudonymisation_key": {"was": old.fingerprint, "now": new.fingerprint},
+                 "restart": "the app, the REST service and the job workers read the key when they start"})
+    return 0
+
+
+def _audit_keys(actor: str, action: str, old, new) -> None:
+    from db import queries
+    from db.engine import session_scope
+
+    with session_scope() as session:
+        queries.audit(session, actor, action, new.name, was=old.fingerprint, now=new.fingerprint)
+
+
 def cmd_worker(args) -> int:
     from recsys import jobs
 
@@ -388,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     forget_ = commands.add_parser("forget", help="erase a customer everywhere (events, search logs, live "
                                                  "traffic), mark what was built from it; prints counts")
-    forget_.add_argument("--customer", required=True, help="the customer's id as the shop knows it")
+    forget_.add_argument("--customer", required=True,
+                         help="the customer's id as the shop knows it, or its pseudonym (c-...)")
     forget_.add_argument("--no-refit", action="store_true",
                          help="do not start fitting the active engines again now")
     forget_.add_argument("--actor")
@@ -400,6 +465,15 @@ def build_parser() -> argparse.ArgumentParser:
     retention.add_argument("--no-refit", action="store_true")
     retention.add_argument("--actor")
     retention.set_defaults(func=cmd_retention)
+
+    keys_ = commands.add_parser("keys", help="the master and pseudonymisation keys: where they come from "
+                                             "(fingerprints), a new master key, rotation")
+    keys_.add_argument("action", choices=["status", "new-master", "rotate-master", "rotate-pseudonyms"])
+    keys_.add_argument("--new-key", help="rotate-master: the new master key (default: a new one)")
+    keys_.add_argument("--unlink", action="store_true",
+                       help="rotate-pseudonyms: accept that stored behaviour is unlinked from customers")
+    keys_.add_argument("--actor")
+    keys_.set_defaults(func=cmd_keys)
 
     accounts = commands.add_parser("accounts", help="list, create, deactivate or reactivate accounts, change "
                                                     "roles, reset passwords, unlock after wrong passwords")

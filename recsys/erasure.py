@@ -27,6 +27,7 @@ from db import queries
 from db.engine import session_scope
 from db.models import utc_now
 from recsys import engines
+from recsys.privacy.pseudonyms import pseudonymiser
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,13 @@ def erasure_id() -> str:
 
 
 def forget(url: str, customer_id: str, actor: str, refit: bool = True) -> Erasure:
-    """Erase `customer_id` everywhere (ValueError for a blank id); the counts."""
-    customer_id = customer_id.strip()
-    if not customer_id:
+    """Erase the customer everywhere (ValueError for a blank id); the counts.
+
+    `customer_id` is the id as the shop knows it (pseudonymised here, as every stored id is) or
+    the pseudonym the workbench shows (``c-`` and 20 hex digits)."""
+    if not customer_id.strip():
         raise ValueError("give the id of the customer to forget")
+    customer_id = pseudonymiser().resolve(customer_id)
     mark = erasure_id()
     with session_scope(url) as session:
         erased = store.erase_customer(session, customer_id)

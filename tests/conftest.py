@@ -28,6 +28,11 @@ os.environ.setdefault("WORKBENCH_MODELS_DIR", tempfile.mkdtemp(prefix="workbench
 # that want fitted engines fit them in place (`recsys.engines.fit_active`) or say so.
 os.environ.setdefault("WORKBENCH_ENGINES_DIR", tempfile.mkdtemp(prefix="workbench-engines-"))
 os.environ.setdefault("WORKBENCH_FIT_ON_ACTIVATE", "0")
+# ... nor the keys: the master key and the pseudonymisation key are created at the first start
+# (as on a new machine) in a temporary folder shared by the tests' subprocesses.
+_KEYS = tempfile.mkdtemp(prefix="workbench-keys-")
+os.environ.setdefault("WORKBENCH_KEYS_DIR", _KEYS)
+os.environ.setdefault("WORKBENCH_SECRETS_FILE", os.path.join(_KEYS, "secrets.toml"))
 # AppTests start no warm-up thread per database (ui.warmup); the browser tests' server does.
 os.environ.setdefault("WORKBENCH_WARM_UP", "0")
 
@@ -183,3 +188,10 @@ def until(check, seconds: float = 60.0, every_s: float = 0.05):
             return found
         time.sleep(every_s)
     raise AssertionError(f"not so within {seconds:g} s")
+
+
+def pseudonym(customer_id: str) -> str:
+    """`customer_id` as the workbench stores it: pseudonymised with the tests' key."""
+    from recsys.privacy.pseudonyms import pseudonymise
+
+    return pseudonymise(customer_id)

@@ -39,6 +39,7 @@ def render_report(report: IngestReport) -> None:
         return
     for note in report.notes:
         st.caption(md(note))
+    render_privacy(report)
     if report.cleaning:
         st.markdown(f"**Cleaning of the {report.kind}**: {report.rows_in:,} rows in, "
                     f"{report.rows_out:,} out")
@@ -50,6 +51,29 @@ def render_report(report: IngestReport) -> None:
                 st.dataframe(pd.DataFrame(rule.examples), hide_index=True, width="stretch")
     else:
         st.info("Cleaning changed nothing.")
+
+
+def render_privacy(report: IngestReport) -> None:
+    """What was pseudonymised and masked before anything was stored (recsys.privacy)."""
+    privacy = report.privacy
+    if not privacy.get("pseudonymised") and not privacy.get("masked"):
+        return
+    lines = []
+    for column, done in privacy.get("pseudonymised", {}).items():
+        lines.append(f"- {md(column)}: {done['customers']:,} customers ({done['rows']:,} rows) "
+                     f"pseudonymised with a keyed hash (key {md(privacy.get('key', '?'))}); the shop's ids "
+                     "are not stored, and the REST service and the pages hash them the same way")
+    for column, done in privacy.get("masked", {}).items():
+        if done["kinds"]:
+            kinds = ", ".join(f"{n:,} {md(kind)}" for kind, n in sorted(done["kinds"].items()))
+            lines.append(f"- {md(column)}: personal data masked in {done['rows']:,} rows ({kinds})")
+        else:
+            lines.append(f"- {md(column)}: no personal data found (e-mail addresses, phone, card and "
+                         "national id numbers, IBANs, postcodes)")
+    st.markdown("**Privacy**, before anything was stored:\n" + "\n".join(lines))
+    if privacy.get("examples"):
+        st.caption("Masked texts, as stored")
+        st.dataframe(pd.DataFrame({"text": privacy["examples"]}), hide_index=True, width="stretch")
 
 
 def _mapping_form(columns: list[str], kind: str) -> dict[str, str]:

@@ -31,6 +31,8 @@ from recsys.data.readers import read_table
 from recsys.data.report import IngestError, IngestReport, Problem
 from recsys.data.schema import KINDS, guess_mapping
 from recsys.data.validate import ROW, validate
+from recsys.privacy.protect import mask_columns, protect_record, protect_value, pseudonymise_columns
+from recsys.privacy.pseudonyms import pseudonymiser
 
 
 @dataclass
@@ -154,6 +156,9 @@ def prepare(
                      skip_invalid_rows=options.skip_invalid_rows)
     if not report.ok:
         raise IngestError(report)
+    # Typed text is masked before cleaning and customer ids pseudonymised after it, so that
+    # nothing stored (rows, cleaning examples, quoted values of skipped rows) holds them as they came.
+    typed = mask_columns(typed, options.kind, report.privacy)
 
     users = None
     if options.kind == "catalog":
@@ -164,6 +169,14 @@ def prepare(
         cleaned, rules = clean_judgments(typed, config, known_products)
     else:
         cleaned, rules = clean_search_log(typed, config, known_products)
+    pseudonymise = pseudonymiser() if options.kind in ("events", "search_log") else None
+    cleaned = pseudonymise_columns(cleaned, options.kind, report.privacy, pseudonymise)
+    if users is not None:
+        users = users.assign(user_id=pseudonymise.series(users["user_id"]))
+    for rule in rules:
+        rule.examples = [protect_record(example, options.kind, pseudonymise) for example in rule.examples]
+    for problem in report.problems:
+        problem.value = protect_value(problem.column, problem.value, options.kind, pseudonymise)
     report.cleaning.extend(rules)
     report.rows_out = len(cleaned)
     if cleaned.empty:

@@ -57,6 +57,8 @@ class IngestReport:
     problem_count: int = 0  # all problems found; `problems` keeps the first few per column
     cleaning: list[RuleResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # What `recsys.privacy.protect` did: customer ids pseudonymised, personal data masked.
+    privacy: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -70,13 +72,25 @@ class IngestReport:
         """A short text for a terminal or an error box."""
         if self.ok:
             dropped = sum(r.rows for r in self.cleaning if r.action == "dropped")
-            return (f"{self.file}: {self.rows_in:,} rows read, {self.rows_out:,} kept "
+            text = (f"{self.file}: {self.rows_in:,} rows read, {self.rows_out:,} kept "
                     f"as {self.kind}, {dropped:,} dropped by cleaning.")
+            privacy = self.privacy_summary()
+            return f"{text} {privacy}." if privacy else text
         lines = [f"{self.file}: rejected, {self.problem_count:,} problem(s); nothing was stored."]
         lines += [f"  - {p.message()}" for p in self.problems[:20]]
         if self.problem_count > 20:
             lines.append(f"  ... and {self.problem_count - 20:,} more.")
         return "\n".join(lines)
+
+    def privacy_summary(self) -> str:
+        """E.g. "4,372 customer ids pseudonymised; masked in query: 2 email, 1 phone"."""
+        parts = [f"{done['customers']:,} customer ids pseudonymised"
+                 for done in self.privacy.get("pseudonymised", {}).values()]
+        for column, done in self.privacy.get("masked", {}).items():
+            if done["kinds"]:
+                kinds = ", ".join(f"{n:,} {kind}" for kind, n in sorted(done["kinds"].items()))
+                parts.append(f"masked in {column}: {kinds}")
+        return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -259,6 +259,10 @@ class Recommender:
         reasons = self._reasons(user_index, row.toarray().ravel(), item_index)
         return sorted(reasons, key=lambda r: -r.weight)
 
+    def knows_user(self, user_id: str | None) -> bool:
+        """Whether `user_id` was in the data this recommender was fitted on."""
+        return user_id is not None and str(user_id) in self._user_index
+
     def history(self, user_id: str | None) -> list[str]:
         """Products the user interacted with in the training data, heaviest first; [] if unknown."""
         self._check_fitted()

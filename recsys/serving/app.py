@@ -24,6 +24,11 @@ Endpoints (the OpenAPI schema is at /openapi.json, browsable at /docs):
   events waiting for SQL is full the whole batch is refused with 429 (send it again);
 - ``GET /health`` and ``GET /metrics`` (Prometheus text format): no key needed.
 
+Customer ids (``user_id``, ``user``, an event's ``user``) are sent as the shop knows them and
+pseudonymised at once with the workbench's key (`recsys.privacy`); the service keeps, fits and
+answers only the pseudonym (``c-`` and 20 hex digits). Search queries are stored with personal
+data (e-mail addresses, phone and card numbers, ...) masked.
+
 Every other request needs an API key in the ``X-API-Key`` header (issued on the
 Serving page or by ``python -m recsys apikey create --name NAME``); a missing
 or unknown key gets 401, invalid parameters (a blank query, k outside 1..100)
@@ -78,6 +83,8 @@ from db import experiments as experiment_store
 from db.engine import database_url, session_scope
 from recsys.alerts import AlertScheduler
 from recsys.experiments.live import CONTROL, EventFeed, LiveView, check_events, clean_id, unit_of
+from recsys.privacy.masking import mask_query
+from recsys.privacy.pseudonyms import pseudonymiser
 from recsys.serving.engine import Answer, ServingEngine
 from recsys.serving.follow import Follower
 from recsys.serving.keys import KeyVerifier
@@ -171,7 +178,8 @@ class EventsAccepted(BaseModel):
 
 
 class Recommendations(Results):
-    user_id: str
+    user_id: str = Field(description="the customer's pseudonym (the id sent is never answered, stored or "
+                                     "logged)")
     fallback: str | None = Field(None, description='"popular": the user is unknown and sent no '
                                                    "usable history, so these are the most popular")
 
@@ -255,6 +263,13 @@ class Service:
         self.limiters = ({lane: anyio.CapacityLimiter(compute_threads) for lane in LANES}
                          if compute_threads > 0 else None)
         self.alerts = None
+        # Customer ids are pseudonymised as they arrive (recsys.privacy): nothing the service keeps,
+        # logs, fits or answers holds the shop's id; the key is read (or made) once, here.
+        self.pseudonymise = pseudonymiser()
+
+    def customer(self, user: str | None) -> str | None:
+        """The pseudonym of a customer id sent by a caller (None for None)."""
+        return None if user is None else self.pseudonymise(user)
 
     @property
     def engine(self) -> ServingEngine:
@@ -294,7 +309,7 @@ class Service:
         experiment = answer.experiment or {}
         self.served_writer.record({
             "request_id": request_id, "endpoint": endpoint,
-            "query": None if query is None else CONTROL.sub(" ", query), "unit": unit,
+            "query": None if query is None else mask_query(CONTROL.sub(" ", query)), "unit": unit,
             "experiment_id": experiment.get("id"), "arm": experiment.get("arm"), "products": products,
             "teams": answer.teams, "at": datetime.now(timezone.utc).replace(tzinfo=None)})
 
@@ -317,6 +332,8 @@ class Service:
         """Check a batch and queue its new events: (queued, duplicates, rejected), or None when
         the queue is full (nothing of the batch is queued). ValueError for a body that is no batch."""
         rows, rejected = check_events(raw, self.engine.known_products, self.served)
+        for row in rows:
+            row["user_id"] = self.customer(row["user_id"])
         ids = [row["event_id"] for row in rows if row["event_id"] is not None]
         stored: set[str] = set()
         if ids:
@@ -508,7 +525,8 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
             raise HTTPException(422, "q: the search query is empty; send at least one word")
         service = service_of(request)
         engine_ = service.engine
-        unit, request_id = unit_of(clean_id(session), clean_id(user)), request.state.request_id
+        customer = service.customer(clean_id(user))
+        unit, request_id = unit_of(clean_id(session), customer), request.state.request_id
         answer = await service.compute(
             lambda: engine_.search(q, k, category=category, explain=explain, unit=unit))
         service.remember(request_id, "/search", answer, q, unit)
@@ -526,14 +544,14 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
         service = service_of(request)
         engine_, live = service.engine, service.live
         # The session's and the user's latest clicks, carts and purchases (POST /events) follow history.
-        session = clean_id(session)
-        recent = [*live.history(unit_of(session, None)), *live.history(unit_of(None, user_id))]
+        session, customer = clean_id(session), service.customer(user_id)
+        recent = [*live.history(unit_of(session, None)), *live.history(unit_of(None, customer))]
         seen = list(dict.fromkeys([*history, *recent[::-1]]))
         answer = await service.compute(
-            lambda: engine_.recommend(user_id, k, seen, explain=explain, trending=live.trending),
+            lambda: engine_.recommend(customer, k, seen, explain=explain, trending=live.trending),
             lane="recommend")
-        service.remember(request.state.request_id, "/recommend", answer, unit=unit_of(session, user_id))
-        return {**answered(request, answer), "user_id": user_id, "fallback": answer.fallback}
+        service.remember(request.state.request_id, "/recommend", answer, unit=unit_of(session, customer))
+        return {**answered(request, answer), "user_id": customer, "fallback": answer.fallback}
 
     @app.get("/similar/{product_id}", response_model=Results, dependencies=[Depends(require_key)],
              responses={404: {"model": Problem, "description": "the product is not in the model"}},

@@ -16,6 +16,7 @@ from recsys.data.ingest import IngestOptions, prepare
 from recsys.data.readers import read_table
 from recsys.data.report import IngestError
 from recsys.data.validate import ROW
+from tests.conftest import pseudonym
 
 
 def _prepare(lines: list[str], kind: str, config: CleaningConfig | None = None, known=None):
@@ -200,10 +201,10 @@ def test_event_rule_examples_are_the_source_rows():
 def test_events_keep_the_good_rows_with_canonical_values():
     events = _clean_events().frame
     assert events[["user_id", "product_id", "event_type", "value"]].values.tolist() == [
-        ["u1", "P1", "purchase", 2.0],
-        ["u2", "P2", "view", 1.0],
-        ["u3", "P3", "rating", 4.0],
-        ["u1", "P2", "view", 1.0],   # a missing value counts as 1
+        [pseudonym("u1"), "P1", "purchase", 2.0],
+        [pseudonym("u2"), "P2", "view", 1.0],   # " u2 " trimmed
+        [pseudonym("u3"), "P3", "rating", 4.0],
+        [pseudonym("u1"), "P2", "view", 1.0],   # a missing value counts as 1
     ]
     assert events["session_id"].tolist()[0] == "S1"
     assert "price" not in events and "is_cancellation" not in events and "country" not in events
@@ -213,7 +214,7 @@ def test_users_get_their_most_frequent_country_with_ties_to_the_first_seen():
     users = _clean_events().users
     # u1 has one UK line (row 1) and one France line (row 15): the first seen wins.
     assert dict(zip(users["user_id"], users["country"])) == {
-        "u1": "UK", "u2": "France", "u3": "Germany"}
+        pseudonym("u1"): "UK", pseudonym("u2"): "France", pseudonym("u3"): "Germany"}
 
 
 def test_unknown_products_can_be_kept():
@@ -238,7 +239,7 @@ def test_events_with_upper_case_ids_match_the_catalog():
     prepared = _prepare(["user_id,product_id,event_type,timestamp", "u1,85123a,view,2024-01-01"],
                         "events", CleaningConfig(id_case="upper"), known={"85123A"})
     assert prepared.frame["product_id"].tolist() == ["85123A"]
-    assert prepared.frame["user_id"].tolist() == ["U1"]  # every id column is upper-cased
+    assert prepared.frame["user_id"].tolist() == [pseudonym("U1")]  # every id column is upper-cased
 
 
 def test_judgments_repeated_are_merged_to_the_mean_grade():

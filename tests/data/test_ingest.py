@@ -15,6 +15,7 @@ from db.engine import session_scope
 from recsys.data.clean import CleaningConfig
 from recsys.data.ingest import IngestOptions, ingest_file
 from recsys.data.report import IngestError, IngestReport
+from tests.conftest import pseudonym
 
 PRODUCTS = pd.DataFrame({
     "product_id": ["P1", "P2", "P3", "P4"],
@@ -25,7 +26,7 @@ PRODUCTS = pd.DataFrame({
     "in_stock": [None] * 4,
 })
 EVENTS = pd.DataFrame({
-    "user_id": ["u1", "u1", "u2", "u2", "u3"],
+    "user_id": [pseudonym(user) for user in ["u1", "u1", "u2", "u2", "u3"]],
     "product_id": ["P1", "P1", "P2", "P3", "P4"],
     "event_type": ["view", "purchase", "cart", "purchase", "rating"],
     "value": [1.0, 2.0, 1.0, 1.0, 4.0],
@@ -78,7 +79,7 @@ def _round_trip(url: str, catalog_file, events_file) -> None:
         pd.testing.assert_frame_equal(_plain(queries.products_frame(session, 1)), _plain(PRODUCTS))
         pd.testing.assert_frame_equal(_plain(queries.events_frame(session, 2)), _plain(EVENTS))
         users = queries.users_frame(session, 2)
-        assert users["user_id"].tolist() == ["u1", "u2", "u3"]
+        assert sorted(users["user_id"]) == sorted(map(pseudonym, ["u1", "u2", "u3"]))
         assert users["country"].isna().all()
         assert queries.product_ids(session, 1) == {"P1", "P2", "P3", "P4"}
 
@@ -247,7 +248,7 @@ def test_events_with_a_default_type_are_stored(db_url, catalog_file, write):
     with session_scope(db_url) as session:
         events = queries.events_frame(session, result.version_ids[0])
     assert events[["user_id", "product_id", "event_type", "value", "session_id"]].values.tolist() == [
-        ["c1", "P1", "purchase", 3.0, "O1"]]
+        [pseudonym("c1"), "P1", "purchase", 3.0, "O1"]]
 
 
 def test_a_catalog_says_what_it_replaces_and_a_merge_keeps_the_active_products(db_url, catalog_file,

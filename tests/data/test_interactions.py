@@ -85,14 +85,16 @@ def test_stored_events_turn_into_interactions(db_url, catalog_file, events_file)
     from db import queries
     from db.engine import session_scope
     from recsys.data.ingest import IngestOptions, ingest_file
+    from tests.conftest import pseudonym
 
     ingest_file(catalog_file, IngestOptions("catalog"), actor="test", url=db_url)
     version = ingest_file(events_file, IngestOptions("events"), actor="test", url=db_url).version_ids[0]
     with session_scope(db_url) as session:
         events = queries.events_frame(session, version)
+    stored = {user: pseudonym(user) for user in ("u1", "u2", "u3")}
     assert _weights(to_interactions(events, ImplicitWeights())) == {
-        ("u1", "P1"): 1 + 5,   # a view and a purchase
-        ("u2", "P2"): 3,       # a cart
-        ("u2", "P3"): 5,       # a purchase
-        ("u3", "P4"): 4 * 1,   # a rating of 4
+        (stored["u1"], "P1"): 1 + 5,   # a view and a purchase
+        (stored["u2"], "P2"): 3,       # a cart
+        (stored["u2"], "P3"): 5,       # a purchase
+        (stored["u3"], "P4"): 4 * 1,   # a rating of 4
     }

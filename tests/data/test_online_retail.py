@@ -20,6 +20,7 @@ from recsys.data.online_retail import (CATEGORY_WORDS, COLUMNS, DEMO_FILE, inges
                                       prepare_online_retail)
 from recsys.data.readers import read_table
 from recsys.data.report import IngestError
+from tests.conftest import pseudonym
 
 INVOICES = """InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
 536365,85123A,WHITE HEART,6,12/1/2010 8:26,2.55,17850,United Kingdom
@@ -56,10 +57,10 @@ def test_invoice_lines_become_one_product_per_stock_code():
 def test_invoice_lines_become_purchases_of_known_customers():
     _, events = _prepared()
     assert events.frame[["user_id", "product_id", "event_type", "value", "session_id"]].values.tolist() == [
-        ["17850", "85123A", "purchase", 6.0, "536365"],
-        ["13047", "85123A", "purchase", 2.0, "536366"],
-        ["12583", "22139", "purchase", 1.0, "536369"],
-        ["12583", "22752", "purchase", 1.0, "536373"],
+        [pseudonym("17850"), "85123A", "purchase", 6.0, "536365"],
+        [pseudonym("13047"), "85123A", "purchase", 2.0, "536366"],
+        [pseudonym("12583"), "22139", "purchase", 1.0, "536369"],
+        [pseudonym("12583"), "22752", "purchase", 1.0, "536373"],
     ]
     assert events.frame["timestamp"].tolist()[0] == pd.Timestamp("2010-12-01 08:26")
     rules = {r.rule: [e["_row"] for e in r.examples] for r in events.report.cleaning}
@@ -67,7 +68,8 @@ def test_invoice_lines_become_purchases_of_known_customers():
     assert rules["non_product_codes"] == [4]
     assert rules["cancellations_and_returns"] == [3]
     assert dict(zip(events.users["user_id"], events.users["country"])) == {
-        "17850": "United Kingdom", "13047": "United Kingdom", "12583": "France"}
+        pseudonym("17850"): "United Kingdom", pseudonym("13047"): "United Kingdom",
+        pseudonym("12583"): "France"}
 
 
 def test_missing_online_retail_columns_are_named():
@@ -156,7 +158,7 @@ def test_demo_events_are_purchases_of_known_customers_without_cancellations(demo
     assert (events["value"] > 0).all()
     assert set(events["product_id"]) <= set(demo["products"]["product_id"])
     customers = sample["CustomerID"].dropna().astype("int64").astype(str)
-    assert set(events["user_id"]) <= set(customers)
+    assert set(events["user_id"]) <= set(map(pseudonym, customers))  # stored pseudonymised
     rules = {r.rule: r.rows for r in demo["result"].reports[1].cleaning}
     assert rules["missing_ids"] == 1205  # the anonymous lines
     assert rules["duplicates"] == 3718 - 3639
@@ -167,7 +169,7 @@ def test_demo_users_have_a_country(demo):
     assert len(users) == 178 and users["user_id"].is_unique
     assert users["country"].notna().all()
     countries = dict(zip(users["user_id"], users["country"]))
-    assert countries["12583"] == "France" and countries["17850"] == "United Kingdom"
+    assert countries[pseudonym("12583")] == "France" and countries[pseudonym("17850")] == "United Kingdom"
 
 
 def test_the_shipped_file_has_the_online_retail_columns():

@@ -15,6 +15,7 @@ from recsys.data.ingest import IngestOptions, ingest_file, prepare
 from recsys.data.readers import read_table
 from recsys.data.report import IngestError
 from recsys.data.schema import guess_mapping
+from tests.conftest import pseudonym
 
 KNOWN = {"P1", "P2", "P3"}
 
@@ -190,7 +191,7 @@ def test_ids_read_from_a_float_column_lose_their_decimal_point(write):
     frame, fmt = read_table(path)
     prepared = prepare(frame, IngestOptions("events", cleaning=CleaningConfig(default_event_type="purchase")),
                        file="events.parquet", fmt=fmt, known_products=KNOWN)
-    assert prepared.frame["user_id"].tolist() == ["17850", "12583"]
+    assert prepared.frame["user_id"].tolist() == [pseudonym("17850"), pseudonym("12583")]
 
 
 def test_numbers_accept_thousands_separators():

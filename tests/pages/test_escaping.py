@@ -14,6 +14,7 @@ from recsys.engines import fit_active
 from tests.pages.conftest import PASSWORD, app_as, column, shown
 from ui.text import md
 from ui.trials import _product_card
+from tests.conftest import pseudonym
 
 EVIL = "![x](http://evil.example/x.png) :red[boom] $x$"
 ESCAPED = r"\!\[x\]\(http\:\/\/evil\.example\/x\.png\) \:red\[boom\] \$x\$"
@@ -90,7 +91,7 @@ def assert_escaped(app) -> None:
 
 def test_a_title_in_a_customers_history_and_reasons_is_shown_as_text(evil_shop):
     app = app_as("viewer", "pages/recommendations.py")
-    app.selectbox(key="recs_user").select("u1").run()
+    app.selectbox(key="recs_user").select(pseudonym("u1")).run()
     history = next(e for e in app.expander if e.label.startswith("What drives the lists"))
     assert f"- {ESCAPED} · kitchen · £3.50 (P1)" in [m.value for m in history.markdown]
     # Green teapot, bought with it by u2, is recommended "because you bought" it.

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from recsys.accounts import create_account
+from tests.conftest import pseudonym
 from tests.pages.conftest import PASSWORD, app_as, column, titles, texts
+from ui.text import md
 
 PAGE = "pages/recommendations.py"
 CF = "Collaborative filtering (EASE)"
@@ -32,7 +36,7 @@ def test_without_customer_or_session_every_list_is_the_most_popular(shop):
 
 def test_a_customers_list_is_no_fallback(shop):
     app = app_as("viewer", PAGE)
-    app.selectbox(key="recs_user").select("u1").run()
+    app.selectbox(key="recs_user").select(pseudonym("u1")).run()
     assert not [i for i in app.info if "falls back" in i.value]
     assert "Co-purchase" in column(app, CF).caption[0].value
 
@@ -71,16 +75,28 @@ def test_products_leave_the_session_one_by_one_or_all_at_once(shop):
     assert "0 in the session" in history(app).label
 
 
-def test_a_customer_shows_their_history_and_gets_new_products(shop):
+@pytest.mark.parametrize("how", ["pseudonym", "shop id"])
+def test_a_customer_shows_their_history_and_gets_new_products(shop, how):
     app = app_as("viewer", PAGE)
-    app.selectbox(key="recs_user").select("u2").run()
+    if how == "pseudonym":  # as the workbench lists customers
+        app.selectbox(key="recs_user").select(pseudonym("u2")).run()
+    else:  # as the shop knows them: pseudonymised by the page with the workbench's key
+        app.text_input(key="recs_customer_id").input(" u2 ").run()
     assert not app.exception
     shown = " ".join(m.value for m in history(app).markdown)
-    assert "Customer u2" in shown and "Blue mug" in shown and "Green teapot" in shown
+    assert f"Customer {md(pseudonym('u2'))}" in shown and "Blue mug" in shown and "Green teapot" in shown
     for title in (CF, "Semantic", "Hybrid"):
         assert not {"Blue mug", "Green teapot"} & set(titles(column(app, title)))
     assert titles(column(app, "Semantic"))[0] == "Red mug"
     assert any("you bought" in t for t in texts(column(app, "Semantic").expander[0]))
+
+
+def test_a_shop_id_not_in_the_data_says_so(shop):
+    app = app_as("viewer", PAGE)
+    app.text_input(key="recs_customer_id").input("nobody-42").run()
+    assert not app.exception
+    assert any("is not in the fitted data" in caption.value for caption in app.caption)
+    assert not any("nobody" in caption.value for caption in app.caption)  # the pseudonym is shown
 
 
 def test_without_behaviour_data_the_page_says_where_to_upload_it(db_url):
@@ -110,7 +126,7 @@ def test_a_hybrid_products_reasons_come_from_the_sources_in_its_table(db_url, wr
     with session_scope() as session:
         presets.save_preset(session, "recommendations", "narrow", config, "test", activate=True)
     app = app_as("viewer", PAGE)
-    app.selectbox(key="recs_user").select("u1").run()
+    app.selectbox(key="recs_user").select(pseudonym("u1")).run()
     found = {}
     for card in column(app, "Hybrid").expander:
         named = {text.removeprefix("- ").split(":")[0] for text in texts(card)}

@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.conftest import pseudonym
+
 CATALOG = pd.DataFrame({
     "product_id": ["P01", "P02", "P03", "P04", "P05", "P06", "P07", "P08"],
     "title": ["Red ceramic coffee mug", "Blue ceramic coffee mug", "Green glass teapot",
@@ -15,8 +17,9 @@ CATALOG = pd.DataFrame({
     "category": ["kitchen", "kitchen", "kitchen", "kitchen", "garden", "garden", "tools", "lighting"],
 })
 # Mug buyers also buy teapots; garden buyers buy both garden products. P01 is the most popular.
+# Customers are stored pseudonymised, as ingestion stores them; requests name them as the shop does.
 INTERACTIONS = pd.DataFrame(
-    [(user, product) for user, products in {
+    [(pseudonym(user), product) for user, products in {
         "u1": ["P01", "P03"], "u2": ["P01", "P03", "P04"], "u3": ["P01", "P02"],
         "u4": ["P05", "P06"], "u5": ["P05", "P06", "P01"], "u6": ["P02", "P03"],
     }.items() for product in products], columns=["user_id", "product_id"]).assign(weight=1.0)
