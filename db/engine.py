@@ -29,6 +29,11 @@ def database_url() -> str:
     return f"sqlite:///{DEFAULT_SQLITE_PATH}"
 
 
+def busy_timeout_ms() -> int:
+    """`$WORKBENCH_SQLITE_BUSY_MS` (default 30,000): how long a SQLite writer waits for the lock."""
+    return int(os.environ.get("WORKBENCH_SQLITE_BUSY_MS", "").strip() or 30_000)
+
+
 def _configure_sqlite(dbapi_connection, _record) -> None:
     cursor = dbapi_connection.cursor()
     # Foreign keys are off by default in SQLite; WAL lets the app read while an
@@ -36,7 +41,9 @@ def _configure_sqlite(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    # How long a writer waits for another's transaction; uploads write in bounded transactions
+    # (recsys.data.ingest.transaction_bound), so none waits much longer than a second.
+    cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms()}")
     cursor.close()
 
 

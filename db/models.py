@@ -56,6 +56,9 @@ class DatasetVersion(Base):
     row_count: Mapped[int] = mapped_column(Integer, default=0)
     is_active: Mapped[bool] = mapped_column(Boolean, default=False)
     activated_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # "storing" while its rows are written (in bounded transactions, so that other writers of a
+    # SQLite database never wait long): invisible to every query until it is "ready".
+    status: Mapped[str] = mapped_column(String(16), default="ready", server_default="ready")
     # The ingest report (validation and cleaning counts with examples) and the
     # column mapping that produced this version, as JSON.
     report: Mapped[dict] = mapped_column(JSON, default=dict)

@@ -1,12 +1,14 @@
 """Reads and writes of the workbench's tables.
 
-Functions take a Session and leave committing to the caller's `session_scope`,
-so that an upload (version row plus all of its data rows) is one transaction.
+Functions take a Session and leave committing to the caller's `session_scope`. An upload is
+either one transaction (`store_version`) or, staged, a version row made "storing"
+(`begin_version`), its rows in bounded transactions (`version_chunks`), and one short
+transaction that makes it "ready" (`finish_version`); until then no query sees it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime, timedelta
 
 import pandas as pd
@@ -46,19 +48,66 @@ def audit_log(session: Session, limit: int = 200) -> pd.DataFrame:
 
 # --- dataset versions --------------------------------------------------------
 
-def _records(frame: pd.DataFrame, columns: list[str], version_id: int) -> Iterable[list[dict]]:
+def _records(frame: pd.DataFrame, columns: list[str], version_id: int,
+             chunk_rows: int = CHUNK_ROWS) -> Iterable[list[dict]]:
     """Rows as dicts in chunks, with pandas' missing values turned into None."""
     present = [c for c in columns if c in frame.columns]
     data = frame[present].astype(object).where(frame[present].notna(), None)
     data.insert(0, "dataset_version_id", version_id)
-    for start in range(0, len(data), CHUNK_ROWS):
-        yield data.iloc[start:start + CHUNK_ROWS].to_dict("records")
+    for start in range(0, len(data), chunk_rows):
+        yield data.iloc[start:start + chunk_rows].to_dict("records")
 
 
 def _bulk_insert(session: Session, model, frame: pd.DataFrame, version_id: int) -> None:
     columns = [c.name for c in model.__table__.columns if c.name not in ("id", "dataset_version_id")]
     for chunk in _records(frame, columns, version_id):
         session.execute(insert(model), chunk)
+
+
+def begin_version(session: Session, *, kind: str, rows: int, source: str, actor: str, report: dict,
+                  mapping: dict, catalog_version_id: int | None = None) -> DatasetVersion:
+    """A new version of `kind`, "storing": its rows come in later transactions."""
+    version = DatasetVersion(kind=kind, source=source, created_by=actor, row_count=rows, report=report,
+                             mapping=mapping, catalog_version_id=catalog_version_id, status="storing")
+    session.add(version)
+    session.flush()
+    return version
+
+
+def version_chunks(kind: str, frame: pd.DataFrame, users: pd.DataFrame | None, version_id: int,
+                   chunk_rows: int = CHUNK_ROWS) -> Iterator[tuple[type, list[dict]]]:
+    """(table, rows) to insert for a version, `chunk_rows` at a time."""
+    for model, data in ((TABLE_OF_KIND[kind], frame), (User, users)):
+        if data is None:
+            continue
+        columns = [c.name for c in model.__table__.columns if c.name not in ("id", "dataset_version_id")]
+        for chunk in _records(data, columns, version_id, chunk_rows):
+            yield model, chunk
+
+
+def insert_rows(session: Session, model: type, rows: list[dict]) -> None:
+    session.execute(insert(model), rows)
+
+
+def finish_version(session: Session, version_id: int, actor: str, activate: bool) -> DatasetVersion:
+    """Make a "storing" version ready (and active, when asked); audited as the upload."""
+    version = session.get(DatasetVersion, version_id)
+    version.status = "ready"
+    audit(session, actor, "upload", f"{version.kind} v{version.id}", source=version.source,
+          rows=version.row_count)
+    if activate:
+        activate_version(session, version.id, actor)
+    return version
+
+
+def remove_unfinished_versions(session: Session, before: datetime) -> list[int]:
+    """Delete versions left "storing" since before `before` (an upload that was killed), with
+    their rows; their ids."""
+    stale = list(session.scalars(select(DatasetVersion.id).where(
+        DatasetVersion.status == "storing", DatasetVersion.created_at < before)))
+    for version_id in stale:
+        delete_version(session, version_id)
+    return stale
 
 
 def store_version(
@@ -90,8 +139,9 @@ def store_version(
 
 def activate_version(session: Session, version_id: int, actor: str, action: str = "activate") -> DatasetVersion:
     version = session.get(DatasetVersion, version_id)
-    if version is None:
-        raise LookupError(f"there is no dataset version {version_id}")
+    if version is None or version.status != "ready":
+        raise LookupError(f"there is no dataset version {version_id}"
+                          + (" yet: it is still being stored" if version is not None else ""))
     session.execute(update(DatasetVersion).where(DatasetVersion.kind == version.kind)
                     .values(is_active=False))
     version.is_active = True
@@ -107,7 +157,8 @@ def rollback(session: Session, kind: str, actor: str) -> DatasetVersion:
     if current is None:
         raise LookupError(f"no {kind} version is active, so there is nothing to roll back")
     previous = session.scalars(
-        select(DatasetVersion).where(DatasetVersion.kind == kind, DatasetVersion.id < current.id)
+        select(DatasetVersion).where(DatasetVersion.kind == kind, DatasetVersion.id < current.id,
+                                     DatasetVersion.status == "ready")
         .order_by(DatasetVersion.id.desc()).limit(1)).first()
     if previous is None:
         raise LookupError(f"{kind} v{current.id} is the oldest version; there is nothing older")
@@ -123,6 +174,7 @@ def list_versions(session: Session, kind: str | None = None) -> pd.DataFrame:
     query = select(DatasetVersion.id, DatasetVersion.kind, DatasetVersion.source,
                    DatasetVersion.row_count, DatasetVersion.is_active, DatasetVersion.created_by,
                    DatasetVersion.created_at, DatasetVersion.activated_at)
+    query = query.where(DatasetVersion.status == "ready")
     if kind:
         query = query.where(DatasetVersion.kind == kind)
     rows = session.execute(query.order_by(DatasetVersion.id.desc())).all()
@@ -131,7 +183,8 @@ def list_versions(session: Session, kind: str | None = None) -> pd.DataFrame:
 
 
 def has_data(session: Session) -> bool:
-    return session.scalar(select(func.count()).select_from(DatasetVersion)) > 0
+    return session.scalar(select(func.count()).select_from(DatasetVersion)
+                          .where(DatasetVersion.status == "ready")) > 0
 
 
 def delete_version(session: Session, version_id: int) -> None:

@@ -12,7 +12,8 @@ The audit log records the erasure with counts under a random erasure id, never t
 
 Retention (`python -m recsys retention --days N`, or `$WORKBENCH_RETENTION_DAYS` for the
 command without `--days`) deletes all behaviour older than N days the same way, with the same
-marks; run it daily (cron, a systemd timer) to keep no behaviour past N days.
+marks. With `$WORKBENCH_RETENTION_DAYS` set, the standing job worker (`python -m recsys worker`,
+which `make run` starts) runs it as a "retention" job once a day by itself.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from db import erasure as store
 from db import queries
 from db.engine import session_scope
 from db.models import utc_now
-from recsys import engines
+from recsys import engines, jobs
 from recsys.privacy.pseudonyms import pseudonymiser
 
 
@@ -104,3 +105,49 @@ def apply_retention(url: str, days: int, actor: str, refit: bool = True) -> Eras
     removed = engines.remove_fitted_on(url, set(versions))
     job = engines.request_fit(url, actor) if refit and removed and engines.fit_on_activate() else None
     return Erasure(why, erased["rows"], versions, models, removed, job)
+
+
+RETENTION_EVERY = timedelta(days=1)
+
+
+@dataclass
+class RetentionSpec(jobs.JobSpec):
+    """Delete behaviour older than `days` days (the scheduled retention)."""
+
+    kind = "retention"
+    days: int = 0
+
+    def __post_init__(self) -> None:
+        if self.days < 1:
+            raise ValueError(f"keep behaviour for 1 day or more, not {self.days}")
+
+    def lock(self) -> str:
+        return "retention"
+
+
+@dataclass
+class RetentionRun(jobs.JobResult):
+    erased: str
+    rows: dict[str, int]
+    dataset_versions: list[int]
+    engines_job: int | None
+
+
+@jobs.runner(RetentionSpec, RetentionRun)
+def run_retention(context: jobs.JobContext) -> RetentionRun:
+    context.progress(0.1, f"deleting behaviour older than {context.spec.days} days")
+    done = apply_retention(context.url, context.spec.days, context.actor)
+    context.log(done.fingerprint, **done.rows)
+    return RetentionRun(done.fingerprint, done.rows, done.dataset_versions, done.engines_job)
+
+
+@jobs.scheduled("retention")
+def retention_due(url: str) -> RetentionSpec | None:
+    """A retention job when `$WORKBENCH_RETENTION_DAYS` is set and none ran in the last day."""
+    days = retention_days()
+    if days is None:
+        return None
+    last = jobs.list_jobs("retention", url=url, limit=1)
+    if last and last[0].created_at > utc_now() - RETENTION_EVERY:
+        return None
+    return RetentionSpec(days=days)

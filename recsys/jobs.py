@@ -23,6 +23,7 @@ imports; `@cleaner("kind")` registers what removes a failed job's files.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -43,7 +44,9 @@ from db.engine import PROJECT_ROOT, database_url, session_scope
 from db.models import Job, JobLog, utc_now
 from recsys.config import JsonConfig
 
-RUNNER_MODULES = ("recsys.evaluation.jobs", "recsys.training.jobs", "recsys.engines")
+logger = logging.getLogger(__name__)
+
+RUNNER_MODULES = ("recsys.evaluation.jobs", "recsys.training.jobs", "recsys.engines", "recsys.erasure")
 CLEANERS: dict[str, Callable[[int], None]] = {}
 LOG_DIR = PROJECT_ROOT / "var" / "jobs"
 ACTIVE = ("queued", "running")
@@ -93,6 +96,35 @@ class JobKind:
 
 
 RUNNERS: dict[str, JobKind] = {}
+# Jobs a standing worker submits by itself when they are due: {kind: due(url) -> spec or None}.
+SCHEDULES: dict[str, Callable[[str], JobSpec | None]] = {}
+SCHEDULE_CHECK_S = 60.0
+
+
+def scheduled(kind: str):
+    """Register `due(url) -> JobSpec | None`: what a standing worker should submit now, if anything
+    (it asks at its start and every `SCHEDULE_CHECK_S`)."""
+    def decorate(function: Callable[[str], JobSpec | None]):
+        SCHEDULES[kind] = function
+        return function
+
+    return decorate
+
+
+def run_schedules(url: str) -> list[int]:
+    """Submit the scheduled jobs that are due (queued for a standing worker); their ids."""
+    _load_runners()
+    submitted = []
+    for kind, due in SCHEDULES.items():
+        try:
+            spec = due(url)
+            if spec is not None:
+                submitted.append(submit(spec, "schedule", url=url, spawn=False))
+        except JobBusy:
+            pass
+        except Exception:  # a bad setting must not stop the worker; the log says why
+            logger.exception("the scheduled %s job could not be submitted", kind)
+    return submitted
 
 
 def runner(spec: type[JobSpec], result: type[JobResult]):
@@ -296,7 +328,11 @@ def work(url: str | None = None, *, poll_s: float = 1.0, once: bool = False,
     refresh(url)
     clean_orphans(url)
     ran = 0
+    checked = None
     while not stop.is_set():
+        if checked is None or time.monotonic() - checked >= SCHEDULE_CHECK_S:
+            run_schedules(url)
+            checked = time.monotonic()
         job_id = claim(url)
         if job_id is None:
             if once:

@@ -119,3 +119,19 @@ def test_an_erasure_changes_the_engines_asked_for(db_url, write, monkeypatch, tm
     after = active_specs(db_url)
     assert before["recommendations"].key != after["recommendations"].key
     assert before["search"].key == after["search"].key  # the catalog was not touched
+
+
+def test_the_standing_worker_runs_retention_once_a_day_by_itself(db_url, write, monkeypatch, tmp_path):
+    from recsys import jobs
+
+    events_version, _ = _shop(db_url, write, monkeypatch, tmp_path)  # events of January 2024
+    assert jobs.run_schedules(db_url) == []  # no retention setting, no job
+    monkeypatch.setenv("WORKBENCH_RETENTION_DAYS", "30")
+    monkeypatch.setenv("WORKBENCH_FIT_ON_ACTIVATE", "0")
+    assert jobs.work(db_url, once=True) == 1  # the worker submitted it and ran it
+    job = jobs.list_jobs("retention", url=db_url)[0]
+    assert job.status == "succeeded" and job.created_by == "schedule"
+    assert job.result.rows["events"] == 4 and job.result.erased.startswith("retention: before")
+    with session_scope(db_url) as session:
+        assert queries.events_frame(session, events_version).empty
+    assert jobs.run_schedules(db_url) == []  # not again within the day

@@ -13,13 +13,18 @@ nothing and leaves the active version as it was.
 
 from __future__ import annotations
 
+import logging
+import os
+import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 
 from db import queries
-from db.engine import session_scope
+from db.engine import database_url, session_scope
+from db.models import utc_now
 from recsys.data.clean import (
     CleaningConfig,
     clean_catalog,
@@ -33,6 +38,8 @@ from recsys.data.schema import KINDS, guess_mapping
 from recsys.data.validate import ROW, validate
 from recsys.privacy.protect import mask_columns, protect_record, protect_value, pseudonymise_columns
 from recsys.privacy.pseudonyms import pseudonymiser
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -186,27 +193,86 @@ def prepare(
     return Prepared(options.kind, cleaned.drop(columns=[ROW]), report, mapping, users)
 
 
+TRANSACTION_ENV = "WORKBENCH_INGEST_TRANSACTION_S"
+CHUNK_ROWS = 10_000  # rows per INSERT of a staged store
+YIELD_S = 0.15  # the pause after each bounded transaction: longer than SQLite's longest busy wait
+
+
+def transaction_bound(url: str | None = None) -> float | None:
+    """Seconds a staged store writes before it commits and lets other writers in; None for one
+    transaction. `$WORKBENCH_INGEST_TRANSACTION_S` (0: one transaction); by default 1 s on SQLite,
+    whose writers wait for one another (up to a 30 s busy timeout), and one transaction on
+    PostgreSQL, whose writers do not."""
+    raw = os.environ.get(TRANSACTION_ENV, "").strip()
+    if raw:
+        seconds = float(raw)
+        return seconds if seconds > 0 else None
+    return 1.0 if (url or database_url()).startswith("sqlite") else None
+
+
 def store(prepared: list[Prepared], *, source: str, actor: str, activate: bool = True,
           url: str | None = None) -> list[int]:
-    """Store prepared frames as new versions, all in one transaction.
+    """Store prepared frames as new versions; all or nothing.
 
     Events, search logs and judgments are linked to the catalog stored with them,
-    or else to the catalog that is active.
+    or else to the catalog that is active. On SQLite the rows go in bounded transactions
+    (`transaction_bound`) while the versions are "storing", invisible to every query; one short
+    transaction then makes them ready (and active). A store that fails removes what it wrote.
     """
+    bound = transaction_bound(url)
     ids = []
     with session_scope(url) as session:
+        if bound is not None:  # versions an earlier store left behind when it was killed
+            queries.remove_unfinished_versions(session, utc_now() - timedelta(hours=1))
         catalog = queries.active_version(session, "catalog")
         catalog_id = catalog.id if catalog else None
         for item in prepared:
-            version = queries.store_version(
-                session, kind=item.kind, frame=item.frame, source=source, actor=actor,
-                report=item.report.to_dict(), mapping=item.mapping, users=item.users,
-                catalog_version_id=None if item.kind == "catalog" else catalog_id,
-                activate=activate)
+            link = None if item.kind == "catalog" else catalog_id
+            if bound is None:
+                version = queries.store_version(
+                    session, kind=item.kind, frame=item.frame, source=source, actor=actor,
+                    report=item.report.to_dict(), mapping=item.mapping, users=item.users,
+                    catalog_version_id=link, activate=activate)
+            else:
+                version = queries.begin_version(
+                    session, kind=item.kind, rows=len(item.frame), source=source, actor=actor,
+                    report=item.report.to_dict(), mapping=item.mapping, catalog_version_id=link)
             if item.kind == "catalog":
                 catalog_id = version.id
             ids.append(version.id)
+    if bound is None:
+        return ids
+    try:
+        chunks = (chunk for item, version_id in zip(prepared, ids)
+                  for chunk in queries.version_chunks(item.kind, item.frame, item.users, version_id,
+                                                      CHUNK_ROWS))
+        _write_bounded(chunks, bound, url)
+        with session_scope(url) as session:
+            for version_id in ids:
+                queries.finish_version(session, version_id, actor, activate)
+    except BaseException:
+        try:
+            with session_scope(url) as session:
+                for version_id in ids:
+                    queries.delete_version(session, version_id)
+        except Exception:  # the database is gone: the next store removes them (`remove_unfinished`)
+            logger.exception("could not remove the versions of a failed store %s", ids)
+        raise
     return ids
+
+
+def _write_bounded(chunks, bound: float, url: str | None) -> None:
+    """Insert the chunks, committing once `bound` seconds have been spent writing and then pausing
+    (`YIELD_S`), so that another writer waits about `bound` seconds at most."""
+    chunk = next(chunks, None)
+    while chunk is not None:
+        started = time.monotonic()
+        with session_scope(url) as session:
+            while chunk is not None and time.monotonic() - started < bound:
+                queries.insert_rows(session, *chunk)
+                chunk = next(chunks, None)
+        if chunk is not None:
+            time.sleep(YIELD_S)
 
 
 def active_product_ids(url: str | None = None) -> set[str] | None:
