@@ -134,3 +134,22 @@ def test_replacing_the_catalog_anyway_needs_a_confirmation(shop):
     store.click().run()
     with session_scope() as session:
         assert queries.active_version(session, "catalog").row_count == 2
+
+
+def test_an_upload_says_what_was_pseudonymised_and_masked(shop):
+    app = app_as("operator", "pages/data.py")
+    app.selectbox(key="upload_kind").select("search_log").run()
+    text = ('query,user_id,product_id\nred mug,cust-5521,P1\n"mug, mail me at jo.private@example.org",cust-5521,P2\n'
+            "teapot call 020 7946 0958,cust-9001,P3\n")
+    app.get("file_uploader")[0].set_value(("log.csv", text.encode(), "text/csv"))
+    app.run()
+    next(b for b in app.button if b.label == "Upload and activate").click().run()
+    assert not app.exception
+    privacy = next(m.value for m in app.markdown if m.value.startswith("**Privacy**"))
+    assert "2 customers (3 rows) pseudonymised" in privacy
+    assert "personal data masked in 2 rows (1 email, 1 phone)" in privacy
+    examples = next(d.value for d in app.dataframe if list(d.value.columns) == ["text"])
+    assert sorted(examples["text"]) == ["mug, mail me at [email]", "teapot call [phone]"]
+    # The file's preview shows the uploader their own file; what is stored and reported does not.
+    report = " ".join(s.value for s in app.success) + privacy
+    assert "cust-5521" not in report and "jo.private" not in report
