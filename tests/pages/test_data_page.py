@@ -139,8 +139,8 @@ def test_replacing_the_catalog_anyway_needs_a_confirmation(shop):
 def test_an_upload_says_what_was_pseudonymised_and_masked(shop):
     app = app_as("operator", "pages/data.py")
     app.selectbox(key="upload_kind").select("search_log").run()
-    text = ('query,user_id,product_id\nred mug,cust-5521,P1\n"mug, mail me at jo.private@example.org",cust-5521,P2\n'
-            "teapot call 020 7946 0958,cust-9001,P3\n")
+    text = ('query,user_id,product_id\nred mug,cust-5521,P1\n'
+            '"mug, mail me at jo.private@example.org",cust-5521,P2\nteapot call 020 7946 0958,cust-9001,P3\n')
     app.get("file_uploader")[0].set_value(("log.csv", text.encode(), "text/csv"))
     app.run()
     next(b for b in app.button if b.label == "Upload and activate").click().run()
