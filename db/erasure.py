@@ -10,7 +10,8 @@ from datetime import datetime
 from sqlalchemy import and_, delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from db.models import DatasetVersion, Event, LiveEvent, ModelVersion, SearchLog, ServedList, User, utc_now
+from db.models import (DatasetVersion, Event, LiveEvent, ModelVersion, SearchLog, ServedList, Setting, User,
+                       utc_now)
 
 
 def _delete_counted(session: Session, model, condition, by_version: bool) -> tuple[int, dict[int, int]]:
@@ -92,3 +93,24 @@ def mark_models(session: Session, dataset_version_ids: set[int], fingerprint: st
             model.note = f"{model.note} {note}" if model.note else note
             marked.append(f"{model.kind} v{model.version}")
     return marked
+
+
+ERASURES_SETTING = "erasures"
+
+
+def note_erasure(session: Session) -> int:
+    """Count one more erasure (a customer forgotten, a retention run): what processes holding
+    behaviour in memory (the REST service's live view) watch. The new count."""
+    setting = session.get(Setting, ERASURES_SETTING)
+    count = (setting.value.get("count", 0) if setting else 0) + 1
+    if setting is None:
+        session.add(Setting(key=ERASURES_SETTING, value={"count": count}, updated_by="erasure",
+                            updated_at=utc_now()))
+    else:
+        setting.value, setting.updated_at = {"count": count}, utc_now()
+    return count
+
+
+def erasure_count(session: Session) -> int:
+    setting = session.get(Setting, ERASURES_SETTING)
+    return setting.value.get("count", 0) if setting else 0

@@ -69,11 +69,19 @@ def forget(url: str, customer_id: str, actor: str, refit: bool = True) -> Erasur
         erased = store.erase_customer(session, customer_id)
         versions = store.mark_versions(session, erased["dataset_versions"], mark)
         models = store.mark_models(session, set(versions), mark)
+        store.note_erasure(session)
         queries.audit(session, actor, "forget_customer", mark, rows=erased["rows"], dataset_versions=versions,
                       models=models)
     removed = engines.remove_fitted_on(url, set(versions))
     job = engines.request_fit(url, actor) if refit and removed and engines.fit_on_activate() else None
     return Erasure(mark, erased["rows"], versions, models, removed, job)
+
+
+def erasures(url: str | None = None) -> int:
+    """How many erasures (forgotten customers, retention runs) there have been: a process that
+    keeps behaviour in memory builds it again from SQL when this changes."""
+    with session_scope(url) as session:
+        return store.erasure_count(session)
 
 
 RETENTION_ENV = "WORKBENCH_RETENTION_DAYS"
@@ -100,6 +108,7 @@ def apply_retention(url: str, days: int, actor: str, refit: bool = True) -> Eras
         changed = {version: rows for version, rows in erased["dataset_versions"].items() if rows}
         versions = store.mark_versions(session, changed, why)
         models = store.mark_models(session, set(versions), why)
+        store.note_erasure(session)
         queries.audit(session, actor, "retention", f"{days} days", rows=erased["rows"],
                       dataset_versions=versions, models=models)
     removed = engines.remove_fitted_on(url, set(versions))

@@ -286,6 +286,16 @@ class Service:
             return function()
         return await anyio.to_thread.run_sync(function, limiter=self.limiters[lane])
 
+    def reload_live(self) -> None:
+        """The live view of recent events built again from SQL (after an erasure: a forgotten
+        customer's recent products go from memory too), then swapped in; the old feed stops."""
+        view = LiveView(self.live.window.total_seconds(), self.live.history_length, self.live.max_units)
+        feed = EventFeed(self.url, view).start()
+        old, self.live, self.feed = self.feed, view, feed
+        if old is not None:
+            old.stop()
+        logger.warning("rebuilt the live view of recent events after an erasure")
+
     def start_live(self) -> Service:
         self.served_writer.start()
         self.event_writer.start()
@@ -462,6 +472,7 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
         service = Service(built, verifier, writer, compute_threads, url,
                           max_pending_events=max_pending_events).start_live()
         if follower is not None and follow_s:
+            follower.on_erasure = service.reload_live
             service.follower = follower.start(lambda new: setattr(service, "engine", new))
         if alerts_interval_s is not None:
             service.alerts = _start_alerts(url, alerts_interval_s)

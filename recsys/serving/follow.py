@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 
 from recsys import active as active_state
 from recsys import engines as store
+from recsys.erasure import erasures
 from recsys.serving.engine import ServingEngine
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,10 @@ class Follower:
         self.swapped_at: datetime | None = None
         self.swaps = 0
         self.waiting_for: str | None = None  # why the newest state is not served yet
+        # Called when customers were forgotten or old behaviour deleted (`recsys.erasure`), so that
+        # what the service keeps in memory of recent behaviour is built again from SQL.
+        self.on_erasure: Callable[[], None] | None = None
+        self.erasures: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="follow-activations", daemon=True)
 
@@ -62,6 +67,7 @@ class Follower:
         state = active_state.read(self.url)
         engine = ServingEngine.from_active(state, load=self._load)
         self.current = served_key(state)
+        self.erasures = erasures(self.url)
         return engine
 
     def start(self, swap: Callable[[ServingEngine], None]) -> Follower:
@@ -88,6 +94,11 @@ class Follower:
 
     def step(self) -> bool:
         """Serve the active state if it is not served yet; True when a new engine was swapped in."""
+        count = erasures(self.url)
+        if count != self.erasures:
+            if self.on_erasure is not None and self.erasures is not None:
+                self.on_erasure()
+            self.erasures = count
         state = active_state.read(self.url)
         wanted = served_key(state)
         if wanted == self.current:

@@ -264,3 +264,16 @@ def test_one_experiment_runs_at_a_time_even_when_two_start_at_once(shop):
     service.stop_experiment(shop, created.id, "first")
     with pytest.raises(ValueError, match="stopped already"):
         service.stop_experiment(shop, created.id, "second")
+
+
+def test_a_forgotten_customer_leaves_the_services_memory_too(shop):
+    """The service's live view of recent events (what /recommend follows) is built again from SQL
+    after an erasure, so the forgotten customer's recent clicks stop shaping their answers."""
+    from recsys.erasure import forget
+
+    with _client(shop) as client:
+        assert client.get("/recommend/visitor-9", params={"k": 3}).json()["fallback"] == "popular"
+        client.post("/events", json=[{"type": "click", "product_id": "P5", "user": "visitor-9"}])
+        until(lambda: client.get("/recommend/visitor-9", params={"k": 3}).json()["fallback"] is None)
+        assert forget(shop, "visitor-9", "admin", refit=False).rows["live_events"] == 1
+        until(lambda: client.get("/recommend/visitor-9", params={"k": 3}).json()["fallback"] == "popular", 10)
