@@ -4,7 +4,9 @@ A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return i
 Excel, LibreOffice and Google Sheets (``=HYPERLINK(...)``, ``=cmd|' /C calc'!A0``). Uploads are
 stored as given; what the workbench hands back for a spreadsheet (`csv_text`) has such text cells
 prefixed with an apostrophe, which spreadsheets show as text (OWASP's "CSV injection"
-advice). Numbers stay numbers: "-3.5" is left alone.
+advice). Numbers stay numbers: "-3.5" is left alone. A spreadsheet set to split on semicolons
+(as in much of Europe) opens "mug;=HYPERLINK(...)" as two cells, the second a formula, so a
+formula character right after a semicolon gets the apostrophe too ("mug;'=HYPERLINK(...)").
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"query": ["=HYPERLINK(\\"http://x\\")", "mug"], "grade": [-1.0, 2.0]})
@@ -21,14 +23,16 @@ import re
 import pandas as pd
 
 FORMULA = re.compile(r"^[=+\-@\t\r]")
+AFTER_SEMICOLON = re.compile(r";(?=[=+\-@\t\r])")
 NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 def neutralised(value):
     """`value` with an apostrophe before it when a spreadsheet would read it as a formula."""
-    if isinstance(value, str) and FORMULA.match(value) and not NUMBER.match(value.strip()):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    value = AFTER_SEMICOLON.sub(";'", value)
+    return "'" + value if FORMULA.match(value) and not NUMBER.match(value.strip()) else value
 
 
 def spreadsheet_safe(frame: pd.DataFrame) -> pd.DataFrame:

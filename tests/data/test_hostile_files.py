@@ -3,6 +3,7 @@ and nothing already stored touched (issue 17's reproductions)."""
 
 from __future__ import annotations
 
+import csv
 import io
 import time
 
@@ -111,7 +112,8 @@ def test_formula_cells_are_stored_as_given_and_downloaded_as_text(db_url, write)
     from db import queries
     from recsys.data.export import csv_text
 
-    evil = ["=cmd|' /C calc'!A0", '=HYPERLINK("http://evil.example","x")', "@SUM(1)", "+1+1", "-2+3"]
+    evil = ["=cmd|' /C calc'!A0", '=HYPERLINK("http://evil.example","x")', "@SUM(1)", "+1+1", "-2+3",
+            "'=already", "mug;=HYPERLINK(1)"]
     catalog = "product_id,title\n" + "".join(f'P{i},"{title.replace(chr(34), chr(34) * 2)}"\n'
                                              for i, title in enumerate(evil))
     ingest_file(write("evil.csv", catalog), IngestOptions("catalog"), actor="test")
@@ -121,8 +123,11 @@ def test_formula_cells_are_stored_as_given_and_downloaded_as_text(db_url, write)
     text = csv_text(stored[["product_id", "title"]].assign(price=[-1.5] * len(stored)))
     for line in text.splitlines()[1:]:
         cell = line.split(",", 1)[1].lstrip('"')
-        assert cell.startswith("'"), line  # a spreadsheet shows it as text
+        assert cell.startswith("'") or cell.startswith("mug;'="), line  # a spreadsheet shows it as text
     assert ",-1.5" in text  # numbers stay numbers
+    # Split on semicolons (a European spreadsheet's default), no cell starts a formula either.
+    for row in csv.reader(io.StringIO(text), delimiter=";"):
+        assert not any(cell.startswith(("=", "+", "@")) for cell in row), row
 
 
 def test_parquet_is_measured_as_it_is_decoded_not_by_what_its_metadata_says():
