@@ -6,6 +6,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from ui.text import plotly_text
+
 
 def events_over_time(per_day: pd.DataFrame) -> go.Figure:
     weekly = (per_day.set_index("day").groupby("event_type")["events"]
@@ -17,7 +19,9 @@ def events_over_time(per_day: pd.DataFrame) -> go.Figure:
 
 def top_products(popularity: pd.DataFrame, n: int = 20) -> go.Figure:
     top = popularity.head(n).copy()
-    top["label"] = top.get("title", top["product_id"]).fillna(top["product_id"])
+    # Shop data in labels and hover text is escaped: Plotly reads a few HTML tags (links) in them.
+    top["label"] = top.get("title", top["product_id"]).fillna(top["product_id"]).map(plotly_text)
+    top["product_id"] = top["product_id"].map(plotly_text)
     figure = px.bar(top.iloc[::-1], x="events", y="label", orientation="h",
                     hover_data=["product_id", "users"], title=f"Top {n} products by events",
                     labels={"label": ""})
@@ -43,4 +47,5 @@ def customers_by_country(countries: pd.DataFrame, n: int = 15) -> go.Figure:
     rest = countries.iloc[n:]["users"].sum()
     if rest:
         top = pd.concat([top, pd.DataFrame({"country": ["other"], "users": [rest]})])
+    top = top.assign(country=top["country"].map(plotly_text))
     return px.bar(top, x="country", y="users", title="Customers by country", log_y=True)

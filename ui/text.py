@@ -12,6 +12,8 @@ takes `html.escape` instead.
 
 from __future__ import annotations
 
+import html
+
 # ASCII punctuation that CommonMark, GFM (tables, strikethrough), remark-math and Streamlit's
 # directives give a meaning (`&` starts an entity; Streamlit finds ":material/" in the raw string
 # before parsing, so "/" is escaped too); CommonMark makes any of them literal after a backslash.
@@ -37,3 +39,14 @@ def md(value) -> str:
     'a \\# heading'
     """
     return str(value).translate(_ESCAPES)
+
+
+def plotly_text(value) -> str:
+    """`value` as a Plotly label shows it as it is. Plotly reads a few HTML tags in labels and hover
+    text (``<a href>`` makes a link, ``<b>``, ``<br>``), so ``<``, ``>`` and ``&`` become entities,
+    which it shows as the characters.
+
+    >>> plotly_text('<a href="https://evil.example">Mug</a>')
+    '&lt;a href="https://evil.example"&gt;Mug&lt;/a&gt;'
+    """
+    return html.escape(str(value), quote=False)

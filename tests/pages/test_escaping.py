@@ -108,3 +108,17 @@ def test_a_title_on_a_search_results_card_is_shown_as_text(evil_shop):
     assert labels == [f"1. {ESCAPED} · kitchen · £3.50"]
     assert shown(labels[0]) == f"1. {EVIL} · kitchen · £3.50"
     assert_escaped(app)
+
+
+def test_chart_labels_show_shop_data_as_text():
+    """Plotly makes a link of <a href> in a label; a title or country is shown as it is written."""
+    import pandas as pd
+
+    from ui.charts import customers_by_country, top_products
+
+    evil = '<a href="https://evil.example">Red mug</a>'
+    popularity = pd.DataFrame({"product_id": ["P<1>"], "title": [evil], "events": [3], "users": [2]})
+    figure = top_products(popularity)
+    assert list(figure.data[0].y) == ['&lt;a href="https://evil.example"&gt;Red mug&lt;/a&gt;']
+    countries = customers_by_country(pd.DataFrame({"country": ["<b>UK</b>"], "users": [5]}))
+    assert list(countries.data[0].x) == ["&lt;b&gt;UK&lt;/b&gt;"]
