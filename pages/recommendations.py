@@ -35,15 +35,15 @@ session = st.session_state.setdefault(SESSION_KEY, [])
 
 customer_column, id_column, k_column = st.columns([2, 2, 1])
 # Customers are stored pseudonymised (recsys.privacy): pick a pseudonym, or type the shop's id.
-user = customer_column.selectbox("Customer", engine.user_ids.tolist(), index=None, key="recs_user",
-                                 placeholder="No customer: an anonymous session")
+user = customer_column.selectbox("Customer (pseudonym)", engine.user_ids.tolist(), index=None,
+                                 key="recs_user", placeholder="No customer: an anonymous session")
 typed = id_column.text_input("Or the shop's customer id", key="recs_customer_id", max_chars=128,
                              help="Pseudonymised with the workbench's key, as uploads and the REST "
                                   "service do; neither the id nor its pseudonym is stored.")
 if typed.strip():
     user = pseudonymiser().resolve(typed)
-    if not engine.knows_user(user):
-        id_column.caption(f"Customer {md(user)} is not in the fitted data.")
+    id_column.caption(f"Customer {md(user)}" + ("" if engine.knows_user(user) else
+                                                 ": not in the fitted data."))
 k = int(k_column.number_input("Results per column", 1, 50, 10, key="recs_k"))
 pick_column, add_column = st.columns([3, 1], vertical_alignment="bottom")
 with pick_column:

@@ -141,7 +141,9 @@ def upload_form(who: Identity, url: str) -> None:
     except IngestError as error:
         render_report(error.report)
         return
-    st.caption(f"{md(upload.name)}: {len(frame):,} rows, {frame.columns.size} columns, read as {fmt}")
+    st.caption(f"{md(upload.name)}: {len(frame):,} rows, {frame.columns.size} columns, read as {fmt}. "
+               "Your file as it is; customer ids are pseudonymised and personal data in typed text "
+               "masked when it is stored.")
     st.dataframe(frame.head(20), hide_index=True, width="stretch")
 
     options, blocked = None, False

@@ -95,7 +95,7 @@ def test_a_shop_id_not_in_the_data_says_so(shop):
     app = app_as("viewer", PAGE)
     app.text_input(key="recs_customer_id").input("nobody-42").run()
     assert not app.exception
-    assert any("is not in the fitted data" in caption.value for caption in app.caption)
+    assert any(caption.value.endswith(": not in the fitted data.") for caption in app.caption)
     assert not any("nobody" in caption.value for caption in app.caption)  # the pseudonym is shown
 
 
