@@ -90,7 +90,9 @@ with st.form("forget_form", clear_on_submit=True):
                "live events and what the REST service served them), marks the data versions and models "
                "built from them, and fits the active engines again. The audit log keeps counts and a "
                "random erasure id, never the customer's id.")
-    customer = st.text_input("Customer id", key="forget_customer", max_chars=128)
+    customer = st.text_input("Customer id", key="forget_customer", max_chars=128,
+                             help="As the shop knows it (pseudonymised here, as every stored id is), "
+                                  "or the pseudonym the workbench shows (c- and 20 hex digits).")
     sure = st.checkbox("I understand this cannot be undone", key="forget_sure")
     if st.form_submit_button("Forget"):
         if not sure:
