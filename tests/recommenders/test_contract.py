@@ -41,7 +41,7 @@ def fitted(request) -> Recommender:
 
 
 def test_registry_lists_every_algorithm():
-    assert {"popularity", "popularity_recent", "item_knn", "ease", "svd", "knn_baseline",
+    assert {"popularity", "popularity_recent", "item_knn", "ease", "als", "bpr", "svd", "knn_baseline",
             "semantic"} <= set(REGISTRY)
 
 
@@ -217,3 +217,12 @@ def test_semantic_on_the_hnsw_graph_ranks_like_the_exact_scan():
     for user in ("u1", "g2", "mix"):
         assert same(graph.recommend(user, k=3), exact.recommend(user, k=3))
     assert same(graph.recommend(None, k=2, history=["chair"]), exact.recommend(None, k=2, history=["chair"]))
+
+
+def test_als_folds_a_new_session_in_as_a_customer_with_that_history():
+    """A session (no customer id) is scored with the ALS user step on its products: the same
+    factors the fit would give a customer with that history, so tea buyers get tea things."""
+    als = get("als")(factors=8, iterations=30, regularization=0.1).fit(interactions(), CATALOG)
+    session = [item for item, _ in als.recommend(None, k=2, history=["teapot", "tea"])]
+    assert set(session) <= {"mug", "saucer"}
+    assert not als.falls_back(None, ["teapot"]) and als.falls_back(None, None)
