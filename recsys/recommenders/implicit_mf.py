@@ -23,6 +23,7 @@ contract. Its threads: `threads` (0: every core; BPR keeps 1, to fit the same mo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import import_module
 from typing import ClassVar
 
 import numpy as np
@@ -63,8 +64,16 @@ class _Factorised(Recommender):
     user_factors: np.ndarray
     item_factors: np.ndarray
 
+    # The implicit class that fits the factors ("module:Class") and the config fields it takes.
+    implicit_class: ClassVar[str]
+    implicit_params: ClassVar[tuple[str, ...]]
+
     def _model(self):
-        raise NotImplementedError
+        module, name = self.implicit_class.split(":")
+        config = self.config.to_dict()
+        return getattr(import_module(module), name)(
+            **{param: config[param] for param in self.implicit_params},
+            random_state=config["seed"], num_threads=config["threads"])
 
     def _fit(self, frame: pd.DataFrame, catalog: pd.DataFrame | None) -> None:
         # implicit runs its own threads, and asks for BLAS's pool to stay out of their way.
@@ -121,12 +130,8 @@ class ALS(_Factorised):
     search_space: ClassVar[dict[str, list]] = {"factors": [32, 64, 128], "regularization": [0.01, 0.05, 0.2],
                                                "alpha": [1.0, 10.0, 40.0]}
 
-    def _model(self):
-        from implicit.cpu.als import AlternatingLeastSquares
-
-        c = self.config
-        return AlternatingLeastSquares(factors=c.factors, regularization=c.regularization, alpha=c.alpha,
-                                       iterations=c.iterations, random_state=c.seed, num_threads=c.threads)
+    implicit_class = "implicit.cpu.als:AlternatingLeastSquares"
+    implicit_params = ("factors", "regularization", "alpha", "iterations")
 
     def _fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
         """The ALS user step for each history row: (Y'Y + Y'(C - I)Y + lambda I) x = Y'C p."""
@@ -151,13 +156,8 @@ class BPR(_Factorised):
     search_space: ClassVar[dict[str, list]] = {"factors": [32, 64, 128], "learning_rate": [0.01, 0.05, 0.1],
                                                "regularization": [0.001, 0.01, 0.05]}
 
-    def _model(self):
-        from implicit.cpu.bpr import BayesianPersonalizedRanking
-
-        c = self.config
-        return BayesianPersonalizedRanking(factors=c.factors, learning_rate=c.learning_rate,
-                                           regularization=c.regularization, iterations=c.iterations,
-                                           random_state=c.seed, num_threads=c.threads)
+    implicit_class = "implicit.cpu.bpr:BayesianPersonalizedRanking"
+    implicit_params = ("factors", "learning_rate", "regularization", "iterations")
 
     def _fold_in(self, histories: sp.csr_matrix) -> np.ndarray:
         """The mean of the history's item factors (the last column is implicit's item bias, which
