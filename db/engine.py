@@ -31,7 +31,10 @@ def database_url() -> str:
 
 def busy_timeout_ms() -> int:
     """`$WORKBENCH_SQLITE_BUSY_MS` (default 30,000): how long a SQLite writer waits for the lock."""
-    return int(os.environ.get("WORKBENCH_SQLITE_BUSY_MS", "").strip() or 30_000)
+    raw = os.environ.get("WORKBENCH_SQLITE_BUSY_MS", "").strip()
+    if raw and not raw.isdigit():
+        raise ValueError(f"WORKBENCH_SQLITE_BUSY_MS is a whole number of milliseconds, not {raw!r}")
+    return int(raw or 30_000)
 
 
 def _configure_sqlite(dbapi_connection, _record) -> None:

@@ -459,8 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
     forget_.add_argument("--actor")
     forget_.set_defaults(func=cmd_forget)
 
-    retention = commands.add_parser("retention", help="delete behaviour older than N days everywhere (run it "
-                                                      "daily); prints counts")
+    retention = commands.add_parser("retention", help="delete behaviour older than N days everywhere now "
+                                                      "(the worker does it daily); prints counts")
     retention.add_argument("--days", type=int, help="default: $WORKBENCH_RETENTION_DAYS")
     retention.add_argument("--no-refit", action="store_true")
     retention.add_argument("--actor")

@@ -205,7 +205,11 @@ def transaction_bound(url: str | None = None) -> float | None:
     PostgreSQL, whose writers do not."""
     raw = os.environ.get(TRANSACTION_ENV, "").strip()
     if raw:
-        seconds = float(raw)
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise ValueError(f"{TRANSACTION_ENV} is a number of seconds (0 for one transaction), "
+                             f"not {raw!r}") from None
         return seconds if seconds > 0 else None
     return 1.0 if (url or database_url()).startswith("sqlite") else None
 

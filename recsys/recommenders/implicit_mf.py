@@ -92,8 +92,8 @@ class _Factorised(Recommender):
 
     def _score(self, user_indices: np.ndarray, histories: sp.csr_matrix) -> np.ndarray:
         factors = self._fold_in(histories)
-        known = (user_indices >= 0) & (np.diff(histories.indptr) == np.diff(
-            self.matrix[np.maximum(user_indices, 0)].indptr))
+        trained = np.diff(self.matrix.indptr)[np.maximum(user_indices, 0)]
+        known = (user_indices >= 0) & (np.diff(histories.indptr) == trained)
         # A known customer without session products keeps the factors learned for them.
         factors[known] = self.user_factors[user_indices[known]]
         # In float64: float32 products differ in their last bits with the batch's size, and a

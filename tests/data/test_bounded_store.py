@@ -148,3 +148,14 @@ def test_a_version_being_stored_is_invisible_and_a_killed_one_is_removed(locked_
             queries.activate_version(session, version_id, "test")
         assert queries.remove_unfinished_versions(session, utc_now()) == [version_id]
         assert session.get(DatasetVersion, version_id) is None
+
+
+def test_bad_settings_name_themselves(monkeypatch):
+    from db.engine import busy_timeout_ms
+
+    monkeypatch.setenv(ingest_module.TRANSACTION_ENV, "a second")
+    with pytest.raises(ValueError, match="WORKBENCH_INGEST_TRANSACTION_S is a number of seconds"):
+        ingest_module.transaction_bound("sqlite://")
+    monkeypatch.setenv("WORKBENCH_SQLITE_BUSY_MS", "30s")
+    with pytest.raises(ValueError, match="WORKBENCH_SQLITE_BUSY_MS is a whole number"):
+        busy_timeout_ms()
