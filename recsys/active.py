@@ -142,11 +142,19 @@ class Active:
         """`config` as this state serves it: a preset that reranks with the active reranker
         (`ACTIVE_RERANKER`) gets its folder, or reranks with nothing when none is usable. What
         pages fuse with an edited config, and what trials search with."""
-        return config.with_reranker(_usable_folder(self.reranker))
+        return config.with_reranker(_usable_folder(self.reranker, self.embedding))
 
 
-def _usable_folder(reranker: ActiveReranker | None) -> str | None:
-    return None if reranker is None or reranker.kind is None else reranker.path
+def _usable_folder(reranker: ActiveReranker | None, embedding: EmbeddingModel) -> str | None:
+    """The active reranker's folder, None when there is none, its folder holds none, or it is a learned
+    ranker trained over another embedding model than the active one (it would read moved scores)."""
+    if reranker is None or reranker.kind is None or _over_another_model(reranker, embedding):
+        return None
+    return reranker.path
+
+
+def _over_another_model(reranker: ActiveReranker, embedding: EmbeddingModel) -> bool:
+    return reranker.learned and reranker.trained_over != embedding.path
 
 
 def _embedding_model(url: str) -> EmbeddingModel:
@@ -191,7 +199,7 @@ def read(url: str | None = None) -> Active:
             for arm, preset_id in (("control", running.control_preset_id),
                                    ("treatment", running.treatment_preset_id))}
     embedding, reranker = _embedding_model(url), _reranker(url)
-    folder = _usable_folder(reranker)
+    folder = _usable_folder(reranker, embedding)
     served = {}
     for scope, preset in stored.items():
         config = preset_store.default_config(scope) if preset is None else preset.config
@@ -212,9 +220,10 @@ def _problems(presets: dict[str, ServedPreset], embedding: EmbeddingModel,
     if reranker is not None and reranker.kind is None:
         problems.append(f"the active reranker v{reranker.version} is missing from its folder {reranker.path}: "
                         "activate another version or train one on the Fine-tune page")
-    if reranker is not None and reranker.learned and reranker.trained_over != embedding.path:
+    if reranker is not None and _over_another_model(reranker, embedding):
         problems.append(f"the active learned ranker v{reranker.version} was trained over another embedding model "
-                        "than the active one: train it again on the Fine-tune page before reranking with it")
+                        "than the active one, so search is served without it: train it again on the "
+                        "Fine-tune page before reranking with it")
     for preset in presets.values():
         if preset.saved.follows_active_reranker and preset.saved.rerank_top and not preset.config.reranks:
             problems.append(f"the {preset.scope} preset {preset.label} reranks with the active reranker, "

@@ -503,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
     from recsys.training import cli as training_cli
 
     training_cli.add_parser(commands)
+    training_cli.add_ranker_parser(commands)
     from recsys import engines
 
     engines.add_parser(commands)

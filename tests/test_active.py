@@ -8,6 +8,7 @@ from recsys import active
 from recsys import model_registry as registry
 from recsys.data import IngestOptions, ingest_file
 from recsys.fusion import presets
+from recsys.fusion.base import ACTIVE_RERANKER, FusionConfig
 from recsys.fusion.defaults import SEARCH
 
 
@@ -59,8 +60,12 @@ def test_the_reranker_is_told_by_what_its_folder_holds(db_url, tmp_path):
     state = active.read(db_url)
     assert (state.reranker.kind, state.reranker.top_n, state.reranker.learned) == ("learned ranker", 40, True)
     assert state.problems == ()  # trained over the shipped model, which is served
+    follows = FusionConfig.resolve({**SEARCH, "reranker": ACTIVE_RERANKER, "rerank_top": 40})
+    assert state.resolve(follows).reranker == str(folder)
     register("embedding", tmp_path / "ft")
-    assert any("trained over another embedding model" in p for p in active.read(db_url).problems)
+    state = active.read(db_url)
+    assert any("trained over another embedding model" in p for p in state.problems)
+    assert not state.resolve(follows).reranks  # served without the ranker, not with moved scores
 
 
 def test_a_preset_reranking_with_a_folder_that_is_gone_is_named(db_url, tmp_path):

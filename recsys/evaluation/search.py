@@ -49,6 +49,7 @@ from recsys import factory, model_registry
 from recsys.data.readers import read_table
 from recsys.data.report import IngestError
 from recsys.evaluation.metrics import ranking_metrics
+from recsys.evaluation.splits import split_judgments
 from recsys.fusion.presets import preset_config
 from recsys.search import names
 
@@ -213,6 +214,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="with --method hybrid: fuse as the stored search preset NAME says "
                              "(weights, method, rules; default: the shipped default fusion)")
     parser.add_argument("--preset-version", type=int, metavar="N", help="default: the latest")
+    parser.add_argument("--ranker", metavar="DIR",
+                        help="with --method hybrid: reorder the fused top with this reranker folder (a "
+                             "learned ranker from `train-ranker`, or a cross-encoder), as many items as it "
+                             "was trained to order (default 100)")
+    parser.add_argument("--part", choices=("train", "validation", "test"),
+                        help="evaluate only this part of the judgments' split by query (seeded 80/10/10, "
+                             "as finetune and train-ranker split them); default: every query")
     parser.add_argument("--model", help="sentence-transformers model folder for semantic and hybrid "
                                         "(default: the shipped all-MiniLM-L6-v2)")
     parser.add_argument("--k", type=int, default=10, help="cut-off of nDCG (default 10)")
@@ -233,15 +241,20 @@ def _build(method: str, model: str | None, fusion=None):
 
 def _preset(args):
     """The fusion config of --preset, or None; InputError when it cannot be used."""
-    if not getattr(args, "preset", None):
-        return None
-    if args.method != "hybrid":
-        raise InputError(f"--preset configures the hybrid; use it with --method hybrid, not {args.method}")
+    return preset_for(getattr(args, "preset", None), getattr(args, "preset_version", None), args.method)
 
+
+def preset_for(name: str | None, version: int | None, method: str = "hybrid"):
+    """The stored search preset `name`'s fusion config (None without a name), its reranker resolved
+    to the active one's folder when it follows the active reranker; InputError when it cannot be used."""
+    if not name:
+        return None
+    if method != "hybrid":
+        raise InputError(f"--preset configures the hybrid; use it with --method hybrid, not {method}")
     try:
         # A preset that reranks with the active reranker is evaluated with the one active now.
-        return preset_config("search", args.preset, args.preset_version).with_reranker(
-            model_registry.active_model_path("reranker"))
+        active = model_registry.active_model_path("reranker")
+        return preset_config("search", name, version).with_reranker(active)
     except LookupError as error:
         raise InputError(str(error)) from None
 
@@ -255,32 +268,68 @@ def run(args) -> int:
     if args.model and not Path(args.model).is_dir():
         print(f"error: the model folder {args.model} does not exist", file=sys.stderr)
         return 1
+    return json_command(_evaluate, args)
+
+
+def json_command(compute, args) -> int:
+    """Run `compute(args)` as a command whose stdout carries one JSON object (what it returns), and
+    everything else (progress, libraries' chatter) goes to stderr; a user's mistake (InputError, or
+    OSError and ValueError, e.g. a folder that is not a model) is one "error: ..." line and status 1."""
     stdout = sys.stdout
-    # Libraries' chatter (progress bars, warnings) must not reach stdout, which carries the JSON.
     os.environ.setdefault("TQDM_DISABLE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     logging.getLogger("bm25s").setLevel(logging.WARNING)
     with contextlib.redirect_stdout(sys.stderr):
         try:
-            result = _evaluate(args)
+            result = compute(args)
         except (InputError, OSError, ValueError) as error:
-            # OSError and ValueError: e.g. a folder that is not a model, a catalog with no text.
             print(f"error: {error}", file=sys.stderr)
             return 1
     print(json.dumps(result), file=stdout)
     return 0
 
 
-def _evaluate(args) -> dict:
-    fusion = _preset(args)
+def read_judged(args) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The catalog (product_id, title) and the judgments (query, product_id, grade) a command's
+    --catalog, --judgments and column options name; InputError when no judged product is in the catalog."""
     catalog = read_columns(args.catalog, {args.id_col: "product_id", args.text_col: "title"}, "catalog")
     judgments = read_columns(args.judgments, {args.query_col: "query", args.item_col: "product_id",
                                               args.grade_col: "grade"}, "judgments")
     judgments = _grades(judgments, args.judgments, args.grade_col)
-    unknown = ~judgments["product_id"].isin(set(catalog["product_id"]))
-    if unknown.all():
+    if not judgments["product_id"].isin(set(catalog["product_id"])).any():
         raise InputError(f"{args.judgments}: none of the judged products in column "
                          f"'{args.item_col}' is in the catalog's column '{args.id_col}'")
+    return catalog, judgments
+
+
+def _with_ranker(fusion, args):
+    """`fusion` (None: the default) reranking with --ranker; InputError when the folder holds none."""
+    from recsys.fusion import FusionConfig, defaults
+    from recsys.search.rerank import kind_of
+
+    if args.method != "hybrid":
+        raise InputError("--ranker reorders the hybrid's fused list; use it with --method hybrid, "
+                         f"not {args.method}")
+    folder = Path(args.ranker)
+    kind = kind_of(folder)
+    if kind is None:
+        raise InputError(f"{folder} holds no reranker (a learned ranker has ranker.txt and ranker.json): "
+                         "train one with `python -m recsys train-ranker`")
+    config = fusion.to_dict() if fusion is not None else dict(defaults.SEARCH)
+    top = kind.saved_top_n(folder) or 100
+    return FusionConfig.resolve({**config, "reranker": str(folder), "rerank_top": top})
+
+
+def _evaluate(args) -> dict:
+    fusion = _preset(args)
+    if getattr(args, "ranker", None):
+        fusion = _with_ranker(fusion, args)
+    catalog, judgments = read_judged(args)
+    if getattr(args, "part", None):
+        judgments = split_judgments(judgments)[args.part]
+        if judgments.empty:
+            raise InputError(f"{args.judgments}: the {args.part} part of the split has no queries")
+    unknown = ~judgments["product_id"].isin(set(catalog["product_id"]))
     if unknown.any():
         print(f"note: {int(unknown.sum()):,} judgments name products missing from the catalog; "
               "they count as not retrieved", file=sys.stderr)
@@ -297,6 +346,8 @@ def _evaluate(args) -> dict:
                               latency_sample=args.latency_queries)
     floor = judgments["grade"].min() if args.min_grade is None else args.min_grade
     preset = {"preset": args.preset, "fusion": fusion.to_dict()} if fusion is not None else {}
+    if getattr(args, "part", None):
+        preset["part"] = args.part
     return {"method": args.method, **preset, **metrics, "relevant_grade": args.relevant_grade,
             "min_grade": float(floor), "catalog_products": len(retriever.product_ids),
             "seconds": round(time.perf_counter() - started, 1)}

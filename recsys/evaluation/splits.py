@@ -38,6 +38,7 @@ What a split dropped is in ``test.attrs["split"]`` (a dict; also logged).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -249,3 +250,49 @@ def _check_columns(frame: pd.DataFrame, columns: list[str], why: str = "") -> No
         reason = f" ({why})" if why else ""
         raise ValueError(f"interactions need the column(s) {missing}{reason}; they have "
                          f"{list(frame.columns)}")
+
+
+# --- judged queries split by query: train, validation and test (fine-tuning, rankers, evaluation) ---
+
+PARTS = ("train", "validation", "test")
+
+
+def query_group(query: str) -> str:
+    """The split key of a query: lower-cased, inner spaces collapsed."""
+    return " ".join(str(query).lower().split())
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    """Shares of the groups for validation and test; train gets the rest."""
+
+    validation: float = 0.1
+    test: float = 0.1
+    seed: int = 42
+
+    def __post_init__(self):
+        if not (0 <= self.validation < 1 and 0 <= self.test < 1 and self.validation + self.test < 1):
+            raise ValueError("validation and test shares must be in [0, 1) and leave some for training")
+
+
+def _unit_hash(group: str, seed: int) -> float:
+    digest = hashlib.blake2b(f"{seed}:{group}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def assign_parts(groups: pd.Series, fractions: SplitFractions = SplitFractions()) -> pd.Series:
+    """"train", "validation" or "test" for each group key, by a seeded hash of the key."""
+    unique = pd.Series(groups.unique())
+    position = unique.map(lambda group: _unit_hash(str(group), fractions.seed))
+    parts = pd.Series("train", index=unique.to_numpy())
+    parts[(position < fractions.validation).to_numpy()] = "validation"
+    parts[((position >= fractions.validation)
+           & (position < fractions.validation + fractions.test)).to_numpy()] = "test"
+    return groups.map(parts)
+
+
+def split_judgments(judgments: pd.DataFrame,
+                    fractions: SplitFractions = SplitFractions()) -> dict[str, pd.DataFrame]:
+    """All judgments (every grade) split like `split_pairs` splits their pairs, for evaluation."""
+    parts = assign_parts(judgments["query"].astype(str).map(query_group), fractions)
+    return {part: judgments[parts == part].reset_index(drop=True) for part in PARTS}

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recsys.ann import NearestIndex
 from recsys.embeddings import cached_encode
 from recsys.recommenders.base import Reason, Recommender, RecommenderConfig, register
 
@@ -67,11 +68,7 @@ class Semantic(Recommender):
         self._by_dimension = np.ascontiguousarray(self.embeddings.T, dtype=np.float32)
         self._graph = None
         if self.config.ann_threshold and len(self.embeddings) >= self.config.ann_threshold:
-            import faiss
-
-            self._graph = faiss.IndexHNSWFlat(self.embeddings.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
-            self._graph.hnsw.efConstruction = 64
-            self._graph.add(np.ascontiguousarray(self.embeddings, dtype=np.float32))
+            self._graph = NearestIndex.build(self.embeddings, ef_search=64)
 
     def _profiles(self, histories: sp.csr_matrix) -> np.ndarray:
         weights = histories.copy().astype(np.float32)
@@ -96,8 +93,7 @@ class Semantic(Recommender):
         scores = np.full((len(profiles), len(self.item_ids)), -np.inf, dtype=np.float32)
         for row, profile in enumerate(profiles):
             wanted = self.config.ann_candidates + histories[row].nnz
-            self._graph.hnsw.efSearch = max(wanted, 64)
-            similarity, found = self._graph.search(profile[None, :].astype(np.float32), wanted)
+            similarity, found = self._graph.search(profile[None, :], wanted)
             kept = found[0] >= 0
             scores[row, found[0][kept]] = similarity[0][kept]
         return scores

@@ -152,6 +152,28 @@ def catalog_ranks(scores: np.ndarray, indices: np.ndarray) -> np.ndarray:
     return higher + tied_before + 1
 
 
+class QueryScores:
+    """What one retriever says of the catalog for one query, as far as the hybrid and its reranker
+    read it: its best matching products (`top`), its score of given products (`at`) and how many
+    products it matches. This one holds the score of every product; a retriever that finds its best
+    products without scoring them all (`recsys.search.dense` through a nearest-neighbour graph)
+    gives its own."""
+
+    def __init__(self, row: np.ndarray, hits: np.ndarray):
+        self.row, self.hits = row, hits
+        self.matches = int(hits.sum())
+
+    def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(catalog positions, scores) of its k best matching products, best first."""
+        best = top_k(np.where(self.hits, self.row, -np.inf), k)
+        return best, self.row[best]
+
+    def at(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(score, whether it matches) of the products at `indices`; the score is 0 where it does not."""
+        matched = self.hits[indices]
+        return np.where(matched, self.row[indices], 0.0), matched
+
+
 class Retriever:
     """Base class; see the module docstring for the contract."""
 
@@ -207,6 +229,12 @@ class Retriever:
     def _matches(self, scores: np.ndarray) -> np.ndarray:
         """Which of `scores` (any shape) belong to products that match the query at all."""
         return np.isfinite(scores)
+
+    def _query_scores(self, queries: list[str]) -> list[QueryScores]:
+        """Each query's `QueryScores` (at most a chunk of queries at a time): by default every
+        product's score (`_scores`) and which match (`_matches`)."""
+        rows = np.asarray(self._scores(queries), dtype=np.float64)
+        return [QueryScores(row, hits) for row, hits in zip(rows, self._matches(rows))]
 
     def _reasons(self, query: str, indices: np.ndarray, scores: np.ndarray) -> list[list[SearchReason]]:
         """Reasons for the products at `indices` (their `scores` given), one list each."""

@@ -34,7 +34,10 @@ import numpy as np
 import pandas as pd
 
 from recsys import embeddings as sentence_embeddings
-from recsys.search.base import Retriever, RetrieverConfig, SearchReason, register
+from recsys.ann import DEFAULT_THRESHOLD, NearestIndex
+from recsys.search.base import QueryScores, Retriever, RetrieverConfig, SearchReason, register
+
+NEAREST_FILE = "nearest.faiss"
 
 
 @dataclass
@@ -43,6 +46,11 @@ class DenseConfig(RetrieverConfig):
     model_path: str | None = None
     # The encoder: "torch", "onnx-fp32" or "onnx-int8" (recsys.embeddings.BACKENDS).
     backend: str = "torch"
+    # From this many products on, the hybrid takes the semantic candidates from a nearest-neighbour
+    # graph (recsys.ann) instead of scoring every product; 0: always score every product.
+    ann_threshold: int = DEFAULT_THRESHOLD
+    # Candidates the graph explores per query (at least the number asked for): recall against speed.
+    ann_ef_search: int = 256
 
     def __post_init__(self):
         sentence_embeddings.check_backend(self.backend)
@@ -58,6 +66,7 @@ class DenseRetriever(Retriever):
         # Kept as (dim, n_products), C-contiguous: a query's product with it streams the
         # matrix row by row, 2.6 times faster than with (n_products, dim) on our machine.
         self._by_dimension = np.zeros((0, 0), dtype=np.float32)
+        self._nearest: NearestIndex | None = None
 
     @property
     def embeddings(self) -> np.ndarray:
@@ -68,6 +77,14 @@ class DenseRetriever(Retriever):
         vectors = sentence_embeddings.cached_encode(self.texts(catalog), self.config.model_path,
                                                     backend=self.config.backend)
         self._by_dimension = np.ascontiguousarray(vectors.T, dtype=np.float32)
+        self._nearest = self._graph()
+
+    def _graph(self) -> NearestIndex | None:
+        """The nearest-neighbour graph of the catalog, when it is large enough to want one."""
+        threshold = self.config.ann_threshold
+        if not threshold or self._by_dimension.shape[1] < threshold:
+            return None
+        return NearestIndex.build(self.embeddings, self.config.ann_ef_search)
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         """Unit vectors of `queries`, shape (len(queries), dim); one model call, batched."""
@@ -83,6 +100,11 @@ class DenseRetriever(Retriever):
         with torch.inference_mode():
             return (vectors @ torch.from_numpy(self._by_dimension)).numpy()
 
+    def _query_scores(self, queries: list[str]) -> list[QueryScores]:
+        if self._nearest is None:
+            return super()._query_scores(queries)
+        return [NearestScores(self, vector) for vector in self.encode_queries(queries)]
+
     def _reasons(self, query: str, indices: np.ndarray, scores: np.ndarray) -> list[list[SearchReason]]:
         return [[SearchReason("cosine", f"cosine similarity {score:.3f}", float(score))]
                 for score in scores]
@@ -94,6 +116,38 @@ class DenseRetriever(Retriever):
     def _arrays(self) -> dict[str, np.ndarray]:
         return {"embeddings": self.embeddings}
 
+    def _save_files(self, folder: Path) -> None:
+        if self._nearest is not None:
+            self._nearest.save(folder / NEAREST_FILE)
+
     def _restore(self, arrays: dict[str, np.ndarray], folder: Path) -> None:
         # Saved from the transposed view, so the file is Fortran-ordered: .T needs no copy.
         self._by_dimension = np.ascontiguousarray(arrays["embeddings"].T, dtype=np.float32)
+        saved = folder / NEAREST_FILE
+        threshold = self.config.ann_threshold
+        if saved.is_file() and threshold and self._by_dimension.shape[1] >= threshold:
+            self._nearest = NearestIndex.load(saved, self.config.ann_ef_search)
+            if len(self._nearest) == self._by_dimension.shape[1]:
+                return
+        self._nearest = self._graph()
+
+
+class NearestScores(QueryScores):
+    """One query's semantic scores through the graph: its best products as `recsys.ann.NearestIndex`
+    finds them, the exact cosine of any product asked for; every product matches (as in the scan)."""
+
+    def __init__(self, retriever: DenseRetriever, vector: np.ndarray):
+        self.retriever, self.vector = retriever, vector
+        self.matches = retriever._by_dimension.shape[1]
+        self._tops: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k not in self._tops:
+            scores, found = self.retriever._nearest.search(self.vector[None, :], k)
+            kept = found[0] >= 0
+            self._tops[k] = found[0][kept].astype(np.int64), scores[0][kept].astype(np.float64)
+        return self._tops[k]
+
+    def at(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.retriever._by_dimension[:, indices].T @ self.vector
+        return scores.astype(np.float64), np.ones(len(indices), dtype=bool)

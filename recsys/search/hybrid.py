@@ -63,17 +63,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys.embedding_model import product_texts
+from recsys.embedding_model import model_identity, product_texts
 from recsys.fusion import (FusedItem, FusionConfig, RulesResult, apply_rules, attributes_from, check_sources,
                            defaults, fuse, load_attributes, save_attributes)
-from recsys.search.base import (QUERY_CHUNK, REGISTRY, Retriever, RetrieverConfig, SearchHit, SearchReason,
-                                catalog_ranks, check_k, check_query, register, top_k)
+from recsys.search.base import (QUERY_CHUNK, REGISTRY, QueryScores, Retriever, RetrieverConfig, SearchHit,
+                                SearchReason, catalog_ranks, check_k, check_query, register, top_k)
 from recsys.search.rerank import RERANK_SOURCE, RerankRequest, SourceSignals, load_reranker
 from recsys.search.spelling import Correction, SpellingCorrector
 from recsys.timing import stage
 
 DEFAULT_FUSION = defaults.SEARCH
 Candidates = dict[str, list[tuple[str, float]]]
+
+
+# By source name, each query's `QueryScores` of a chunk of queries: what `_retrieve` kept for a
+# reranker that reads the sources, so that no query is encoded or scored twice.
+ScoredChunk = dict[str, list[QueryScores]]
+
 TEXTS_FILE = "texts.json"
 SPELLING_FILE = "spelling.json"
 
@@ -105,6 +111,7 @@ class HybridRetriever(Retriever):
         # product_id -> the text the cross-encoder reads (`recsys.embedding_model.product_texts`)
         self.product_texts: dict[str, str] | None = None
         self.speller: SpellingCorrector | None = None
+        self._fitting_rerankers: set[str] = set()  # reranker folders checked to fit this hybrid
 
     @classmethod
     def from_sources(cls, sources: list[Retriever], fusion: FusionConfig | dict | None = None,
@@ -144,6 +151,17 @@ class HybridRetriever(Retriever):
         hybrid.config.spelling = self.config.spelling
         return hybrid
 
+    def embedding_path(self) -> str | None:
+        """The semantic source's model folder (None: the shipped model, or no semantic source)."""
+        semantic = next((source for source in self.sources if source.name == "semantic"), None)
+        return None if semantic is None else semantic.config.model_path
+
+    def embedding_identity(self) -> str | None:
+        """`recsys.embedding_model.model_identity` of the semantic source's model; None without one."""
+        if not any(source.name == "semantic" for source in self.sources):
+            return None
+        return model_identity(self.embedding_path())
+
     def _source_config(self, name: str) -> dict:
         defaults = {"extra_fields": self.config.extra_fields}
         if name == "semantic":
@@ -174,31 +192,46 @@ class HybridRetriever(Retriever):
         Sources of weight 0 are skipped. `depth` defaults to the fusion's `candidates`.
         Each query is searched as `correct` spells it.
         """
+        results: list[Candidates] = []
+        for start in range(0, len(queries), QUERY_CHUNK):
+            results += self._retrieve(queries[start:start + QUERY_CHUNK], depth)[0]
+        return results
+
+    def _retrieve(self, queries: list[str], depth: int | None = None,
+                  keep: tuple[str, ...] = ()) -> tuple[list[Candidates], ScoredChunk]:
+        """`candidates` of one chunk of queries, and the scores of every product by the sources
+        named in `keep` (those a reranker will read), so that they are not computed twice."""
         depth = depth or self.fusion.candidates
         results: list[Candidates] = [{} for _ in queries]
+        scored: ScoredChunk = {}
         searched = self._searched(queries)
         for source in self.sources:
             if self.fusion.weight(source.name) <= 0:
                 continue
             with stage("retrieve"):
-                found = list(source._ranked(searched, depth, matched_only=True))
-            for lists, (indices, scores) in zip(results, found):
-                lists[source.name] = list(zip(self.product_ids[indices].tolist(), scores.tolist()))
-        return results
+                said = source._query_scores(searched)
+                tops = [scores.top(depth) for scores in said]
+            if source.name in keep:
+                scored[source.name] = said
+            for lists, (top, values) in zip(results, tops):
+                lists[source.name] = list(zip(self.product_ids[top].tolist(), values.tolist()))
+        return results, scored
 
     def rank_candidates(self, queries: list[str], lists: list[Candidates],
                         fusion: FusionConfig | None = None,
-                        category: str | None = None) -> list[RulesResult]:
+                        category: str | None = None, scored: ScoredChunk | None = None) -> list[RulesResult]:
         """Each query's whole list: its candidate `lists` fused, the top reranked, the rules applied.
 
         `fusion` overrides the retriever's own config (for a live preview). The
-        cross-encoder reads every query's top items in one batched pass.
+        cross-encoder reads every query's top items in one batched pass. `scored`:
+        the sources' scores `_retrieve` kept for these queries, which a learned
+        ranker then reads instead of scoring the catalog again.
         """
         fusion = fusion or self.fusion
         with stage("fuse"):
             fused = [fuse(candidates, fusion) for candidates in lists]
         if fusion.reranks:
-            fused = self._rerank(queries, fused, fusion)
+            fused = self._rerank(queries, fused, fusion, scored)
         if not fusion.rules:
             return [RulesResult(items) for items in fused]
         with stage("rules"):
@@ -206,21 +239,39 @@ class HybridRetriever(Retriever):
                     for query, items in zip(queries, fused)]
 
     def _rerank(self, queries: list[str], fused: list[list[FusedItem]],
-                fusion: FusionConfig) -> list[list[FusedItem]]:
+                fusion: FusionConfig, scored: ScoredChunk | None = None) -> list[list[FusedItem]]:
         reranker = load_reranker(fusion.reranker)
+        if fusion.reranker not in self._fitting_rerankers:
+            reranker.check_fits(self)  # once per folder: it reads the model's files
+            self._fitting_rerankers.add(fusion.reranker)
         tops = [list(ranked[:fusion.rerank_top]) for ranked in fused]
-        signals = (reranker.sources or [source.name for source in self.sources]) if reranker.uses_sources else None
-        return reranker.rerank(fused, self.rerank_requests(queries, tops, signals, reranker.depth))
+        signals = self._signal_sources(reranker)
+        return reranker.rerank(fused, self.rerank_requests(queries, tops, signals, reranker.depth, scored))
+
+    def _signal_sources(self, reranker) -> list[str] | None:
+        """The sources whose signals `reranker` reads (None: it reads only the texts)."""
+        if not reranker.uses_sources:
+            return None
+        return reranker.sources or [source.name for source in self.sources]
+
+    def _kept_sources(self, fusion: FusionConfig) -> tuple[str, ...]:
+        """The sources whose scores of the whole catalog `_retrieve` keeps for `fusion`'s reranker."""
+        if not fusion.reranks:
+            return ()
+        return tuple(self._signal_sources(load_reranker(fusion.reranker)) or ())
 
     def rerank_requests(self, queries: list[str], tops: list[list[FusedItem]],
-                        signals: list[str] | None = None, depth: int | None = None) -> list[RerankRequest]:
+                        signals: list[str] | None = None, depth: int | None = None,
+                        scored: ScoredChunk | None = None) -> list[RerankRequest]:
         """What a reranker reads of each query's `tops` (`recsys.search.rerank.RerankRequest`).
 
         `queries` are read as typed (spelling correction is applied here, as the
         candidates were found). `signals` names the sources whose `SourceSignals`
         to compute (None: none, a reranker that only reads texts); each scores
         every item, whatever its weight. `depth` is the size of each source's own
-        top (default the fusion's `candidates`).
+        top (default the fusion's `candidates`). `scored`, kept by `_retrieve` for
+        these same queries, holds sources' scores of the whole catalog already
+        computed: those are read, not computed again (one query encoding a search).
         """
         if self.product_texts is None:
             raise ValueError("this hybrid has no product texts for the reranker to read: fit it on "
@@ -237,22 +288,25 @@ class HybridRetriever(Retriever):
         depth = depth or self.fusion.candidates
         with stage("rerank"):
             for name in signals or ():
+                kept = (scored or {}).get(name)
                 for start in range(0, len(queries), QUERY_CHUNK):
                     chunk = requests[start:start + QUERY_CHUNK]
-                    rows = np.asarray(by_name[name]._scores([request.query for request in chunk]), dtype=np.float64)
-                    for request, row, hits in zip(chunk, rows, by_name[name]._matches(rows)):
-                        request.sources[name] = self._signals(row, hits, request.items, depth)
+                    said = (kept[start:start + QUERY_CHUNK] if kept is not None
+                            else by_name[name]._query_scores([request.query for request in chunk]))
+                    for request, scores in zip(chunk, said):
+                        request.sources[name] = self._signals(scores, request.items, depth)
         return requests
 
-    def _signals(self, row: np.ndarray, hits: np.ndarray, items: list[FusedItem], depth: int) -> SourceSignals:
-        """A source's signals of `items` from its scores of the whole catalog (`row`; `hits`: which match)."""
+    def _signals(self, said: QueryScores, items: list[FusedItem], depth: int) -> SourceSignals:
+        """A source's signals of `items` from what it says of the catalog for the query (`said`)."""
         indices = np.array([self._index[item.product_id] for item in items], dtype=int)
-        retrieved = top_k(np.where(hits, row, -np.inf), depth)
+        retrieved, best = said.top(depth)
         places = dict(zip(retrieved.tolist(), range(1, len(retrieved) + 1)))
-        return SourceSignals(scores=np.where(hits[indices], row[indices], 0.0), matched=hits[indices],
-                             top=list(zip(self.product_ids[retrieved].tolist(), row[retrieved].tolist())),
+        scores, matched = said.at(indices)
+        return SourceSignals(scores=np.asarray(scores, dtype=np.float64), matched=matched,
+                             top=list(zip(self.product_ids[retrieved].tolist(), best.tolist())),
                              ranks=np.array([places.get(i, depth + 1) for i in indices.tolist()], dtype=np.float64),
-                             matches=int(hits.sum()))
+                             matches=said.matches)
 
     def fuse_candidates(self, query: str, lists: Candidates, k: int,
                         fusion: FusionConfig | None = None, category: str | None = None,
@@ -304,12 +358,13 @@ class HybridRetriever(Retriever):
         queries = [check_query(query) for query in queries]
         k = check_k(k)
         results = []
-        found = self.candidates(queries, max(self.fusion.candidates, k))
-        # A chunk of queries at a time: the cross-encoder reads a chunk's top items in one
-        # pass, and only one chunk's fused lists are held at once.
+        keep = self._kept_sources(self.fusion)
+        # A chunk of queries at a time: the cross-encoder reads a chunk's top items in one pass, and
+        # only one chunk's candidates (and the scores a learned ranker reads) are held at once.
         for start in range(0, len(queries), QUERY_CHUNK):
             chunk = queries[start:start + QUERY_CHUNK]
-            ranked = self.rank_candidates(chunk, found[start:start + QUERY_CHUNK], category=category)
+            found, scored = self._retrieve(chunk, max(self.fusion.candidates, k), keep)
+            ranked = self.rank_candidates(chunk, found, category=category, scored=scored)
             for query, result in zip(chunk, ranked):
                 hits = self._fused_hits(query, result.items, k, explain)
                 if not matched_only and len(hits) < k:

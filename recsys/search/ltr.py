@@ -196,6 +196,24 @@ class LearnedRanker(Reranker):
         """Its training's fusion `candidates`: the size of each source's own top that places an item."""
         return self.meta.get("fusion", {}).get("candidates")
 
+    def check_fits(self, hybrid) -> None:
+        """ValueError when `hybrid` searches with another embedding model than this ranker was trained
+        over (the semantic scores it learned to read have moved), or another catalog (fewer than half
+        of the products it saw, of a sample it kept, are in `hybrid`'s). Rankers saved before these
+        were recorded are not checked."""
+        trained_over = self.meta.get("embedding_model")
+        if trained_over is not None and trained_over != hybrid.embedding_identity():
+            raise ValueError(f"the learned ranker {self.path} was trained over another embedding model "
+                             f"({self.meta.get('embedding_model_path') or 'the shipped one'}) than this "
+                             "search uses: train it again over this model, or search with the model it "
+                             "was trained over")
+        sample = self.meta.get("catalog", {}).get("sample") or []
+        known = sum(product_id in hybrid._index for product_id in sample)
+        if sample and known * 2 < len(sample):
+            raise ValueError(f"the learned ranker {self.path} was trained over another catalog: only "
+                             f"{known} of {len(sample)} products it recorded are in this one; train it "
+                             "again on this catalog")
+
     @classmethod
     def saved_top_n(cls, folder: Path) -> int | None:
         try:

@@ -95,6 +95,10 @@ class Reranker(ABC):
         """How many of each source's best items its signals' `top` should hold (None: the fusion's)."""
         return None
 
+    def check_fits(self, hybrid) -> None:
+        """ValueError when this reranker cannot rerank for `hybrid` (a `HybridRetriever`): e.g. it
+        was trained over another embedding model or another catalog. Nothing to check by default."""
+
     @classmethod
     def saved_top_n(cls, folder: Path) -> int | None:
         """How many fused items the reranker saved in `folder` was trained to order, when it was

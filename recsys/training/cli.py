@@ -23,13 +23,11 @@ import logging
 import os
 import sys
 
-from recsys.evaluation.search import InputError, _grades, read_columns
+from recsys.evaluation.search import InputError, json_command, read_judged
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    parser = subparsers.add_parser(
-        "finetune", help="fine-tune the embedding model on judgments (JSON on stdout)",
-        description=__doc__.splitlines()[0])
+def _judged_arguments(parser: argparse.ArgumentParser) -> None:
+    """The catalog and judgment files a training command reads, and their columns (`read_judged`)."""
     parser.add_argument("--catalog", required=True, help="products: CSV, TSV or Parquet")
     parser.add_argument("--id-col", required=True, help="product id column of the catalog")
     parser.add_argument("--text-col", required=True, help="text column of the catalog")
@@ -37,6 +35,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--query-col", default="query")
     parser.add_argument("--item-col", default="product_uid", help="product id column of the judgments")
     parser.add_argument("--grade-col", default="relevance")
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "finetune", help="fine-tune the embedding model on judgments (JSON on stdout)",
+        description=__doc__.splitlines()[0])
+    _judged_arguments(parser)
     parser.add_argument("--min-grade", type=float,
                         help="grade at or above which a product is a positive "
                              "(default: the top third of the grades seen, 2.33 on 1..3)")
@@ -64,13 +69,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _inputs(args):
     from recsys.training.jobs import prepare_pairs
 
-    catalog = read_columns(args.catalog, {args.id_col: "product_id", args.text_col: "title"}, "catalog")
-    judgments = read_columns(args.judgments, {args.query_col: "query", args.item_col: "product_id",
-                                              args.grade_col: "grade"}, "judgments")
-    judgments = _grades(judgments, args.judgments, args.grade_col)
-    if not judgments["product_id"].isin(set(catalog["product_id"])).any():
-        raise InputError(f"{args.judgments}: none of the judged products in column "
-                         f"'{args.item_col}' is in the catalog's column '{args.id_col}'")
+    catalog, judgments = read_judged(args)
     return catalog, judgments, prepare_pairs("judgments", catalog, judgments=judgments, min_grade=args.min_grade)
 
 
@@ -109,3 +108,68 @@ def run(args) -> int:
                     "validation_corpus": config.validation_corpus})
     print(json.dumps(summary), file=stdout)
     return 0
+
+
+def add_ranker_parser(subparsers) -> argparse.ArgumentParser:
+    """Add `train-ranker` to the CLI's subparsers."""
+    parser = subparsers.add_parser(
+        "train-ranker", help="train a learned ranker for the hybrid search on judgments (JSON on stdout)",
+        description="Split the judgments by query (seeded, 80/10/10, as finetune splits them), fit the "
+                    "hybrid search on the catalog, and train a LambdaMART ranker (LightGBM) that reorders "
+                    "its fused top --top-n by the signals the hybrid computed, stopping early on the "
+                    "validation queries. The test queries are left for `evaluate-search --ranker OUT "
+                    "--part test`. Prints one JSON object: queries, trees, val_ndcg@10_before/after, "
+                    "train_s.")
+    _judged_arguments(parser)
+    parser.add_argument("--model", help="sentence-transformers model folder of the semantic source "
+                                        "(default: the shipped all-MiniLM-L6-v2)")
+    parser.add_argument("--preset", metavar="NAME", help="fuse as the stored search preset NAME says "
+                                                         "(default: the shipped default fusion); its rules "
+                                                         "and reranker are left out while training")
+    parser.add_argument("--preset-version", type=int, metavar="N", help="default: the latest")
+    parser.add_argument("--top-n", type=int, default=100, help="fused items the ranker orders (default 100)")
+    parser.add_argument("--trees", type=int, default=1000, help="most boosting rounds (default 1000)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", required=True,
+                        help="folder the ranker is saved to (ranker.txt, ranker.json)")
+    parser.set_defaults(func=run_ranker)
+    return parser
+
+
+def run_ranker(args) -> int:
+    """Run `train-ranker`; prints one JSON object on stdout, returns the exit status."""
+    return json_command(_train_ranker, args)
+
+
+def _train_ranker(args) -> dict:
+    from pathlib import Path
+
+    from recsys import factory
+    from recsys.evaluation.search import preset_for
+    from recsys.fusion import defaults
+    from recsys.training.ltr import RankerConfig, train_ranker
+    from recsys.evaluation.splits import split_judgments
+
+    if args.model and not Path(args.model).is_dir():
+        raise InputError(f"the model folder {args.model} does not exist")
+    config = RankerConfig(top_n=args.top_n, trees=args.trees, seed=args.seed)
+    fusion = preset_for(args.preset, args.preset_version, "hybrid")
+    fusion = {**(fusion.to_dict() if fusion is not None else defaults.SEARCH),
+              "rules": [], "reranker": None, "rerank_top": 0}
+    catalog, judgments = read_judged(args)
+    parts = split_judgments(judgments)
+    if parts["train"].empty or parts["validation"].empty:
+        raise InputError(f"{args.judgments}: {judgments['query'].nunique()} judged queries are too few to "
+                         "split into train and validation queries; a learned ranker needs judgments of "
+                         "more queries")
+    print(f"indexing {len(catalog):,} products with the hybrid...", file=sys.stderr)
+    hybrid = factory.retriever("hybrid", fusion=fusion, model_path=args.model).fit(catalog)
+    print(f"training on {parts['train']['query'].nunique():,} queries, stopping on "
+          f"{parts['validation']['query'].nunique():,}...", file=sys.stderr)
+    result = train_ranker(hybrid, parts["train"], parts["validation"], config, args.out)
+    return {"queries": {part: int(frame["query"].nunique()) for part, frame in parts.items()},
+            "train_queries_used": result["train_queries"], "train_items": result["train_items"],
+            "trees": result["trees"], "val_ndcg@10_before": round(result["val_ndcg@10_before"], 4),
+            "val_ndcg@10_after": round(result["val_ndcg@10_after"], 4), "features_s": result["features_s"],
+            "train_s": result["train_s"], "top_n": config.top_n, "out": args.out,
+            "fusion": result["fusion"]}

@@ -47,6 +47,7 @@ from recsys.evaluation.search import graded_pairs, graded_qrels
 from recsys.fusion import fuse
 from recsys.search.ltr import LEARNED_RANKER, META_FILE, MODEL_FILE, feature_names, features_of
 
+CATALOG_SAMPLE = 200  # product ids a ranker keeps of its catalog
 GRADE_STEPS = 30  # LightGBM's lambdarank takes whole-number labels: grades are read to 1/30 of the scale
 
 
@@ -101,6 +102,14 @@ def ranker_data(hybrid, judgments: pd.DataFrame, top_n: int, floor: float) -> Ra
     grades = [np.array([by_query[query].get(item.product_id, floor) for item in top], dtype=np.float64)
               for query, top in zip(queries, tops)]
     return RankerData(queries, items, features, grades)
+
+
+def catalog_sample(product_ids: np.ndarray, size: int = CATALOG_SAMPLE) -> dict:
+    """How many products the ranker was trained over and up to `size` of their ids, evenly spaced in
+    sorted order: enough for `LearnedRanker.check_fits` to tell another catalog from this one grown."""
+    ids = np.sort(np.asarray(product_ids, dtype=str))
+    step = max(len(ids) // size, 1)
+    return {"products": int(len(ids)), "sample": ids[::step][:size].tolist()}
 
 
 def grade_floor(grades: pd.Series) -> float:
@@ -186,6 +195,8 @@ def train_ranker(hybrid, train_judgments: pd.DataFrame, validation_judgments: pd
               for m in validation.features]
     result = {"kind": LEARNED_RANKER, "sources": [source.name for source in hybrid.sources], "features": names,
               "fusion": hybrid.fusion.to_dict(), "config": config.to_dict(),
+              "embedding_model": hybrid.embedding_identity(), "embedding_model_path": hybrid.embedding_path(),
+              "catalog": catalog_sample(hybrid.product_ids),
               "train_queries": len(kept), "train_items": int(len(labels)), "trees": int(best),
               "features_s": round(features_s, 2), "train_s": round(train_s, 2),
               "val_ndcg@10_before": _ndcg(validation, validation_judgments, floor, None),

@@ -28,21 +28,16 @@ group keeps its part when other groups are added or removed.
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass
 
 import pandas as pd
 
 from recsys.embedding_model import product_texts  # noqa: F401  (the texts pairs are made of)
+# The split by query lives with the other evaluation splits; named here too, where pairs are split.
+from recsys.evaluation.splits import (PARTS, SplitFractions, assign_parts, query_group,  # noqa: F401
+                                      split_judgments)
 
 PAIR_COLUMNS = ["group", "anchor", "anchor_id", "positive", "positive_id", "grade"]
 SOURCES = ("judgments", "search_log", "co_purchases")
-PARTS = ("train", "validation", "test")
-
-
-def query_group(query: str) -> str:
-    """The split key of a query: lower-cased, inner spaces collapsed."""
-    return " ".join(str(query).lower().split())
 
 
 def _with_texts(frame: pd.DataFrame, texts: pd.Series) -> pd.DataFrame:
@@ -130,35 +125,6 @@ def pairs_from_co_purchases(events: pd.DataFrame, catalog: pd.DataFrame, min_bas
     return _with_texts(pairs, texts)
 
 
-@dataclass(frozen=True)
-class SplitFractions:
-    """Shares of the groups for validation and test; train gets the rest."""
-
-    validation: float = 0.1
-    test: float = 0.1
-    seed: int = 42
-
-    def __post_init__(self):
-        if not (0 <= self.validation < 1 and 0 <= self.test < 1 and self.validation + self.test < 1):
-            raise ValueError("validation and test shares must be in [0, 1) and leave some for training")
-
-
-def _unit_hash(group: str, seed: int) -> float:
-    digest = hashlib.blake2b(f"{seed}:{group}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") / 2**64
-
-
-def assign_parts(groups: pd.Series, fractions: SplitFractions = SplitFractions()) -> pd.Series:
-    """"train", "validation" or "test" for each group key, by a seeded hash of the key."""
-    unique = pd.Series(groups.unique())
-    position = unique.map(lambda group: _unit_hash(str(group), fractions.seed))
-    parts = pd.Series("train", index=unique.to_numpy())
-    parts[(position < fractions.validation).to_numpy()] = "validation"
-    parts[((position >= fractions.validation)
-           & (position < fractions.validation + fractions.test)).to_numpy()] = "test"
-    return groups.map(parts)
-
-
 def split_pairs(pairs: pd.DataFrame, fractions: SplitFractions = SplitFractions(),
                 both_products: bool = False) -> dict[str, pd.DataFrame]:
     """{"train", "validation", "test": pairs}, whole groups per part (no query in two parts).
@@ -172,9 +138,3 @@ def split_pairs(pairs: pd.DataFrame, fractions: SplitFractions = SplitFractions(
         partner = assign_parts(pairs["positive_id"], fractions)
         parts = parts.where(parts == partner, "dropped")
     return {part: pairs[parts == part].reset_index(drop=True) for part in PARTS}
-
-
-def split_judgments(judgments: pd.DataFrame, fractions: SplitFractions = SplitFractions()) -> dict[str, pd.DataFrame]:
-    """All judgments (every grade) split like `split_pairs` splits their pairs, for evaluation."""
-    parts = assign_parts(judgments["query"].astype(str).map(query_group), fractions)
-    return {part: judgments[parts == part].reset_index(drop=True) for part in PARTS}

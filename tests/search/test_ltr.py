@@ -3,6 +3,7 @@ seed gives the same trees), and the hybrid reranking its fused top with it befor
 
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 
@@ -170,6 +171,31 @@ def test_the_hybrid_reranks_its_fused_top_with_the_ranker_and_explains_it(judged
     pinned = ranked.with_fusion({**ranked.fusion.to_dict(), "rules": [
         {"kind": "pin", "product_id": "P095", "position": 1}]}).search(query, k=3)
     assert pinned[0].product_id == "P095"  # the rules apply after the rerank
+
+
+def test_a_search_with_the_ranker_scores_the_catalog_once_per_source(judged, trained, monkeypatch):
+    # The ranker reads the scores the candidates were found with: one query encoding, one pass
+    # over the catalog per source, and the same order as when the sources score its items again.
+    _, hybrid, _ = judged
+    _, folder = trained
+    both = hybrid.with_fusion({**hybrid.fusion.to_dict(), "weights": {"bm25": 0.5, "semantic": 0.5},
+                               "reranker": str(folder), "rerank_top": 20})
+    queries = ["3/4 inch kettle", "25 ft hose"]
+    ranker = LearnedRanker(folder)
+    tops = [fuse(lists, both.fusion)[:20] for lists in both.candidates(queries)]
+    expected = ranker.scores(both.rerank_requests(queries, tops, ranker.sources, ranker.depth))
+    calls = collections.Counter()
+    for source in both.sources:
+        def counted(batch, scores=source._scores, name=source.name):
+            calls[name] += 1
+            return scores(batch)
+        monkeypatch.setattr(source, "_scores", counted)
+    found = both.search_many(queries, k=20)
+    assert calls == {"bm25": 1, "semantic": 1}
+    for hits, top, scores in zip(found, tops, expected):
+        order = np.argsort(-scores, kind="stable")
+        assert [hit.product_id for hit in hits] == [top[i].product_id for i in order]
+        assert [hit.sources[RERANK_SOURCE].score for hit in hits] == pytest.approx(np.sort(scores)[::-1])
 
 
 def test_a_reranker_folder_is_opened_by_what_it_holds(trained, tmp_path):

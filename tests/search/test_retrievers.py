@@ -170,3 +170,30 @@ def test_explain_gives_each_products_reasons(fitted):
     assert {r.term for r in reasons[0]} >= {"teapot"} and reasons[1] == [] and reasons[2] == []
     cosine = fitted["semantic"].explain("glass teapot", ["P03"])[0]
     assert cosine[0].kind == "cosine"
+
+
+def test_a_large_catalog_takes_semantic_candidates_from_the_graph(fitted, catalog, tmp_path):
+    # A graph over 10 products finds every neighbour, so the hybrid answers exactly as with the scan;
+    # the ranker's signals are exact cosines of any product, and the graph is saved with the engine.
+    from recsys.search.dense import NEAREST_FILE, NearestScores
+    from recsys.search.hybrid import HybridRetriever
+
+    scanned = fitted["hybrid"]
+    graphed = HybridRetriever(source_configs={"semantic": {"ann_threshold": 5}}).fit(catalog)
+    semantic = graphed.sources[1]
+    assert semantic._nearest is not None and len(semantic._nearest) == len(catalog)
+    said = semantic._query_scores(["garden chair"])[0]
+    assert isinstance(said, NearestScores) and said.matches == len(catalog)
+    row = scanned.sources[1]._scores(["garden chair"])[0]
+    top, scores = said.top(4)
+    assert top.tolist() == np.argsort(-row)[:4].tolist() and scores == pytest.approx(row[top], abs=1e-5)
+    assert said.at(np.array([7, 2]))[0] == pytest.approx(row[[7, 2]], abs=1e-6)
+    for query in ("red mug", "garden chair", "copper pipe", "drill"):
+        expected = [(hit.product_id, round(hit.score, 5)) for hit in scanned.search(query, k=6)]
+        assert [(hit.product_id, round(hit.score, 5)) for hit in graphed.search(query, k=6)] == expected
+    folder = graphed.save(tmp_path / "hybrid")
+    assert (folder / "semantic" / NEAREST_FILE).is_file()
+    loaded = HybridRetriever.load(folder)
+    assert len(loaded.sources[1]._nearest) == len(catalog)
+    assert [hit.product_id for hit in loaded.search("teapot", k=3)] == [
+        hit.product_id for hit in graphed.search("teapot", k=3)]
