@@ -82,7 +82,8 @@ def test_a_ranker_that_does_not_fit_is_refused_by_name(trained, tmp_path, write)
     judged = write("other_judgments.csv", JUDGMENTS.rename(columns={"product_uid": "product_id",
                                                                    "relevance": "grade"}))
     result = recsys("evaluate-search", "--catalog", str(other), "--id-col", "product_id",
-                    "--text-col", "title", *args[2:], "--judgments", str(judged), "--ranker", str(folder / "ranker"))
+                    "--text-col", "title", *args[2:], "--judgments", str(judged),
+                    "--ranker", str(folder / "ranker"))
     assert result.returncode == 1, result.stdout
     assert "trained over another catalog" in result.stderr and "Traceback" not in result.stderr
     # Another embedding model than the one it read.
