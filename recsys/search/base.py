@@ -162,11 +162,14 @@ class QueryScores:
     def __init__(self, row: np.ndarray, hits: np.ndarray):
         self.row, self.hits = row, hits
         self.matches = int(hits.sum())
+        self._tops: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # the candidates' and a reranker's
 
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(catalog positions, scores) of its k best matching products, best first."""
-        best = top_k(np.where(self.hits, self.row, -np.inf), k)
-        return best, self.row[best]
+        if k not in self._tops:
+            best = top_k(np.where(self.hits, self.row, -np.inf), k)
+            self._tops[k] = best, self.row[best]
+        return self._tops[k]
 
     def at(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(score, whether it matches) of the products at `indices`; the score is 0 where it does not."""

@@ -1,0 +1,145 @@
+"""Benchmark: where a hybrid search's time goes on Home Depot's 54,667 titles, stage by stage.
+
+The shipped search preset (BM25 0.75 + semantic 0.25, weighted min-max, spelling
+correction, the int8 ONNX encoder) is fitted once on ``../shared/data/homedepot/``
+(skipped, exit status 0, when it is absent). The same fitted sources then serve
+side by side, in one process, each query searched by every configuration in
+turn (so that a busy moment of the machine hits them all alike):
+
+- ``scan``: the semantic source scores every product (one matrix product), as before issue 16;
+- ``graph``: its candidates come from the faiss HNSW graph (`recsys.ann`), what is served now;
+- with ``--ranker DIR`` (a learned ranker, e.g. from ``python -m recsys train-ranker``):
+  ``scan + ranker, scored again``, the ranker's signals computed as before issue 16 (each
+  source scores the catalog a second time, a second query encoding), and ``graph + ranker``,
+  the ranker reading the scores the candidates were found with.
+
+For each: p50 / p95 milliseconds of one ``search(query, k=10)`` (query encoding and the
+explanations included, as the evaluation times it) over ``--queries`` sampled test queries
+after a warm-up, the same with ``explain=False`` (what the REST service answers by default),
+the p50 / p95 of each stage of `recsys.timing` (encode, retrieve, fuse, rerank, rules; "other"
+is the rest: spelling, hits, explanations), and the full-catalog nDCG@10 and Recall@100 of
+the test queries of the split by query (`recsys.evaluation.splits.split_judgments`).
+
+    python bench/search_speed.py
+    python bench/search_speed.py --ranker var/models/hd-ranker --queries 300
+
+Prints a table and, as its last line, one JSON object (also written to
+bench/results/search_speed.json). Bar: ``graph`` p95 at most 5 ms on a quiet machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from search import data_missing, load_data, machine, save_result  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "search_speed.json"
+P95_BAR_MS = 5.0
+STAGES = ("encode", "retrieve", "fuse", "rerank", "rules", "other")
+
+
+def engines(catalog, ranker: str | None) -> dict:
+    """{name: hybrid}: the configurations of the module docstring, over one set of fitted sources."""
+    from recsys.fusion import defaults
+    from recsys.search.hybrid import HybridRetriever
+
+    started = time.perf_counter()
+    graph = HybridRetriever(fusion=defaults.SEARCH).fit(catalog)
+    print(f"fitted in {time.perf_counter() - started:.1f} s (embeddings cached under var/embeddings)",
+          file=sys.stderr)
+    scan = graph.with_fusion(graph.fusion)
+    semantic = copy.copy(graph.sources[1])
+    semantic._nearest = None  # the same embeddings, scored by the full matrix product
+    scan.sources[1] = semantic
+    found = {"scan": scan, "graph": graph}
+    if ranker:
+        ranked = {**defaults.SEARCH, "reranker": ranker, "rerank_top": 100}
+        again = scan.with_fusion(ranked)
+        again.sources[1] = semantic
+        again._kept_sources = lambda fusion: ()  # every source scores the catalog again for the ranker
+        found["scan + ranker, scored again"] = again
+        found["graph + ranker"] = graph.with_fusion(ranked)
+    return found
+
+
+def percentiles(values: list[float]) -> dict:
+    import numpy as np
+
+    return {"p50": round(float(np.percentile(values, 50)), 2), "p95": round(float(np.percentile(values, 95)), 2)}
+
+
+def timings(found: dict, queries: list[str], warmup: int) -> dict:
+    """Per configuration: total and per-stage milliseconds of each query, searched in turn by each."""
+    from recsys.timing import StageTimer
+
+    for query in queries[:warmup]:
+        for hybrid in found.values():
+            hybrid.search(query, k=10)
+    runs = {name: {"total": [], "no_explain": [], **{stage: [] for stage in STAGES}} for name in found}
+    for query in queries:
+        for name, hybrid in found.items():
+            with StageTimer() as timer:
+                started = time.perf_counter()
+                hybrid.search(query, k=10)
+                total = (time.perf_counter() - started) * 1000
+            run = runs[name]
+            run["total"].append(total)
+            for stage in STAGES[:-1]:
+                run[stage].append(timer.ms.get(stage, 0.0))
+            run["other"].append(total - sum(timer.ms.values()))
+            started = time.perf_counter()
+            hybrid.search(query, k=10, explain=False)
+            run["no_explain"].append((time.perf_counter() - started) * 1000)
+    return {name: {key: percentiles(values) for key, values in run.items()} for name, run in runs.items()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--ranker", help="a learned-ranker folder trained over the shipped preset")
+    parser.add_argument("--queries", type=int, default=300, help="test queries timed (default 300)")
+    parser.add_argument("--warmup", type=int, default=30)
+    args = parser.parse_args(argv)
+    if data_missing():
+        return 0
+    import numpy as np
+
+    from recsys import embeddings
+    from recsys.evaluation.search import evaluate_full_catalog
+    from recsys.evaluation.splits import split_judgments
+
+    load_before = os.getloadavg()
+    embeddings.configure_threads()
+    catalog, judgments = load_data()
+    test = split_judgments(judgments)["test"]
+    found = engines(catalog, args.ranker)
+    quality = {name: evaluate_full_catalog(hybrid, test) for name, hybrid in found.items()}
+    distinct = sorted(test["query"].unique())
+    chosen = [distinct[i] for i in np.random.default_rng(0).permutation(len(distinct))[:args.queries]]
+    latency = timings(found, chosen, args.warmup)
+    print(f"\n{'configuration':32} {'nDCG@10':>8} {'R@100':>7} {'p50':>6} {'p95':>6} {'no expl. p95':>12}  "
+          + "  ".join(f"{stage} p50/p95" for stage in STAGES))
+    for name in found:
+        row, metrics = latency[name], quality[name]
+        print(f"{name:32} {metrics['ndcg@10']:8.4f} {metrics['recall@100']:7.4f} {row['total']['p50']:6.2f} "
+              f"{row['total']['p95']:6.2f} {row['no_explain']['p95']:12.2f}  "
+              + "  ".join(f"{row[stage]['p50']:.2f}/{row[stage]['p95']:.2f}" for stage in STAGES))
+    graph_p95 = latency["graph"]["total"]["p95"]
+    print(f"\nbar: graph p95 {graph_p95:.2f} ms <= {P95_BAR_MS} ms: {'met' if graph_p95 <= P95_BAR_MS else 'NOT met'}")
+    save_result({"bench": "search_speed", "catalog_products": len(catalog), "test_queries": len(distinct),
+                 "timed_queries": len(chosen), "quality": quality, "latency_ms": latency,
+                 "bar_p95_ms": P95_BAR_MS, "graph_p95_ms": graph_p95, "ranker": args.ranker,
+                 "machine": machine(embeddings.default_threads(), load_before)}, RESULTS)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
