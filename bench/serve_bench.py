@@ -170,11 +170,11 @@ def library_rps(engine, pool, seconds: float, concurrency: int) -> dict:
 
 def record_cost_ms() -> dict:
     """p50 and p95 of `Service.record` (Prometheus plus the queue), the metrics' request-path cost."""
-    from recsys.serving.app import Service
+    from recsys.serving.service import Service
     from recsys.serving.metrics import MetricsWriter
 
     service = Service.__new__(Service)  # only what `record` uses
-    from recsys.serving.app import PrometheusMetrics
+    from recsys.serving.service import PrometheusMetrics
 
     service.prometheus = PrometheusMetrics()
     service.writer = MetricsWriter("sqlite://", max_pending=10**6)
