@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 from google.protobuf.json_format import MessageToDict
 
-from tests.conftest import pseudonym
+from tests.conftest import pseudonym, until
+from tests.experiments.test_api import shop  # noqa: F401 - a fitted shop in SQL, for serve-grpc
 from tests.serving.test_request_metrics import metric_rows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -249,3 +250,35 @@ def test_answers_are_remembered_for_the_events_that_follow(grpc_server, stub, pb
     response = client.post("/events", json=[click])
     assert response.status_code == 202, response.text
     assert response.json()["accepted"] == 1
+
+
+# --- python -m recsys serve-grpc -------------------------------------------------------------------
+
+def test_serve_grpc_serves_the_active_state_and_flushes_at_sigterm(shop, pb):  # noqa: F811
+    import os
+    import signal
+    import socket
+
+    from recsys.serving.keys import issue_key
+    from recsys.serving.protos import workbench_pb2_grpc as rpc
+
+    key = issue_key("cli", actor="test", url=shop).key
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "recsys", "serve-grpc", "--port", str(port),
+                                "--alerts-interval", "0", "--follow", "0"], cwd=ROOT,
+                               env={**os.environ, "DATABASE_URL": shop}, stderr=subprocess.PIPE, text=True)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            grpc.channel_ready_future(channel).result(timeout=120)
+            stub = rpc.WorkbenchStub(channel)
+            reply = until(lambda: stub.Search(pb.SearchRequest(q="mug", k=2), metadata=[("x-api-key", key)],
+                                              timeout=60), 120)
+            assert reply.items[0].product_id in {"P1", "P2", "P7"} and reply.model_version
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, errors = process.communicate(timeout=60)
+    assert process.returncode == 0, errors
+    assert f"serving gRPC on 127.0.0.1:{port}" in errors
+    assert list(metric_rows(shop)["request_id"]) == [reply.request_id]  # written at shutdown at the latest
