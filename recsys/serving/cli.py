@@ -141,7 +141,9 @@ def cmd_serve_grpc(args) -> int:
         return 1
     logging.basicConfig(level=args.log_level.upper())
     upgrade()
-    configure_threads(args.threads or (os.cpu_count() or 1), args.blas_threads)
+    threads = args.threads or (os.cpu_count() or 1)
+    os.environ["WORKBENCH_THREADS"] = str(threads)  # what the ONNX query encoder reads, as under serve
+    configure_threads(threads, args.blas_threads)
 
     async def main() -> None:
         stop = asyncio.Event()
