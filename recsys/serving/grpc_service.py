@@ -5,7 +5,8 @@
 The protocol is `recsys/serving/protos/workbench.proto` (service ``recsys.workbench.v1.Workbench``,
 calls ``Search``, ``Recommend``, ``Similar``). This module is only a front end: each call goes
 through `recsys.serving.service` like its REST twin, so both protocols check the same key
-(``x-api-key`` metadata), the same limits with the same messages, answer from the same engine
+(``x-api-key`` metadata; ``x-request-id`` names the call, made up when absent, and comes back
+in the trailing metadata), the same limits with the same messages, answer from the same engine
 (followed activations, online experiments, live events) and write the same ``request_metrics`` row
 (endpoint ``/search``, ``/recommend`` or ``/similar``; status as REST would answer it: 200, 401,
 404, 422 or 500, so alert rules and the Monitoring page count both protocols alike). Errors map to
@@ -121,7 +122,9 @@ class WorkbenchServicer(rpc.WorkbenchServicer):
         request_id = metadata.get(REQUEST_ID_METADATA, "")[:64] or uuid.uuid4().hex
         state = {"request_id": request_id}
         status = 500
-        await context.send_initial_metadata(((REQUEST_ID_METADATA, request_id),))
+        # With the status, not in initial metadata sent ahead: that took one more write per call.
+        echoed = ((REQUEST_ID_METADATA, request_id),)
+        context.set_trailing_metadata(echoed)
         try:
             self.service.check_key(metadata.get(KEY_METADATA), state, where=f"the {KEY_METADATA} metadata")
             reply = await answer(state)
@@ -143,7 +146,7 @@ class WorkbenchServicer(rpc.WorkbenchServicer):
                                     request_id)
             except Exception:  # noqa: BLE001 - metrics must never fail a request
                 logger.exception("could not record the metrics of a request")
-        await context.abort(code, message)
+        await context.abort(code, message, echoed)
 
 
 async def serve(host: str = "127.0.0.1", port: int = 50051, *, stop: asyncio.Event | None = None,

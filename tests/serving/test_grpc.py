@@ -220,10 +220,11 @@ def test_every_call_writes_the_rest_metrics_row(db_url, engine, api_key, pb):
                     ("n0", stub.Similar, pb.SimilarRequest(product_id="NOPE"), api_key),
                     ("k0", stub.Search, pb.SearchRequest(q="mug", k=0), api_key),
                     ("bad", stub.Search, pb.SearchRequest(q="mug"), "no")):
-                with pytest.raises(grpc.RpcError):
+                with pytest.raises(grpc.RpcError) as raised:
                     call(method, request, key, request_id)
+                assert dict(raised.value.trailing_metadata())["x-request-id"] == request_id
             fresh = call(stub.Search.with_call, pb.SearchRequest(q="teapot"), api_key)
-            made_up = dict(fresh[1].initial_metadata())["x-request-id"]
+            made_up = dict(fresh[1].trailing_metadata())["x-request-id"]
             assert len(made_up) == 32 and fresh[0].request_id == made_up
             assert metric_rows(db_url).empty
     finally:
