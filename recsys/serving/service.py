@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from db import experiments as experiment_store
 from db.engine import database_url, session_scope
 from recsys.alerts import AlertScheduler
+from recsys.embedding_model import configure_this_thread
 from recsys.experiments.live import CONTROL, EventFeed, LiveView, check_events, clean_id, unit_of
 from recsys.privacy.masking import mask_query
 from recsys.privacy.pseudonyms import pseudonymiser
@@ -184,7 +185,12 @@ class Service:
     async def compute(self, function: Callable[[], Answer], lane: str = "search") -> Answer:
         if self.limiters is None:
             return function()
-        return await anyio.to_thread.run_sync(function, limiter=self.limiters[lane])
+
+        def in_configured_thread() -> Answer:
+            configure_this_thread()  # OpenMP counts threads per thread: a new one takes every core
+            return function()
+
+        return await anyio.to_thread.run_sync(in_configured_thread, limiter=self.limiters[lane])
 
     # --- the calls both protocols answer ----------------------------------------------------
     # `state`: the request's metrics (`record`), with its "request_id"; each call notes in it the key,
