@@ -13,7 +13,8 @@ not followed), and the same engine is loaded in this process for the direct call
 rotated each round, so that a change in the machine's load falls on all three alike) for
 `--seconds` each: that many clients, each a thread calling back to back through the pool (REST:
 one keep-alive connection per client, `http.client`; gRPC: one channel shared by the clients;
-library: `ServingEngine` called as the service calls it, the customer id pseudonymised). Each
+library: `ServingEngine` called as the service calls it, the customer id pseudonymised, OpenMP
+set to one thread in each client thread as in the services' compute threads). Each
 call is timed from the client's side. Before measuring, the first 200 requests of the pool are sent
 both ways and their product lists compared (REST and gRPC must answer alike).
 
@@ -72,11 +73,13 @@ def parsed(pool: list[tuple[str, str]]) -> list[tuple[str, dict]]:
 
 
 def library_client(engine):
+    from recsys.embedding_model import configure_this_thread
     from recsys.privacy.pseudonyms import pseudonymiser
 
     pseudonymise = pseudonymiser()
 
     def send(endpoint: str, arguments: dict) -> list[str]:
+        configure_this_thread()  # as the services' compute threads do (once per thread)
         if endpoint == "search":
             answer = engine.search(arguments["q"], arguments["k"])
         elif endpoint == "recommend":
