@@ -78,8 +78,10 @@ def synthetic_events(product_ids: list[str], seed: int, users: int = 4000,
     return pd.DataFrame(rows, columns=["user_id", "product_id", "event_type", "value", "timestamp"])
 
 
-def prepare_database(folder: Path, seed: int) -> tuple[str, str]:
-    """A migrated database with the catalog and events active, and an API key."""
+def prepare_database(folder: Path, seed: int, data: Path = DATA,
+                     products: int | None = None) -> tuple[str, str]:
+    """A migrated database with the catalog (`products` of it, seeded, when given) and events
+    active, and an API key."""
     from db.engine import upgrade
     from recsys.data import IngestOptions, ingest_file
     from recsys.data.clean import CleaningConfig
@@ -87,8 +89,10 @@ def prepare_database(folder: Path, seed: int) -> tuple[str, str]:
 
     url = f"sqlite:///{folder / 'serve-bench.db'}"
     upgrade(url)
-    catalog = pd.read_csv(DATA / "products.csv", dtype=str, keep_default_na=False)
+    catalog = pd.read_csv(data / "products.csv", dtype=str, keep_default_na=False)
     catalog = catalog.rename(columns={"product_uid": "product_id", "product_title": "title"})
+    if products is not None and products < len(catalog):
+        catalog = catalog.sample(products, random_state=seed).sort_index()
     catalog.to_csv(folder / "catalog.csv", index=False)
     ingest_file(folder / "catalog.csv", IngestOptions("catalog"), actor="bench", url=url)
     synthetic_events(catalog["product_id"].tolist(), seed).to_csv(folder / "events.csv", index=False)
@@ -170,11 +174,11 @@ def library_rps(engine, pool, seconds: float, concurrency: int) -> dict:
 
 def record_cost_ms() -> dict:
     """p50 and p95 of `Service.record` (Prometheus plus the queue), the metrics' request-path cost."""
-    from recsys.serving.app import Service
+    from recsys.serving.service import Service
     from recsys.serving.metrics import MetricsWriter
 
     service = Service.__new__(Service)  # only what `record` uses
-    from recsys.serving.app import PrometheusMetrics
+    from recsys.serving.service import PrometheusMetrics
 
     service.prometheus = PrometheusMetrics()
     service.writer = MetricsWriter("sqlite://", max_pending=10**6)

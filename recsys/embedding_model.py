@@ -62,6 +62,27 @@ def configure_threads(threads: int | None = None) -> int:
     return threads
 
 
+_this_thread = threading.local()
+
+
+def configure_this_thread() -> None:
+    """Give OpenMP in the calling thread torch's thread count, once per thread.
+
+    OpenMP keeps its thread count per thread: `configure_threads` fixes it in the thread that calls
+    it, and a thread started later (a service's compute thread) starts again from the default,
+    every core. On the 2-core machine, with the cores busy, a search took 48 ms on such a thread
+    against 6 ms on the main thread, and 6 ms again once this had run there (docs/benchmarks.md,
+    "gRPC beside REST").
+    """
+    if getattr(_this_thread, "configured", False):
+        return
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(torch.get_num_threads(), user_api="openmp")
+    _this_thread.configured = True
+
+
 _loading = threading.Lock()
 
 

@@ -1,11 +1,12 @@
-"""`python -m recsys serve` and `python -m recsys apikey create|list|revoke`.
+"""`python -m recsys serve`, `serve-grpc` and `python -m recsys apikey create|list|revoke`.
 
     python -m recsys serve --host 127.0.0.1 --port 8000
+    python -m recsys serve-grpc --host 127.0.0.1 --port 50051   # the same calls over gRPC
     python -m recsys apikey create --name shop-frontend     # prints the key, once
     python -m recsys apikey list
     python -m recsys apikey revoke --id 3
 
-`add_parser(subparsers)` adds both commands to the CLI's subparsers.
+`add_parser(subparsers)` adds the commands to the CLI's subparsers.
 
 Like `recsys.cli`, each command imports what it runs inside its function, so that the
 others start without loading the models' libraries.
@@ -27,7 +28,7 @@ ENVIRONMENT = {  # serve's options, passed to uvicorn's worker processes through
 
 
 def add_parser(subparsers) -> None:
-    """Add `serve` and `apikey` to the CLI's subparsers."""
+    """Add `serve`, `serve-grpc` and `apikey` to the CLI's subparsers."""
     serve = subparsers.add_parser(
         "serve", help="run the REST service (FastAPI on uvicorn)",
         description="Serve /search, /recommend/{user_id}, /similar/{product_id}, /health and "
@@ -36,23 +37,22 @@ def add_parser(subparsers) -> None:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1,
                        help="uvicorn worker processes, each with its own copy of the models (default 1)")
-    serve.add_argument("--threads", type=int, default=1,
-                       help="torch threads per worker; 0: the cores divided among the workers "
-                            "(default 1: with the cores busy serving several requests, 2 threads "
-                            "made one search several times slower)")
-    serve.add_argument("--compute-threads", type=int, default=1,
-                       help="requests computed at once per worker (default 1; 0: on the event loop)")
-    serve.add_argument("--blas-threads", type=int, default=1,
-                       help="numpy BLAS threads (default 1: BLAS and torch sharing 2 cores slowed "
-                            "single requests down)")
-    serve.add_argument("--alerts-interval", type=float, default=15.0,
-                       help="seconds between alert evaluations (0: do not evaluate alerts here)")
-    serve.add_argument("--follow", type=float, default=2.0,
-                       help="seconds between looks at what is active; a new activation is served without a "
-                            "restart (0: serve what was active at the start only)")
+    add_service_options(serve)
     serve.add_argument("--log-level", default="warning",
                        choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
+
+    serve_grpc = subparsers.add_parser(
+        "serve-grpc", help="run the gRPC service (search, recommendations, similar items)",
+        description="Serve the Workbench gRPC service (recsys/serving/protos/workbench.proto: Search, "
+                    "Recommend, Similar) over the active catalog, events and presets, with the REST "
+                    "service's keys, limits, experiments and request metrics.")
+    serve_grpc.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve_grpc.add_argument("--port", type=int, default=50051)
+    add_service_options(serve_grpc)
+    serve_grpc.add_argument("--log-level", default="warning",
+                            choices=["critical", "error", "warning", "info", "debug"])
+    serve_grpc.set_defaults(func=cmd_serve_grpc)
 
     apikey = subparsers.add_parser("apikey", help="issue, list or revoke API keys of the REST service")
     apikey.add_argument("action", choices=["create", "list", "revoke"])
@@ -60,6 +60,24 @@ def add_parser(subparsers) -> None:
     apikey.add_argument("--id", type=int, help="the key to revoke")
     apikey.add_argument("--actor", help="who is acting (default $USER)")
     apikey.set_defaults(func=cmd_apikey)
+
+
+def add_service_options(parser) -> None:
+    """The options `serve` and `serve-grpc` share: threads, alerts, following activations."""
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per worker; 0: the cores divided among the workers "
+                             "(default 1: with the cores busy serving several requests, 2 threads "
+                             "made one search several times slower)")
+    parser.add_argument("--compute-threads", type=int, default=1,
+                        help="requests computed at once per worker (default 1; 0: on the event loop)")
+    parser.add_argument("--blas-threads", type=int, default=1,
+                        help="numpy BLAS threads (default 1: BLAS and torch sharing 2 cores slowed "
+                             "single requests down)")
+    parser.add_argument("--alerts-interval", type=float, default=15.0,
+                        help="seconds between alert evaluations (0: do not evaluate alerts here)")
+    parser.add_argument("--follow", type=float, default=2.0,
+                        help="seconds between looks at what is active; a new activation is served without a "
+                             "restart (0: serve what was active at the start only)")
 
 
 def configure_threads(torch_threads: int, blas_threads: int) -> None:
@@ -82,7 +100,8 @@ def app_from_environment():
     interval = float(os.environ.get(ENVIRONMENT["alerts_interval"], 15.0))
     follow = float(os.environ.get(ENVIRONMENT["follow"], 2.0))
     return create_app(compute_threads=int(os.environ.get(ENVIRONMENT["compute_threads"], 1)),
-                      alerts_interval_s=interval if interval > 0 else None, follow_s=follow if follow > 0 else None)
+                      alerts_interval_s=interval if interval > 0 else None,
+                      follow_s=follow if follow > 0 else None)
 
 
 def cmd_serve(args) -> int:
@@ -106,6 +125,37 @@ def cmd_serve(args) -> int:
     uvicorn.run("recsys.serving.cli:app_from_environment", factory=True, host=args.host,
                 port=args.port, workers=args.workers, log_level=args.log_level,
                 access_log=False, timeout_graceful_shutdown=30)
+    return 0
+
+
+def cmd_serve_grpc(args) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from db.engine import upgrade
+    from recsys.serving.grpc_service import serve
+
+    if args.compute_threads < 0 or args.threads < 0:
+        print("error: --threads and --compute-threads must be 0 or more", file=sys.stderr)
+        return 1
+    logging.basicConfig(level=args.log_level.upper())
+    upgrade()
+    threads = args.threads or (os.cpu_count() or 1)
+    os.environ["WORKBENCH_THREADS"] = str(threads)  # what the ONNX query encoder reads, as under serve
+    configure_threads(threads, args.blas_threads)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        for number in (signal.SIGINT, signal.SIGTERM):  # stop gracefully: the writers flush
+            asyncio.get_running_loop().add_signal_handler(number, stop.set)
+        await serve(args.host, args.port, stop=stop,
+                    ready=lambda port: print(f"serving gRPC on {args.host}:{port}", file=sys.stderr),
+                    compute_threads=args.compute_threads,
+                    alerts_interval_s=args.alerts_interval if args.alerts_interval > 0 else None,
+                    follow_s=args.follow if args.follow > 0 else None)
+
+    asyncio.run(main())
     return 0
 
 

@@ -277,3 +277,41 @@ def test_a_forgotten_customer_leaves_the_services_memory_too(shop):
         until(lambda: client.get("/recommend/visitor-9", params={"k": 3}).json()["fallback"] is None)
         assert forget(shop, "visitor-9", "admin", refit=False).rows["live_events"] == 1
         until(lambda: client.get("/recommend/visitor-9", params={"k": 3}).json()["fallback"] == "popular", 10)
+
+
+def test_grpc_follows_an_experiment_and_assigns_as_rest_does(shop):
+    """The gRPC service serves an experiment created while it runs, through REST's code: each
+    session gets the arm REST gives it, and both protocols' answers count in the report."""
+    import grpc
+
+    from recsys.serving.grpc_service import ServerThread
+    from recsys.serving.protos import workbench_pb2 as pb
+    from recsys.serving.protos import workbench_pb2_grpc as rpc
+
+    key = issue_key("grpc", actor="test", url=shop).key
+    metadata = [("x-api-key", key)]
+    server = ServerThread(url=shop, metrics_interval_s=0.05, alerts_interval_s=None, follow_s=0.1).start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{server.port}") as channel, _client(shop) as client:
+            stub = rpc.WorkbenchStub(channel)
+            assert not stub.Search(pb.SearchRequest(q="garden", session="v0"), metadata=metadata).HasField(
+                "experiment")
+            created = service.create_experiment(shop, "ab", "default", "lexical:1", "ab", "test", traffic=1.0)
+            until(lambda: stub.Search(pb.SearchRequest(q="garden", session="v0"),
+                                      metadata=metadata).HasField("experiment"))
+            _experiment_served(client, created.id)
+            arms = set()
+            for number in range(20):
+                session = f"v{number}"
+                over_grpc = stub.Search(pb.SearchRequest(q="garden", k=4, session=session), metadata=metadata)
+                over_rest = client.get("/search", params={"q": "garden", "k": 4, "session": session}).json()
+                assert over_grpc.experiment.id == created.id
+                assert over_grpc.experiment.arm == over_rest["experiment"]["arm"]
+                assert over_grpc.preset_version == over_rest["preset_version"]
+                assert [item.product_id for item in over_grpc.items] == [
+                    item["product_id"] for item in over_rest["items"]]
+                arms.add(over_grpc.experiment.arm)
+            assert arms == {"control", "treatment"}
+    finally:
+        server.stop()
+    assert service.report(shop, created.id)["impressions"] == 41  # and the first answer the experiment gave
