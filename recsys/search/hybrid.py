@@ -76,7 +76,7 @@ DEFAULT_FUSION = defaults.SEARCH
 Candidates = dict[str, list[tuple[str, float]]]
 
 
-# By source name, each query's `QueryScores` of a chunk of queries: what `_retrieve` kept for a
+# By source name, each query's `QueryScores` of a chunk of queries: what `retrieve` kept for a
 # reranker that reads the sources, so that no query is encoded or scored twice.
 ScoredChunk = dict[str, list[QueryScores]]
 
@@ -194,11 +194,11 @@ class HybridRetriever(Retriever):
         """
         results: list[Candidates] = []
         for start in range(0, len(queries), QUERY_CHUNK):
-            results += self._retrieve(queries[start:start + QUERY_CHUNK], depth)[0]
+            results += self.retrieve(queries[start:start + QUERY_CHUNK], depth)[0]
         return results
 
-    def _retrieve(self, queries: list[str], depth: int | None = None,
-                  keep: tuple[str, ...] = ()) -> tuple[list[Candidates], ScoredChunk]:
+    def retrieve(self, queries: list[str], depth: int | None = None,
+                 keep: tuple[str, ...] = ()) -> tuple[list[Candidates], ScoredChunk]:
         """`candidates` of one chunk of queries, and the scores of every product by the sources
         named in `keep` (those a reranker will read), so that they are not computed twice."""
         depth = depth or self.fusion.candidates
@@ -224,7 +224,7 @@ class HybridRetriever(Retriever):
 
         `fusion` overrides the retriever's own config (for a live preview). The
         cross-encoder reads every query's top items in one batched pass. `scored`:
-        the sources' scores `_retrieve` kept for these queries, which a learned
+        the sources' scores `retrieve` kept for these queries, which a learned
         ranker then reads instead of scoring the catalog again.
         """
         fusion = fusion or self.fusion
@@ -255,7 +255,7 @@ class HybridRetriever(Retriever):
         return reranker.sources or [source.name for source in self.sources]
 
     def _kept_sources(self, fusion: FusionConfig) -> tuple[str, ...]:
-        """The sources whose scores of the whole catalog `_retrieve` keeps for `fusion`'s reranker."""
+        """The sources whose scores of the whole catalog `retrieve` keeps for `fusion`'s reranker."""
         if not fusion.reranks:
             return ()
         return tuple(self._signal_sources(load_reranker(fusion.reranker)) or ())
@@ -269,7 +269,7 @@ class HybridRetriever(Retriever):
         candidates were found). `signals` names the sources whose `SourceSignals`
         to compute (None: none, a reranker that only reads texts); each scores
         every item, whatever its weight. `depth` is the size of each source's own
-        top (default the fusion's `candidates`). `scored`, kept by `_retrieve` for
+        top (default the fusion's `candidates`). `scored`, kept by `retrieve` for
         these same queries, holds sources' scores of the whole catalog already
         computed: those are read, not computed again (one query encoding a search).
         """
@@ -363,7 +363,7 @@ class HybridRetriever(Retriever):
         # only one chunk's candidates (and the scores a learned ranker reads) are held at once.
         for start in range(0, len(queries), QUERY_CHUNK):
             chunk = queries[start:start + QUERY_CHUNK]
-            found, scored = self._retrieve(chunk, max(self.fusion.candidates, k), keep)
+            found, scored = self.retrieve(chunk, max(self.fusion.candidates, k), keep)
             ranked = self.rank_candidates(chunk, found, category=category, scored=scored)
             for query, result in zip(chunk, ranked):
                 hits = self._fused_hits(query, result.items, k, explain)

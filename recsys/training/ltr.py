@@ -45,6 +45,7 @@ from recsys.config import JsonConfig
 from recsys.evaluation.metrics import ranking_metrics
 from recsys.evaluation.search import graded_pairs, graded_qrels
 from recsys.fusion import fuse
+from recsys.search.base import QUERY_CHUNK
 from recsys.search.ltr import LEARNED_RANKER, META_FILE, MODEL_FILE, feature_names, features_of
 
 CATALOG_SAMPLE = 200  # product ids a ranker keeps of its catalog
@@ -94,11 +95,17 @@ def ranker_data(hybrid, judgments: pd.DataFrame, top_n: int, floor: float) -> Ra
     by_query = {query: dict(zip(frame["product_id"], frame["grade"]))
                 for query, frame in graded.groupby("query", sort=False)}
     queries = list(by_query)
-    lists = hybrid.candidates(queries)
-    items = [fuse(candidates, hybrid.fusion) for candidates in lists]
-    tops = [ranked[:top_n] for ranked in items]
     sources = [source.name for source in hybrid.sources]
-    features = features_of(hybrid.rerank_requests(queries, tops, sources), sources)
+    items, tops, features = [], [], []
+    # A chunk at a time, each source's scores kept from the candidates for the features (as a search does).
+    for start in range(0, len(queries), QUERY_CHUNK):
+        chunk = queries[start:start + QUERY_CHUNK]
+        lists, scored = hybrid.retrieve(chunk, keep=tuple(sources))
+        fused = [fuse(candidates, hybrid.fusion) for candidates in lists]
+        chunk_tops = [ranked[:top_n] for ranked in fused]
+        features += features_of(hybrid.rerank_requests(chunk, chunk_tops, sources, scored=scored), sources)
+        items += fused
+        tops += chunk_tops
     grades = [np.array([by_query[query].get(item.product_id, floor) for item in top], dtype=np.float64)
               for query, top in zip(queries, tops)]
     return RankerData(queries, items, features, grades)
