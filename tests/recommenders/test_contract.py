@@ -226,3 +226,35 @@ def test_als_folds_a_new_session_in_as_a_customer_with_that_history():
     session = [item for item, _ in als.recommend(None, k=2, history=["teapot", "tea"])]
     assert set(session) <= {"mug", "saucer"}
     assert not als.falls_back(None, ["teapot"]) and als.falls_back(None, None)
+
+
+def small_vae(**params):
+    return get("mult_vae")(**{"hidden": 16, "latent": 4, "epochs": 100, "dropout": 0.0,
+                              "learning_rate": 0.01, **params})
+
+
+def test_mult_vae_scores_a_session_as_a_customer_with_that_history():
+    """Mult-VAE is inductive: a session is encoded as a known customer is, so a session holding u4's
+    products gets u4's recommendations, and garden buyers get garden things."""
+    vae = small_vae().fit(interactions(), CATALOG)
+    assert same(vae.recommend(None, k=3, history=BASKETS["u4"]), vae.recommend("u4", k=3))
+    assert vae.recommend("u4", k=1)[0][0] in {"teapot", "saucer"}
+    assert vae.recommend(None, k=1, history=["chair", "table"])[0][0] in {"parasol", "lantern"}
+    assert not vae.falls_back(None, ["chair"])
+
+
+def test_mult_vae_fits_the_same_weights_with_the_same_seed_and_others_with_another(tmp_path):
+    first, again = small_vae().fit(interactions()), small_vae().fit(interactions())
+    other = small_vae(seed=8).fit(interactions())
+    assert all(np.array_equal(first.weights[name], again.weights[name]) for name in first.weights)
+    assert not np.array_equal(first.weights["decoder_output"], other.weights["decoder_output"])
+    first.save(tmp_path / "vae")
+    with np.load(tmp_path / "vae" / "arrays.npz", allow_pickle=False) as saved:
+        assert np.array_equal(saved["model_decoder_output"], first.weights["decoder_output"])
+    loaded = Recommender.load(tmp_path / "vae")
+    assert same(loaded.recommend(None, k=3, history=["tea"]), first.recommend(None, k=3, history=["tea"]))
+
+
+def test_mult_vae_refuses_a_dropout_of_one():
+    with pytest.raises(ValueError, match="dropout"):
+        get("mult_vae")(dropout=1.0)
