@@ -258,3 +258,22 @@ def test_mult_vae_fits_the_same_weights_with_the_same_seed_and_others_with_anoth
 def test_mult_vae_refuses_a_dropout_of_one():
     with pytest.raises(ValueError, match="dropout"):
         get("mult_vae")(dropout=1.0)
+
+
+def test_ease_recent_follows_the_latest_basket_and_is_ease_at_decay_one():
+    """mix bought a mug first and a chair last: with recency, garden things come first."""
+    frame = interactions()
+    mug = (frame["user_id"] == "mix") & (frame["product_id"] == "mug")
+    frame.loc[mug, "timestamp"] = pd.Timestamp("2023-01-01")
+    recent = get("ease_recent")(l2=1.0, decay=0.1).fit(frame)
+    assert recent.recommend("mix", k=1)[0][0] in {"table", "parasol", "lantern"}
+    reasons = recent.explain("mix", recent.recommend("mix", k=1)[0][0])
+    assert reasons[0].product_id == "chair"
+    # A session product makes a newer basket: tea things after a teapot, whatever mix bought before.
+    assert recent.recommend("mix", k=1, history=["teapot"])[0][0] in {"tea", "saucer"}
+    ease, flat = get("ease")(l2=1.0).fit(frame), get("ease_recent")(l2=1.0, decay=1.0).fit(frame)
+    for user in ("u1", "mix", "g3"):
+        assert same(flat.recommend(user, k=4), ease.recommend(user, k=4))
+    assert same(flat.recommend(None, k=3, history=["tea"]), ease.recommend(None, k=3, history=["tea"]))
+    with pytest.raises(ValueError, match="decay"):
+        get("ease_recent")(decay=1.5)
