@@ -41,8 +41,8 @@ def fitted(request) -> Recommender:
 
 
 def test_registry_lists_every_algorithm():
-    assert {"popularity", "popularity_recent", "item_knn", "ease", "als", "bpr", "svd", "knn_baseline",
-            "semantic"} <= set(REGISTRY)
+    assert {"popularity", "popularity_recent", "item_knn", "ease", "ease_recent", "als", "bpr", "mult_vae",
+            "svd", "knn_baseline", "semantic"} <= set(REGISTRY)
 
 
 def test_recommend_excludes_seen_and_is_sorted(fitted):
