@@ -277,3 +277,15 @@ def test_ease_recent_follows_the_latest_basket_and_is_ease_at_decay_one():
     assert same(flat.recommend(None, k=3, history=["tea"]), ease.recommend(None, k=3, history=["tea"]))
     with pytest.raises(ValueError, match="decay"):
         get("ease_recent")(decay=1.5)
+
+
+def test_ease_recent_and_mult_vae_fuse_in_a_hybrid(tmp_path):
+    hybrid = get("hybrid")(sources=["ease_recent", "mult_vae"],
+                           source_configs={"mult_vae": {"hidden": 16, "latent": 4, "epochs": 20}},
+                           fusion={"weights": {"ease_recent": 0.7, "mult_vae": 0.3}})
+    hybrid.fit(interactions(), CATALOG)
+    ranking = hybrid.recommend("u4", k=3)
+    assert len(ranking) == 3 and not set(BASKETS["u4"]) & {item for item, _ in ranking}
+    assert len(hybrid.recommend(None, k=2, history=["chair"])) == 2
+    hybrid.save(tmp_path / "hybrid")
+    assert same(Recommender.load(tmp_path / "hybrid").recommend("u4", k=3), ranking)
