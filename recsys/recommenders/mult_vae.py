@@ -19,7 +19,7 @@ Why this model: among the deep recommenders it is the one the literature keeps a
 point for top-N ranking from implicit feedback (Dacrema et al., "Are we really making much
 progress?", RecSys 2019, found it the one neural model that beat tuned simple baselines), it folds
 in any history by one forward pass (sessions are half of what the workbench serves), and it is
-small: on the demo (4,333 customers x 3,658 products) it fits in one to two minutes on one CPU thread.
+small: on the demo (4,333 customers x 3,658 products) it fits in about 30 s on one CPU thread.
 Cornac's VAECF (and BiVAECF) hold user factors learned per training user, which cannot score a
 session without refitting, and persist by pickling the live model, so this is a small torch
 implementation instead. torch only fits: the learned weights are numpy arrays, scoring runs in
