@@ -19,7 +19,9 @@ from ui.text import md
 
 # Column titles of the engines' sources; a source not named here is shown by its name.
 SOURCE_TITLES = {"bm25": "BM25", "semantic": "Semantic", "ease": "Collaborative filtering (EASE)",
-                 "item_knn": "Collaborative filtering (item kNN)", "hybrid": "Hybrid"}
+                 "item_knn": "Collaborative filtering (item kNN)", "als": "Matrix factorisation (ALS)",
+                 "bpr": "Matrix factorisation (BPR)", "mult_vae": "Variational autoencoder (Mult-VAE)",
+                 "hybrid": "Hybrid"}
 
 
 @dataclass

@@ -5,7 +5,8 @@ from importlib import import_module
 from recsys.recommenders.base import REGISTRY, Reason, Recommender, RecommenderConfig, register
 
 # Importing a module registers its algorithms.
-for _module in ("popularity", "item_knn", "ease", "implicit_mf", "cf_surprise", "semantic", "hybrid"):
+for _module in ("popularity", "item_knn", "ease", "ease_recent", "implicit_mf", "mult_vae", "cf_surprise",
+                "semantic", "hybrid"):
     import_module(f"recsys.recommenders.{_module}")
 
 

@@ -41,8 +41,8 @@ def fitted(request) -> Recommender:
 
 
 def test_registry_lists_every_algorithm():
-    assert {"popularity", "popularity_recent", "item_knn", "ease", "als", "bpr", "svd", "knn_baseline",
-            "semantic"} <= set(REGISTRY)
+    assert {"popularity", "popularity_recent", "item_knn", "ease", "ease_recent", "als", "bpr", "mult_vae",
+            "svd", "knn_baseline", "semantic"} <= set(REGISTRY)
 
 
 def test_recommend_excludes_seen_and_is_sorted(fitted):
@@ -226,3 +226,66 @@ def test_als_folds_a_new_session_in_as_a_customer_with_that_history():
     session = [item for item, _ in als.recommend(None, k=2, history=["teapot", "tea"])]
     assert set(session) <= {"mug", "saucer"}
     assert not als.falls_back(None, ["teapot"]) and als.falls_back(None, None)
+
+
+def small_vae(**params):
+    return get("mult_vae")(**{"hidden": 16, "latent": 4, "epochs": 100, "dropout": 0.0,
+                              "learning_rate": 0.01, **params})
+
+
+def test_mult_vae_scores_a_session_as_a_customer_with_that_history():
+    """Mult-VAE is inductive: a session is encoded as a known customer is, so a session holding u4's
+    products gets u4's recommendations, and garden buyers get garden things."""
+    vae = small_vae().fit(interactions(), CATALOG)
+    assert same(vae.recommend(None, k=3, history=BASKETS["u4"]), vae.recommend("u4", k=3))
+    assert vae.recommend("u4", k=1)[0][0] in {"teapot", "saucer"}
+    assert vae.recommend(None, k=1, history=["chair", "table"])[0][0] in {"parasol", "lantern"}
+    assert not vae.falls_back(None, ["chair"])
+
+
+def test_mult_vae_fits_the_same_weights_with_the_same_seed_and_others_with_another(tmp_path):
+    first, again = small_vae().fit(interactions()), small_vae().fit(interactions())
+    other = small_vae(seed=8).fit(interactions())
+    assert all(np.array_equal(first.weights[name], again.weights[name]) for name in first.weights)
+    assert not np.array_equal(first.weights["decoder_output"], other.weights["decoder_output"])
+    first.save(tmp_path / "vae")
+    with np.load(tmp_path / "vae" / "arrays.npz", allow_pickle=False) as saved:
+        assert np.array_equal(saved["model_decoder_output"], first.weights["decoder_output"])
+    loaded = Recommender.load(tmp_path / "vae")
+    assert same(loaded.recommend(None, k=3, history=["tea"]), first.recommend(None, k=3, history=["tea"]))
+
+
+def test_mult_vae_refuses_a_dropout_of_one():
+    with pytest.raises(ValueError, match="dropout"):
+        get("mult_vae")(dropout=1.0)
+
+
+def test_ease_recent_follows_the_latest_basket_and_is_ease_at_decay_one():
+    """mix bought a mug first and a chair last: with recency, garden things come first."""
+    frame = interactions()
+    mug = (frame["user_id"] == "mix") & (frame["product_id"] == "mug")
+    frame.loc[mug, "timestamp"] = pd.Timestamp("2023-01-01")
+    recent = get("ease_recent")(l2=1.0, decay=0.1).fit(frame)
+    assert recent.recommend("mix", k=1)[0][0] in {"table", "parasol", "lantern"}
+    reasons = recent.explain("mix", recent.recommend("mix", k=1)[0][0])
+    assert reasons[0].product_id == "chair"
+    # A session product makes a newer basket: tea things after a teapot, whatever mix bought before.
+    assert recent.recommend("mix", k=1, history=["teapot"])[0][0] in {"tea", "saucer"}
+    ease, flat = get("ease")(l2=1.0).fit(frame), get("ease_recent")(l2=1.0, decay=1.0).fit(frame)
+    for user in ("u1", "mix", "g3"):
+        assert same(flat.recommend(user, k=4), ease.recommend(user, k=4))
+    assert same(flat.recommend(None, k=3, history=["tea"]), ease.recommend(None, k=3, history=["tea"]))
+    with pytest.raises(ValueError, match="decay"):
+        get("ease_recent")(decay=1.5)
+
+
+def test_ease_recent_and_mult_vae_fuse_in_a_hybrid(tmp_path):
+    hybrid = get("hybrid")(sources=["ease_recent", "mult_vae"],
+                           source_configs={"mult_vae": {"hidden": 16, "latent": 4, "epochs": 20}},
+                           fusion={"weights": {"ease_recent": 0.7, "mult_vae": 0.3}})
+    hybrid.fit(interactions(), CATALOG)
+    ranking = hybrid.recommend("u4", k=3)
+    assert len(ranking) == 3 and not set(BASKETS["u4"]) & {item for item, _ in ranking}
+    assert len(hybrid.recommend(None, k=2, history=["chair"])) == 2
+    hybrid.save(tmp_path / "hybrid")
+    assert same(Recommender.load(tmp_path / "hybrid").recommend("u4", k=3), ranking)
