@@ -62,7 +62,6 @@ search.DATA = Path(os.environ.get("WORKBENCH_HOMEDEPOT_DIR") or search.DATA)
 def make_encoders(threads: int, tmp: Path) -> dict:
     """name -> encode(texts) for every encoder compared (see the module's docstring)."""
     import numpy as np
-    import onnxruntime
     import torch
 
     from recsys.embeddings import load_model
@@ -74,10 +73,8 @@ def make_encoders(threads: int, tmp: Path) -> dict:
     per_tensor = OnnxEncoder(None, "int8", threads)
     per_tensor_path = tmp / "model-int8-per-tensor.onnx"
     _quantize_int8(export(None, "fp32"), per_tensor_path, per_row=False)
-    options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    per_tensor.session = onnxruntime.InferenceSession(str(per_tensor_path), options,
-                                                      providers=["CPUExecutionProvider"])
+    per_tensor.path = per_tensor_path
+    per_tensor.session, per_tensor._batch_session = per_tensor._session(True), per_tensor._session(False)
 
     def st_torch(texts):
         return np.asarray(model.encode(texts, normalize_embeddings=True, convert_to_numpy=True,
@@ -195,7 +192,7 @@ def main() -> int:
         ndcg_catalog, ndcg_judgments = evaluation_set(catalog, judgments, args.ndcg_queries,
                                                       args.ndcg_distractors)
         quality = {}
-        for name in args.ndcg_encoders.split(","):
+        for name in filter(None, args.ndcg_encoders.split(",")):
             start = time.perf_counter()
             with encoding_with(every[name]):
                 retriever = get("semantic")().fit(ndcg_catalog)
