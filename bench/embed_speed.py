@@ -11,10 +11,13 @@ threads (torch.set_num_threads; onnxruntime intra-op `--threads`, inter-op 1):
   (batch 32, sorted by length), normalised.
 - st-torch-bf16: the same under `torch.autocast("cpu", torch.bfloat16)` (the CPU has AMX-BF16).
 - int8-tensor-one: the int8 served before, onnxruntime's dynamic quantisation with one
-  activation scale per tensor, one text at a time (batches made it batch-dependent).
+  activation scale per tensor, one text at a time (batches made it batch-dependent), on a
+  session whose threads spin between operators, as before.
 - int8-tensor-batch: the same in batches of 64: batch-dependent, shown for its speed only.
-- onnx-fp32: the fp32 export in token-length-sorted batches of 64 (`OnnxEncoder`).
-- onnx-int8: int8 with per-row activation scales in the same batches (`OnnxEncoder`; what the
+- onnx-fp32: the fp32 export in token-length-sorted batches of 64 (`OnnxEncoder`; catalog
+  encoding on a session whose threads sleep between operators).
+- onnx-int8-spinning: int8 with per-row activation scales in those batches, threads spinning.
+- onnx-int8: the same with the threads sleeping between operators (`OnnxEncoder`; what the
   engines now use on the onnx-int8 backend and what `python -m recsys embed` runs by default).
 
 1. Speed: `--titles` seeded titles; `--rounds` rounds, each encoder once per round, the order
@@ -74,7 +77,10 @@ def make_encoders(threads: int, tmp: Path) -> dict:
     per_tensor_path = tmp / "model-int8-per-tensor.onnx"
     _quantize_int8(export(None, "fp32"), per_tensor_path, per_row=False)
     per_tensor.path = per_tensor_path
-    per_tensor.session, per_tensor._batch_session = per_tensor._session(True), per_tensor._session(False)
+    # As served before: one session, its threads spinning between operators.
+    per_tensor.session = per_tensor._batch_session = per_tensor._session(spinning=True)
+    int8_spinning = OnnxEncoder(None, "int8", threads)
+    int8_spinning._batch_session = int8_spinning.session
 
     def st_torch(texts):
         return np.asarray(model.encode(texts, normalize_embeddings=True, convert_to_numpy=True,
@@ -86,7 +92,8 @@ def make_encoders(threads: int, tmp: Path) -> dict:
 
     return {"st-torch": st_torch, "st-torch-bf16": st_torch_bf16,
             "int8-tensor-one": lambda texts: per_tensor.encode(texts, batch_size=1),
-            "int8-tensor-batch": per_tensor.encode, "onnx-fp32": fp32.encode, "onnx-int8": int8.encode}
+            "int8-tensor-batch": per_tensor.encode, "onnx-fp32": fp32.encode,
+            "onnx-int8-spinning": int8_spinning.encode, "onnx-int8": int8.encode}
 
 
 def speed(encoders: dict, titles: list[str], rounds: int) -> dict[str, dict]:
@@ -159,7 +166,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads")
     parser.add_argument("--encoders", default="st-torch,st-torch-bf16,int8-tensor-one,int8-tensor-batch,"
-                                              "onnx-fp32,onnx-int8")
+                                              "onnx-fp32,onnx-int8-spinning,onnx-int8")
     parser.add_argument("--ndcg-encoders", default="st-torch,int8-tensor-one,onnx-fp32,onnx-int8")
     parser.add_argument("--ndcg-queries", type=int, default=1000, help="0: all, on the whole catalog")
     parser.add_argument("--ndcg-distractors", type=int, default=5000)
