@@ -7,7 +7,7 @@ Encoding runs on one of three backends: "torch" (the SentenceTransformer), "onnx
 "onnx-int8" (the model exported to ONNX and run by onnxruntime in length-sorted batches, see
 `recsys.onnx_encoder`). fp32 gives the same embeddings as torch, int8 slightly different ones, so
 every backend's embeddings are stored apart. On every backend a text's embedding does not depend
-on the other texts encoded with it.
+on the other texts encoded with it (up to float rounding, about 1e-7).
 
 **An embedding folder** (written by `write_embeddings`, read by `read_embeddings`; the catalog
 cache and ``python -m recsys embed`` both use it) holds three files:

@@ -21,8 +21,9 @@ Two precisions:
   channel, then rewritten so that activations are quantised with one scale
   per token row (symmetric, 127 levels each side) instead of onnxruntime's one
   scale per tensor. Per tensor, a text's scale came from its whole batch,
-  padding included, so its embedding depended on its batch-mates; per row it
-  does not (bit-identical alone and in any batch), and it is closer to fp32
+  padding included, so its embedding moved with its batch-mates (by up to
+  0.034); per row it does not (alone and in a batch agree to 5e-08, float
+  rounding, as in fp32), and it is closer to fp32
   (cosine about 0.997 against 0.992 per tensor). About 4 times smaller than
   fp32 and faster in batches; it earns its place by its measured nDCG
   (bench/embed_speed.py, docs/benchmarks.md, "Batch encoding").
@@ -331,9 +332,10 @@ class OnnxEncoder:
         All texts are tokenized in one call, then batched by number of tokens,
         longest first, each batch padded to its own longest text; the rows come
         back in the order of `texts`. A text's embedding does not depend on its
-        batch-mates: padding is masked out of attention and pooling, and int8
-        scales each token's activations on their own (`per_row_activation_scales`);
-        the tests check a text alone against the same text in a batch.
+        batch-mates, up to float rounding: padding is masked out of attention and
+        pooling, and int8 scales each token's activations on their own
+        (`per_row_activation_scales`); the tests check a text alone against the
+        same text in batches (tests/test_embed.py).
         """
         texts = [text.lower() if self.do_lower_case else text for text in map(str, texts)]
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
