@@ -500,6 +500,9 @@ def build_parser() -> argparse.ArgumentParser:
     from recsys import onnx_encoder
 
     onnx_encoder.add_parser(commands)
+    from recsys import embeddings
+
+    embeddings.add_parser(commands)
     from recsys.training import cli as training_cli
 
     training_cli.add_parser(commands)

@@ -114,6 +114,30 @@ def model_identity(path: str | Path | None = None) -> str:
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
+def model_fingerprint(path: str | Path | None = None) -> str:
+    """SHA-256 of a model folder's files (names and contents, sub-folders included), 16 hex digits.
+
+    Unlike `model_identity`, it follows the model, not where it lies: a copy of the folder has the
+    same fingerprint, a retrained one another. Stored embeddings record it (`recsys.embeddings`).
+    Computed once per (folder, files' sizes and times); hashing MiniLM's 90 MB takes about 0.2 s.
+    """
+    model_path = (Path(path) if path else default_model_path()).resolve()
+    files = sorted(p for p in model_path.rglob("*") if p.is_file() and not p.name.startswith("."))
+    stamp = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files)
+    return _fingerprint(str(model_path), stamp)
+
+
+@lru_cache(maxsize=8)
+def _fingerprint(folder: str, stamp: tuple) -> str:
+    digest = hashlib.sha256()
+    for name, _, _ in stamp:
+        digest.update(str(Path(name).relative_to(folder)).encode() + b"\0")
+        with open(name, "rb") as file:
+            for block in iter(lambda: file.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def resolve_device(requested: str | None = None) -> str:
     """`requested`, or "cuda" when a GPU is there and "cpu" otherwise."""
     import torch  # heavy: only where a model is trained or run

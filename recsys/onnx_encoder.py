@@ -8,8 +8,8 @@ final L2 normalisation are exported as one graph taking ``input_ids``,
 ``attention_mask`` and, for models whose tokenizer makes them (BERT),
 ``token_type_ids``, with dynamic batch and sequence axes. Texts are tokenized
 by the folder's own fast tokenizer with the model's `max_seq_length` and
-truncation, and encoded in batches of texts of similar length, as
-sentence-transformers does.
+truncation once, sorted by their number of tokens and encoded in batches padded
+to the batch's own longest text, so little is spent on padding.
 
 Two precisions:
 
@@ -17,10 +17,16 @@ Two precisions:
   (cosine > 0.9999).
 - **int8**: onnxruntime's dynamic quantisation (Jacob et al., "Quantization
   and Training of Neural Networks for Efficient Integer-Arithmetic-Only
-  Inference", CVPR 2018): weights stored as int8, one scale per output
-  channel, activations quantised per batch at run time. About 4 times smaller
-  and faster; its embeddings move (cosine about 0.98 to fp32), so it earns its
-  place by its measured nDCG (bench/encoders.py, docs/benchmarks.md).
+  Inference", CVPR 2018), weights stored as int8 with one scale per output
+  channel, then rewritten so that activations are quantised with one scale
+  per token row (symmetric, 127 levels each side) instead of onnxruntime's one
+  scale per tensor. Per tensor, a text's scale came from its whole batch,
+  padding included, so its embedding moved with its batch-mates (by up to
+  0.034); per row it does not (alone and in a batch agree to 5e-08, float
+  rounding, as in fp32), and it is closer to fp32
+  (cosine about 0.997 against 0.992 per tensor). About 4 times smaller than
+  fp32 and faster in batches; it earns its place by its measured nDCG
+  (bench/embed_speed.py, docs/benchmarks.md, "Batch encoding").
 
 Exports are files under ``var/onnx/<model identity>/`` (or under
 ``$WORKBENCH_ONNX_DIR``), made on first use and published by renaming a
@@ -52,7 +58,11 @@ import numpy as np
 from recsys.embedding_model import default_model_path, default_threads, load_model, model_identity
 
 PRECISIONS = ("fp32", "int8")
-FILE_NAMES = {"fp32": "model-fp32.onnx", "int8": "model-int8.onnx"}
+# "int8-rows": per-row activation scales. The name changed with the scheme, so an export of
+# the batch-dependent per-tensor scheme (model-int8.onnx) is never loaded as this one.
+FILE_NAMES = {"fp32": "model-fp32.onnx", "int8": "model-int8-rows.onnx"}
+# What each precision's embeddings are, recorded with stored embeddings (recsys.embeddings).
+SCHEMES = {"fp32": "onnx fp32", "int8": "onnx int8, weights per channel, activations per row"}
 # Inputs a transformer encoder may take, in the order of the exported graph's inputs.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OPSET = 17
@@ -145,7 +155,12 @@ def _export_fp32(model_path: str | None, target: Path) -> None:
     _publish(target, write)
 
 
-def _quantize_int8(source: Path, target: Path) -> None:
+def _quantize_int8(source: Path, target: Path, per_row: bool = True) -> None:
+    """Quantise the fp32 export at `source` to int8 at `target`.
+
+    `per_row=False` keeps onnxruntime's per-tensor activation scales (batch-dependent); the
+    benchmark uses it to compare, the encoder never does.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     # Weights int8 with one scale per output channel: embeddings at cosine about 0.98
@@ -156,10 +171,81 @@ def _quantize_int8(source: Path, target: Path) -> None:
     advice = _DropMessage("pre-processing before quantization")
     logging.getLogger().addFilter(advice)
     try:
-        _publish(target, lambda path: quantize_dynamic(source, path, per_channel=True,
-                                                       weight_type=QuantType.QInt8))
+        def write(path: Path) -> None:
+            quantize_dynamic(source, path, per_channel=True, weight_type=QuantType.QInt8)
+            if per_row:
+                per_row_activation_scales(path, path)
+
+        _publish(target, write)
     finally:
         logging.getLogger().removeFilter(advice)
+
+
+def per_row_activation_scales(source: Path, target: Path) -> None:
+    """Rewrite a dynamically quantised graph so each token row has its own activation scale.
+
+    onnxruntime's `DynamicQuantizeLinear` gives a whole activation tensor (batch x tokens x
+    features) one scale and zero point, so a text's quantised activations depend on the other
+    texts of its batch. Each one is replaced by symmetric quantisation per row of the last axis:
+    scale = max |x| / 127 over the row, q = round(x / scale) + 128 as uint8 (zero point 128, one
+    constant, as `MatMulInteger` takes only a scalar zero point). The product of the activation
+    and weight scales that dequantises each `MatMulInteger`'s result keeps only the weight's
+    scale, and the row scale multiplies its output afterwards: onnxruntime's fusion into
+    `MatMulIntegerToFloat` assumes a scalar activation scale and gave wrong embeddings (cosine
+    0.75 to fp32) when the row scales went into that product.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    constants = {"row_quant_zero_point": np.array(128, np.uint8),
+                 "row_quant_levels": np.array(127.0, np.float32),
+                 "row_quant_epsilon": np.array(1e-12, np.float32), "row_quant_one": np.array(1.0, np.float32)}
+    graph.initializer.extend(numpy_helper.from_array(value, name) for name, value in constants.items())
+    row_scale_of: dict[str, str] = {}   # the per-tensor scale's name -> its per-row replacement
+    zero_points: set[str] = set()
+    nodes = []
+    for node in graph.node:
+        if node.op_type != "DynamicQuantizeLinear":
+            nodes.append(node)
+            continue
+        x, (quantised, scale, zero_point), name = node.input[0], node.output, node.name
+        row_scale_of[scale] = f"{name}_row_scale"
+        zero_points.add(zero_point)
+        nodes += [
+            helper.make_node("Abs", [x], [f"{name}_abs"]),
+            helper.make_node("ReduceMax", [f"{name}_abs"], [f"{name}_max"], axes=[-1], keepdims=1),
+            helper.make_node("Max", [f"{name}_max", "row_quant_epsilon"], [f"{name}_max_positive"]),
+            helper.make_node("Div", [f"{name}_max_positive", "row_quant_levels"], [f"{name}_row_scale"]),
+            helper.make_node("Div", ["row_quant_one", f"{name}_row_scale"], [f"{name}_inverse"]),
+            helper.make_node("Mul", [x, f"{name}_inverse"], [f"{name}_scaled"]),
+            # Scale 1 and zero point 128: rounds (half to even), saturates and casts in one op.
+            helper.make_node("QuantizeLinear", [f"{name}_scaled", "row_quant_one", "row_quant_zero_point"],
+                             [quantised]),
+        ]
+    products: dict[str, str] = {}       # Mul(activation scale, weight scale)'s output -> row scale
+    for node in nodes:
+        for i, name in enumerate(node.input):
+            if name in zero_points:
+                node.input[i] = "row_quant_zero_point"
+            elif name in row_scale_of and node.op_type == "Mul":
+                node.input[i] = "row_quant_one"
+                products[node.output[0]] = row_scale_of[name]
+            elif name in row_scale_of:
+                raise ValueError(f"unexpected use of an activation scale by {node.op_type} {node.name}")
+    rewritten = []
+    for node in nodes:
+        rewritten.append(node)
+        scale = next((products[name] for name in node.input if name in products), None)
+        if node.op_type == "Mul" and scale is not None:
+            output = node.output[0]
+            node.output[0] = f"{output}_before_row_scale"
+            rewritten.append(helper.make_node("Mul", [node.output[0], scale], [output],
+                                              name=f"{node.name}_row_scale"))
+    del graph.node[:]
+    graph.node.extend(rewritten)
+    onnx.save(model, str(target))
 
 
 class _DropMessage(logging.Filter):
@@ -201,49 +287,76 @@ class OnnxEncoder:
 
     def __init__(self, model_path: str | None = None, precision: str = "fp32",
                  threads: int | None = None):
-        import onnxruntime
         from transformers import AutoTokenizer
 
         self.model_path = Path(model_path) if model_path else default_model_path()
         self.precision = check_precision(precision)
         self.path = export(model_path, precision)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
-        options = onnxruntime.SessionOptions()
-        # One pool of `threads` for the operators; nodes run one after the other (the
-        # default sequential mode), so the inter-op pool would only add idle threads.
         self.threads = threads or default_threads()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        self.session = onnxruntime.InferenceSession(str(self.path), options,
-                                                    providers=["CPUExecutionProvider"])
+        self.session = self._session(spinning=True)
+        self._batch_session = None
         properties = self.session.get_modelmeta().custom_metadata_map
         self.max_seq_length = int(properties["max_seq_length"])
         self.do_lower_case = properties.get("do_lower_case") == "True"
         self.input_names = [i.name for i in self.session.get_inputs()]
         self.dimension = int(self.session.get_outputs()[0].shape[1])
+        self.scheme = SCHEMES[precision]
+
+    def _session(self, spinning: bool):
+        import onnxruntime
+
+        options = onnxruntime.SessionOptions()
+        # One pool of `threads` for the operators; nodes run one after the other (the
+        # default sequential mode), so the inter-op pool would only add idle threads.
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        if not spinning:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        return onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+
+    @property
+    def batch_session(self):
+        """The session for texts that take several batches: its threads sleep between operators
+        instead of spinning. On the shared 2-core machine catalog encoding ran about 2 times faster
+        so (docs/benchmarks.md, "Batch encoding"): spinning threads took the cores from the thread
+        that had work. One query keeps the spinning `session`, whose threads answer at once; both
+        run the same graph and kernels, so a text's embedding is the same from either."""
+        if self._batch_session is None:
+            self._batch_session = self._session(spinning=False)
+        return self._batch_session
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit-length float32 embeddings of `texts`, shape (len(texts), dim).
 
-        Texts are batched longest first, like sentence-transformers, so a batch
-        pads little; the rows come back in the order of `texts`. int8 encodes one
-        text at a time: dynamic quantisation scales the activations of the whole
-        batch (padding included), so a batched text's embedding would depend on
-        its batch-mates, and a query searched alone would not match the same
-        query in an evaluation batch.
+        All texts are tokenized in one call, then batched by number of tokens,
+        longest first, each batch padded to its own longest text; the rows come
+        back in the order of `texts`. A text's embedding does not depend on its
+        batch-mates, up to float rounding: padding is masked out of attention and
+        pooling, and int8 scales each token's activations on their own
+        (`per_row_activation_scales`); the tests check a text alone against the
+        same text in batches (tests/test_embed.py).
         """
-        if self.precision == "int8":
-            batch_size = 1
         texts = [text.lower() if self.do_lower_case else text for text in map(str, texts)]
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
-        order = np.argsort([-len(text) for text in texts], kind="stable")
+        if not texts:
+            return vectors
+        tokens = self.tokenizer(texts, truncation="longest_first", max_length=self.max_seq_length)
+        columns = {name: tokens[name] for name in self.input_names}
+        lengths = np.array([len(ids) for ids in columns["input_ids"]])
+        order = np.argsort(-lengths, kind="stable")
+        pad = {"input_ids": self.tokenizer.pad_token_id or 0}
+        session = self.session if len(texts) <= batch_size else self.batch_session
         for start in range(0, len(texts), batch_size):
             chosen = order[start:start + batch_size]
-            tokens = self.tokenizer([texts[i] for i in chosen], padding=True,
-                                    truncation="longest_first", max_length=self.max_seq_length,
-                                    return_tensors="np")
-            feed = {name: tokens[name].astype(np.int64, copy=False) for name in self.input_names}
-            vectors[chosen] = self.session.run(None, feed)[0]
+            width = int(lengths[chosen[0]])
+            feed = {}
+            for name, rows in columns.items():
+                batch = np.full((len(chosen), width), pad.get(name, 0), dtype=np.int64)
+                for row, i in enumerate(chosen):
+                    batch[row, :lengths[i]] = rows[i]
+                feed[name] = batch
+            vectors[chosen] = session.run(None, feed)[0]
         return vectors
 
 

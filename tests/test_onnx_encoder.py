@@ -91,7 +91,7 @@ def test_exports_are_reused_and_leave_no_temporary_files(encoders, onnx_dir):
     assert path.parent.parent == onnx_dir
     written = path.stat().st_mtime_ns
     assert export(None, "fp32") == path and path.stat().st_mtime_ns == written
-    assert sorted(p.name for p in path.parent.iterdir()) == ["model-fp32.onnx", "model-int8.onnx"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model-fp32.onnx", "model-int8-rows.onnx"]
 
 
 def test_the_tokenizer_settings_travel_in_the_export(encoders):

@@ -13,7 +13,8 @@ Catalog embeddings come from `cached_encode`: they are computed once per
 (model, backend, catalog texts) and read back from `var/embeddings/` afterwards.
 `backend` picks the encoder: "torch" (the SentenceTransformer), "onnx-fp32"
 (the same model exported to ONNX, same embeddings, several times faster per
-query) or "onnx-int8" (dynamically quantised; see `recsys.onnx_encoder` and
+query) or "onnx-int8" (int8 weights, activations quantised per token row, so a
+text's embedding does not depend on its batch; see `recsys.onnx_encoder` and
 docs/benchmarks.md for its speed and nDCG). Query encoding is stage "encode" of
 `recsys.timing`.
 `search` encodes its one query; `search_many` encodes its queries in batches.
