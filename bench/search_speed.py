@@ -3,8 +3,7 @@
 The shipped search preset (BM25 0.75 + semantic 0.25, weighted min-max, spelling
 correction, the int8 ONNX encoder) is fitted once on ``../shared/data/homedepot/``
 (skipped, exit status 0, when it is absent). The same fitted sources then serve
-side by side, in one process, each query searched by every configuration in
-turn (so that a busy moment of the machine hits them all alike):
+side by side, in one process, taking turns by blocks of 50 queries (see `timings`):
 
 - ``scan``: the semantic source scores every product (one matrix product), as before issue 16;
 - ``graph``: its candidates come from the faiss HNSW graph (`recsys.ann`), what is served now;
@@ -22,6 +21,7 @@ the test queries of the split by query (`recsys.evaluation.splits.split_judgment
 
     python bench/search_speed.py
     python bench/search_speed.py --ranker var/models/hd-ranker --queries 300
+    python bench/search_speed.py --ef-search 64,128,160   # the graph's recall against its speed
 
 Prints a table and, as its last line, one JSON object (also written to
 bench/results/search_speed.json). Bar: ``graph`` p95 at most 5 ms on a quiet machine.
@@ -47,7 +47,7 @@ P95_BAR_MS = 5.0
 STAGES = ("encode", "retrieve", "fuse", "rerank", "rules", "other")
 
 
-def engines(catalog, ranker: str | None) -> dict:
+def engines(catalog, ranker: str | None, efs: list[int]) -> dict:
     """{name: hybrid}: the configurations of the module docstring, over one set of fitted sources."""
     from recsys.fusion import defaults
     from recsys.search.hybrid import HybridRetriever
@@ -57,14 +57,21 @@ def engines(catalog, ranker: str | None) -> dict:
     print(f"fitted in {time.perf_counter() - started:.1f} s (embeddings cached under var/embeddings)",
           file=sys.stderr)
     scan = graph.with_fusion(graph.fusion)
-    semantic = copy.copy(graph.sources[1])
-    semantic._nearest = None  # the same embeddings, scored by the full matrix product
-    scan.sources[1] = semantic
+    scanning = copy.copy(graph.sources[1])
+    scanning._nearest = None  # the same embeddings, scored by the full matrix product
+    scan.sources[1] = scanning
     found = {"scan": scan, "graph": graph}
+    for ef in efs:  # the same graph, exploring another number of candidates a query
+        other = graph.with_fusion(graph.fusion)
+        semantic = copy.copy(graph.sources[1])
+        semantic._nearest = copy.copy(semantic._nearest)
+        semantic._nearest.ef_search = ef
+        other.sources[1] = semantic
+        found[f"graph, ef_search {ef}"] = other
     if ranker:
         ranked = {**defaults.SEARCH, "reranker": ranker, "rerank_top": 100}
         again = scan.with_fusion(ranked)
-        again.sources[1] = semantic
+        again.sources[1] = scanning
         again._kept_sources = lambda fusion: ()  # every source scores the catalog again for the ranker
         found["scan + ranker, scored again"] = again
         found["graph + ranker"] = graph.with_fusion(ranked)
@@ -77,28 +84,33 @@ def percentiles(values: list[float]) -> dict:
     return {"p50": round(float(np.percentile(values, 50)), 2), "p95": round(float(np.percentile(values, 95)), 2)}
 
 
-def timings(found: dict, queries: list[str], warmup: int) -> dict:
-    """Per configuration: total and per-stage milliseconds of each query, searched in turn by each."""
+def timings(found: dict, queries: list[str], warmup: int, block: int = 50) -> dict:
+    """Per configuration: total and per-stage milliseconds of each query. The configurations take
+    turns by blocks of `block` queries, each block after `warmup` untimed searches of its own: one
+    query each in turn would let the thread pools one leaves spinning (torch's after the scan,
+    onnxruntime's after an encoding) slow the next, which a service running one of them never sees,
+    and one configuration after the other would let the machine's drift favour some."""
     from recsys.timing import StageTimer
 
-    for query in queries[:warmup]:
-        for hybrid in found.values():
-            hybrid.search(query, k=10)
     runs = {name: {"total": [], "no_explain": [], **{stage: [] for stage in STAGES}} for name in found}
-    for query in queries:
+    for start in range(0, len(queries), block):
+        chunk = queries[start:start + block]
         for name, hybrid in found.items():
-            with StageTimer() as timer:
-                started = time.perf_counter()
+            for query in (chunk * warmup)[:warmup]:
                 hybrid.search(query, k=10)
-                total = (time.perf_counter() - started) * 1000
-            run = runs[name]
-            run["total"].append(total)
-            for stage in STAGES[:-1]:
-                run[stage].append(timer.ms.get(stage, 0.0))
-            run["other"].append(total - sum(timer.ms.values()))
-            started = time.perf_counter()
-            hybrid.search(query, k=10, explain=False)
-            run["no_explain"].append((time.perf_counter() - started) * 1000)
+            for query in chunk:
+                with StageTimer() as timer:
+                    started = time.perf_counter()
+                    hybrid.search(query, k=10)
+                    total = (time.perf_counter() - started) * 1000
+                run = runs[name]
+                run["total"].append(total)
+                for stage in STAGES[:-1]:
+                    run[stage].append(timer.ms.get(stage, 0.0))
+                run["other"].append(total - sum(timer.ms.values()))
+                started = time.perf_counter()
+                hybrid.search(query, k=10, explain=False)
+                run["no_explain"].append((time.perf_counter() - started) * 1000)
     return {name: {key: percentiles(values) for key, values in run.items()} for name, run in runs.items()}
 
 
@@ -106,7 +118,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ranker", help="a learned-ranker folder trained over the shipped preset")
     parser.add_argument("--queries", type=int, default=300, help="test queries timed (default 300)")
-    parser.add_argument("--warmup", type=int, default=30)
+    parser.add_argument("--warmup", type=int, default=5, help="untimed searches before each block")
+    parser.add_argument("--part", default="test", choices=("validation", "test"),
+                        help="the split's queries to score and time (validation: to choose a setting)")
+    parser.add_argument("--ef-search", default="", help="also the graph exploring these numbers of candidates "
+                                                        "a query, e.g. 64,128 (served: the semantic config's)")
     args = parser.parse_args(argv)
     if data_missing():
         return 0
@@ -119,8 +135,8 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()
     embeddings.configure_threads()
     catalog, judgments = load_data()
-    test = split_judgments(judgments)["test"]
-    found = engines(catalog, args.ranker)
+    test = split_judgments(judgments)[args.part]
+    found = engines(catalog, args.ranker, [int(ef) for ef in args.ef_search.split(",") if ef])
     quality = {name: evaluate_full_catalog(hybrid, test) for name, hybrid in found.items()}
     distinct = sorted(test["query"].unique())
     chosen = [distinct[i] for i in np.random.default_rng(0).permutation(len(distinct))[:args.queries]]

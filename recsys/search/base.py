@@ -167,7 +167,10 @@ class QueryScores:
     def top(self, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(catalog positions, scores) of its k best matching products, best first."""
         if k not in self._tops:
-            best = top_k(np.where(self.hits, self.row, -np.inf), k)
+            # Among the matching products only: BM25 matches a few thousand of 55,000, and the cut
+            # then sorts those instead of the catalog. Positions keep catalog order, so ties still go by index.
+            matching = np.flatnonzero(self.hits)
+            best = matching[top_k(self.row[matching], k)]
             self._tops[k] = best, self.row[best]
         return self._tops[k]
 

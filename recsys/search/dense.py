@@ -51,7 +51,7 @@ class DenseConfig(RetrieverConfig):
     # graph (recsys.ann) instead of scoring every product; 0: always score every product.
     ann_threshold: int = DEFAULT_THRESHOLD
     # Candidates the graph explores per query (at least the number asked for): recall against speed.
-    ann_ef_search: int = 256
+    ann_ef_search: int = 100
 
     def __post_init__(self):
         sentence_embeddings.check_backend(self.backend)
@@ -150,5 +150,5 @@ class NearestScores(QueryScores):
         return self._tops[k]
 
     def at(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        scores = self.retriever._by_dimension[:, indices].T @ self.vector
+        scores = self.retriever._nearest.vectors(indices) @ self.vector
         return scores.astype(np.float64), np.ones(len(indices), dtype=bool)

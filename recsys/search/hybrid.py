@@ -56,6 +56,7 @@ and to correct spelling against).
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,7 +112,7 @@ class HybridRetriever(Retriever):
         # product_id -> the text the cross-encoder reads (`recsys.embedding_model.product_texts`)
         self.product_texts: dict[str, str] | None = None
         self.speller: SpellingCorrector | None = None
-        self._fitting_rerankers: set[str] = set()  # reranker folders checked to fit this hybrid
+        self._rerankers: dict[str, tuple] = {}  # folder: (its files' latest change, the opened reranker)
 
     @classmethod
     def from_sources(cls, sources: list[Retriever], fusion: FusionConfig | dict | None = None,
@@ -240,10 +241,7 @@ class HybridRetriever(Retriever):
 
     def _rerank(self, queries: list[str], fused: list[list[FusedItem]],
                 fusion: FusionConfig, scored: ScoredChunk | None = None) -> list[list[FusedItem]]:
-        reranker = load_reranker(fusion.reranker)
-        if fusion.reranker not in self._fitting_rerankers:
-            reranker.check_fits(self)  # once per folder: it reads the model's files
-            self._fitting_rerankers.add(fusion.reranker)
+        reranker = self._reranker(fusion.reranker)
         tops = [list(ranked[:fusion.rerank_top]) for ranked in fused]
         signals = self._signal_sources(reranker)
         return reranker.rerank(fused, self.rerank_requests(queries, tops, signals, reranker.depth, scored))
@@ -258,7 +256,22 @@ class HybridRetriever(Retriever):
         """The sources whose scores of the whole catalog `retrieve` keeps for `fusion`'s reranker."""
         if not fusion.reranks:
             return ()
-        return tuple(self._signal_sources(load_reranker(fusion.reranker)) or ())
+        return tuple(self._signal_sources(self._reranker(fusion.reranker)) or ())
+
+    def _reranker(self, folder: str):
+        """The reranker saved in `folder`, opened (and checked to fit this hybrid) once, not at every
+        search: reading its files took about 0.6 ms a time. Opened again when its folder changes."""
+        try:  # a folder saved again is renamed into place (a new inode) or has its files replaced
+            info = os.stat(folder)
+            stamp = (info.st_ino, info.st_mtime_ns)
+        except OSError:
+            stamp = None
+        cached = self._rerankers.get(folder)
+        if cached is None or cached[0] != stamp:
+            reranker = load_reranker(folder)
+            reranker.check_fits(self)
+            self._rerankers[folder] = cached = (stamp, reranker)
+        return cached[1]
 
     def rerank_requests(self, queries: list[str], tops: list[list[FusedItem]],
                         signals: list[str] | None = None, depth: int | None = None,
