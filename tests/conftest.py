@@ -195,3 +195,25 @@ def pseudonym(customer_id: str) -> str:
     from recsys.privacy.pseudonyms import pseudonymise
 
     return pseudonymise(customer_id)
+
+
+# The ONNX exports, shared by tests/test_onnx_encoder.py and tests/test_embed.py (one export a session).
+@pytest.fixture(scope="session")
+def onnx_dir(tmp_path_factory):
+    """Exports go to a temporary folder for the whole session; encoders are made afresh."""
+    from recsys import onnx_encoder
+
+    folder = tmp_path_factory.mktemp("onnx")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WORKBENCH_ONNX_DIR", str(folder))
+        onnx_encoder.cached_encoder.cache_clear()
+        yield folder
+        onnx_encoder.cached_encoder.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def encoders(onnx_dir):
+    """{"fp32": ..., "int8": ...}: the shipped MiniLM exported once and loaded."""
+    from recsys.onnx_encoder import load_encoder
+
+    return {precision: load_encoder(None, precision) for precision in ("fp32", "int8")}

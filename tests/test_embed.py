@@ -25,25 +25,6 @@ BATCH_MATES = [
 PROBE = "cordless drill"
 
 
-@pytest.fixture(scope="session")
-def onnx_dir(tmp_path_factory):
-    from recsys import onnx_encoder
-
-    folder = tmp_path_factory.mktemp("onnx")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WORKBENCH_ONNX_DIR", str(folder))
-        onnx_encoder.cached_encoder.cache_clear()
-        yield folder
-        onnx_encoder.cached_encoder.cache_clear()
-
-
-@pytest.fixture(scope="session")
-def encoders(onnx_dir):
-    from recsys.onnx_encoder import load_encoder
-
-    return {precision: load_encoder(None, precision) for precision in ("fp32", "int8")}
-
-
 def alone_and_in_batch(encoder) -> tuple[np.ndarray, np.ndarray]:
     alone = encoder.encode([PROBE])[0]
     in_batch = encoder.encode(BATCH_MATES[:2] + [PROBE] + BATCH_MATES[2:])[2]
