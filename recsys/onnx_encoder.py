@@ -296,6 +296,7 @@ class OnnxEncoder:
         self.threads = threads or default_threads()
         self.session = self._session(spinning=True)
         self._batch_session = None
+        self._query_session = None
         properties = self.session.get_modelmeta().custom_metadata_map
         self.max_seq_length = int(properties["max_seq_length"])
         self.do_lower_case = properties.get("do_lower_case") == "True"
@@ -303,13 +304,13 @@ class OnnxEncoder:
         self.dimension = int(self.session.get_outputs()[0].shape[1])
         self.scheme = SCHEMES[precision]
 
-    def _session(self, spinning: bool):
+    def _session(self, spinning: bool, threads: int | None = None):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
         # One pool of `threads` for the operators; nodes run one after the other (the
         # default sequential mode), so the inter-op pool would only add idle threads.
-        options.intra_op_num_threads = self.threads
+        options.intra_op_num_threads = threads or self.threads
         options.inter_op_num_threads = 1
         if not spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -325,6 +326,18 @@ class OnnxEncoder:
         if self._batch_session is None:
             self._batch_session = self._session(spinning=False)
         return self._batch_session
+
+    @property
+    def query_session(self):
+        """The session for one text (a search's query): one thread, no pool. One short query
+        takes the same time on one thread as on two (1.6 ms p50 for MiniLM int8), and a pool
+        left spinning after it took the cores from the search's next stages: on Home Depot a
+        hybrid search fell from 4.3 to 3.4 ms p50, and with the semantic scan from 15.4 to
+        6.5 ms (docs/benchmarks.md, "Hybrid search speed"). Same graph and kernels, so the
+        embedding is the one a batch gives, up to float rounding."""
+        if self._query_session is None:
+            self._query_session = self._session(spinning=False, threads=1)
+        return self._query_session
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit-length float32 embeddings of `texts`, shape (len(texts), dim).
@@ -346,7 +359,10 @@ class OnnxEncoder:
         lengths = np.array([len(ids) for ids in columns["input_ids"]])
         order = np.argsort(-lengths, kind="stable")
         pad = {"input_ids": self.tokenizer.pad_token_id or 0}
-        session = self.session if len(texts) <= batch_size else self.batch_session
+        if len(texts) == 1:
+            session = self.query_session
+        else:
+            session = self.session if len(texts) <= batch_size else self.batch_session
         for start in range(0, len(texts), batch_size):
             chosen = order[start:start + batch_size]
             width = int(lengths[chosen[0]])

@@ -42,6 +42,10 @@ def assert_same_embeddings(a: np.ndarray, b: np.ndarray) -> None:
 def test_embedding_is_the_same_alone_and_in_a_batch(encoders, precision):
     alone, in_batch = alone_and_in_batch(encoders[precision])
     assert_same_embeddings(alone, in_batch)
+    # One text (a search's query) runs on its own one-thread session, batches on the pool.
+    encoder = encoders[precision]
+    assert encoder.query_session.get_session_options().intra_op_num_threads == 1
+    assert encoder.query_session is not encoder.session
     # And in batches of another size: every text as it is alone.
     texts = BATCH_MATES + [PROBE]
     batched = encoders[precision].encode(texts, batch_size=4)
