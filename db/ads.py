@@ -155,7 +155,8 @@ def charge(session: Session, shown: AdImpression, event_id: str, at: datetime) -
     room = row.daily_budget - today
     if row.total_budget is not None:
         room = min(room, row.total_budget - row.spent)
-    amount = max(0.0, min(shown.price, row.max_cpc, room))
+    amount = min(shown.price, row.max_cpc, room)
+    amount = amount if amount > MONEY_TOLERANCE else 0.0  # what floats leave of a spent budget is no money
     # The guards below hold the budgets even if the locks above were ever not what they seem.
     day_row = (update(AdSpendDay).where(AdSpendDay.campaign_id == row.id, AdSpendDay.day == day,
                                         AdSpendDay.spent + amount <= row.daily_budget + MONEY_TOLERANCE)
