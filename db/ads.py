@@ -56,7 +56,8 @@ def campaign(session: Session, campaign_id: int, lock: bool = False) -> AdCampai
     return session.scalar(query.with_for_update() if lock else query)
 
 
-def campaigns(session: Session, advertiser: str | None = None, ids: list[int] | None = None) -> list[AdCampaign]:
+def campaigns(session: Session, advertiser: str | None = None,
+              ids: list[int] | None = None) -> list[AdCampaign]:
     """Every campaign (of `advertiser`, of `ids`, when given), newest first."""
     query = select(AdCampaign).order_by(AdCampaign.id.desc())
     if advertiser is not None:
@@ -118,7 +119,8 @@ def insert_impressions(session: Session, rows: list[dict]) -> int:
     if new:
         session.execute(_insert(session, AdImpression), new)
     # Always in the same order, so that two writers of several campaigns never wait on each other.
-    for (campaign_id, day), count in sorted(Counter((row["campaign_id"], row["at"].date()) for row in new).items()):
+    counts = Counter((row["campaign_id"], row["at"].date()) for row in new)
+    for (campaign_id, day), count in sorted(counts.items()):
         _ensure_day(session, campaign_id, day, count)
     return len(new)
 
@@ -141,8 +143,9 @@ def click_of_event(session: Session, event_id: str) -> AdClick | None:
 
 def charge(session: Session, shown: AdImpression, event_id: str, at: datetime) -> float:
     """Record a click on `shown` and charge its price (at most the campaign's bid), capped by what
-    the campaign's daily budget (on `at`'s day) and total budget have left; the amount. IntegrityError when the event id or the impression was clicked already
-    (the caller's transaction is then rolled back: nothing is charged)."""
+    the campaign's daily budget (on `at`'s day) and total budget have left; the amount.
+    IntegrityError when the event id or the impression was clicked already (the caller's
+    transaction is then rolled back: nothing is charged)."""
     click = AdClick(event_id=event_id, impression_id=shown.id, campaign_id=shown.campaign_id,
                     price_charged=0.0, at=at)
     session.add(click)
@@ -166,11 +169,13 @@ def charge(session: Session, shown: AdImpression, event_id: str, at: datetime) -
                                      AdCampaign.spent + amount <= AdCampaign.total_budget + MONEY_TOLERANCE))
                  .values(spent=AdCampaign.spent + amount, status=case(
                      (and_(AdCampaign.status == "active",
-                           AdCampaign.spent + amount >= AdCampaign.total_budget - MONEY_TOLERANCE), "out_of_budget"),
+                           AdCampaign.spent + amount >= AdCampaign.total_budget - MONEY_TOLERANCE),
+                      "out_of_budget"),
                      else_=AdCampaign.status))
                  .execution_options(synchronize_session=False))
     if session.execute(day_row).rowcount != 1 or session.execute(total_row).rowcount != 1:
-        raise RuntimeError(f"campaign {row.id}: a budget guard refused a charge of {amount}; nothing was charged")
+        raise RuntimeError(f"campaign {row.id}: a budget guard refused a charge of {amount}; "
+                           "nothing was charged")
     click.price_charged = amount
     spent_total = row.total_budget is not None and row.spent + amount >= row.total_budget - MONEY_TOLERANCE
     if spent_total and row.status == "active":  # the UPDATE above stored "out_of_budget"

@@ -200,7 +200,8 @@ def _checked_role(role: str, advertiser: str | None) -> str | None:
             raise AccountError(f"only an account of role advertiser acts for an advertiser, not a {role}")
         return None
     if advertiser is None:
-        raise AccountError("an account of role advertiser needs the advertiser it acts for (a supplier or brand)")
+        raise AccountError("an account of role advertiser needs the advertiser it acts for "
+                           "(a supplier or brand)")
     if len(advertiser) > MAX_ADVERTISER_LENGTH:
         raise AccountError(f"the advertiser's name must have at most {MAX_ADVERTISER_LENGTH} characters")
     return advertiser

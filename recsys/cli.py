@@ -268,7 +268,8 @@ def cmd_accounts(args) -> int:
         return os.environ.get("WORKBENCH_NEW_PASSWORD") or getpass.getpass(f"Password for {args.username}: ")
 
     if args.action == "create":
-        accounts.create_account(args.username, new_password(), args.role, actor=actor, advertiser=args.advertiser)
+        accounts.create_account(args.username, new_password(), args.role, actor=actor,
+                                advertiser=args.advertiser)
     elif args.action == "set-role":
         accounts.set_role(args.username, args.role, actor=actor, advertiser=args.advertiser)
     elif args.action in ("deactivate", "reactivate"):

@@ -175,7 +175,8 @@ class AdsReport:
     days: list[ReportDay]
 
     def to_dict(self) -> dict:
-        return {"campaigns": [asdict(row) for row in self.campaigns], "days": [asdict(row) for row in self.days]}
+        return {"campaigns": [asdict(row) for row in self.campaigns],
+                "days": [asdict(row) for row in self.days]}
 
 
 # --- who may do what ------------------------------------------------------------------------------
@@ -273,11 +274,11 @@ def _fields(values: dict) -> dict:
         raise CampaignError("products: a campaign promotes at least one product of the catalog")
     daily, total = checked["daily_budget"], checked["total_budget"]
     if total is not None and total < daily:
-        raise CampaignError(f"total_budget: {total} is less than the daily budget {daily}; raise it, or lower "
-                            "daily_budget")
+        raise CampaignError(f"total_budget: {total} is less than the daily budget {daily}; raise it, "
+                            "or lower daily_budget")
     if checked["max_cpc"] > daily:
-        raise CampaignError(f"max_cpc: {checked['max_cpc']} is above the daily budget {daily}, so no click could "
-                            "be paid in full; lower it, or raise daily_budget")
+        raise CampaignError(f"max_cpc: {checked['max_cpc']} is above the daily budget {daily}, so no click "
+                            "could be paid in full; lower it, or raise daily_budget")
     if checked["starts_at"] is None:
         raise CampaignError("starts_at: is required")
     if checked["ends_at"] is not None and checked["ends_at"] <= checked["starts_at"]:
@@ -325,7 +326,8 @@ def _campaign(row: AdCampaign, spent_today: float, now: datetime) -> Campaign:
                     row.total_budget, row.starts_at, row.ends_at, list(row.keywords), list(row.categories),
                     status_of(row.status, row.ends_at, spent=row.spent, total_budget=row.total_budget,
                               spent_today=spent_today, daily_budget=row.daily_budget, now=now),
-                    row.starts_at <= now, row.spent, spent_today, row.created_by, row.created_at, row.updated_at)
+                    row.starts_at <= now, row.spent, spent_today, row.created_by, row.created_at,
+                    row.updated_at)
 
 
 def _campaigns(session, rows: list[AdCampaign], now: datetime) -> list[Campaign]:
@@ -350,8 +352,8 @@ def create_campaign(who: Identity, *, name: str, products: list[str], max_cpc: f
     advertiser = _text("advertiser", advertiser if advertiser is not None else own, MAX_ADVERTISER_LENGTH)
     _check_owner(who, advertiser, f"a campaign of {advertiser}")
     fields = _fields({"name": name, "products": products, "max_cpc": max_cpc, "daily_budget": daily_budget,
-                      "total_budget": total_budget, "starts_at": utc_now() if starts_at is None else starts_at,
-                      "ends_at": ends_at, "keywords": keywords, "categories": categories})
+                      "total_budget": total_budget, "ends_at": ends_at, "keywords": keywords,
+                      "categories": categories, "starts_at": utc_now() if starts_at is None else starts_at})
     with session_scope(url) as session:
         _check_products(session, fields["products"])
         row = store.add_campaign(session, who.username, advertiser=advertiser, **fields)
@@ -409,7 +411,8 @@ def _set_status(who: Identity, campaign_id: int, action: str, url: str | None) -
         row = _owned(session, who, campaign_id, lock=True)
         shown = _campaigns(session, [row], now)[0].status
         if row.status == "ended" or (shown == "ended" and action != "end"):
-            hint = "" if row.status == "ended" else f" ({row.ends_at:%Y-%m-%d %H:%M} UTC): set a later ends_at first"
+            hint = ("" if row.status == "ended"
+                    else f" ({row.ends_at:%Y-%m-%d %H:%M} UTC): set a later ends_at first")
             raise CampaignError(f"status: campaign {campaign_id} has ended{hint}")
         if action == "pause":
             if row.status == "paused":
@@ -451,7 +454,8 @@ def serving_campaigns(*, url: str | None = None, now: datetime | None = None) ->
         return [found for found in _campaigns(session, store.campaigns(session), moment) if found.eligible]
 
 
-def spend_today(campaign_ids: list[int], *, url: str | None = None, now: datetime | None = None) -> dict[int, Spend]:
+def spend_today(campaign_ids: list[int], *, url: str | None = None,
+                now: datetime | None = None) -> dict[int, Spend]:
     """Each campaign's spend today (UTC) and in total against its budgets; unknown ids are left out."""
     moment = _now(now)
     with session_scope(url) as session:
@@ -475,7 +479,8 @@ def record_impressions(impressions: list[Impression], *, url: str | None = None)
             raise ValueError(f"{where}: position counts from 1, not {shown.position!r}")
         if not isinstance(shown.price, (int, float)) or not math.isfinite(shown.price) or shown.price < 0:
             raise ValueError(f"{where}: price must be a finite amount of 0 or more, not {shown.price!r}")
-        rows.append({**asdict(shown), "price": float(shown.price), "at": now if shown.at is None else _utc(shown.at)})
+        rows.append({**asdict(shown), "price": float(shown.price),
+                     "at": now if shown.at is None else _utc(shown.at)})
     if not rows:
         return 0
     with session_scope(url) as session:
@@ -538,5 +543,6 @@ def report(who: Identity, campaign_id: int | None = None, *, url: str | None = N
             campaign.campaign_id, campaign.advertiser, campaign.name, campaign.status, impressions, clicks,
             clicks / impressions if impressions else None, spend, spend / clicks if clicks else None,
             campaign.spent_today, campaign.daily_budget, campaign.spent_today / campaign.daily_budget,
-            campaign.total_budget, None if campaign.total_budget is None else campaign.spent / campaign.total_budget))
+            campaign.total_budget,
+            None if campaign.total_budget is None else campaign.spent / campaign.total_budget))
     return AdsReport(reports, days)

@@ -1,7 +1,7 @@
 """`python -m recsys ads ...`: sponsored-products campaigns from the command line (JSON on stdout).
 
     ads campaigns create --advertiser NAME --name N --products ID[,ID...] --max-cpc X --daily-budget X
-                         [--total-budget X] [--keywords w1,w2] [--categories c1,c2] [--starts ISO] [--ends ISO]
+        [--total-budget X] [--keywords w1,w2] [--categories c1,c2] [--starts ISO] [--ends ISO]
     ads campaigns list [--advertiser NAME]
     ads campaigns pause|resume|end ID
     ads report [--campaign ID]      impressions, clicks, click-through, spend, cost per click, per campaign
@@ -77,7 +77,8 @@ def add_parser(commands) -> None:
     managed.add_argument("--products", help="create: the promoted product ids, comma-separated")
     managed.add_argument("--max-cpc", type=float, help="create: the most one click may cost")
     managed.add_argument("--daily-budget", type=float, help="create: the most spent in one UTC day")
-    managed.add_argument("--total-budget", type=float, help="create: the most spent in all (default: no limit)")
+    managed.add_argument("--total-budget", type=float,
+                         help="create: the most spent in all (default: no limit)")
     managed.add_argument("--keywords", help="create: queries to show the ads for, comma-separated")
     managed.add_argument("--categories", help="create: categories to show the ads in, comma-separated "
                                               "(no keywords and no categories: targeted by relevance)")

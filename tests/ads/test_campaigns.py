@@ -108,7 +108,8 @@ def test_updates_are_checked_whole(shop):
         campaigns.update_campaign(OPERATOR, made.campaign_id, {"status": "active"})
     with pytest.raises(CampaignError, match="products: 'P9' not in the active catalog"):
         campaigns.update_campaign(OPERATOR, made.campaign_id, {"products": ["P9"]})
-    changed = campaigns.update_campaign(OPERATOR, made.campaign_id, {"total_budget": None, "daily_budget": 60.0})
+    changed = campaigns.update_campaign(OPERATOR, made.campaign_id,
+                                        {"total_budget": None, "daily_budget": 60.0})
     assert (changed.total_budget, changed.daily_budget) == (None, 60.0)
 
 
@@ -119,7 +120,8 @@ def test_status_follows_dates_and_hand_changes(shop):
     assert (ahead.status, ahead.started, ahead.eligible) == ("active", False, False)
     assert campaigns.get_campaign(OPERATOR, made.campaign_id, now=now + timedelta(days=1, hours=1)).eligible
     assert campaigns.get_campaign(OPERATOR, made.campaign_id, now=now + timedelta(days=2)).status == "ended"
-    assert campaigns.serving_campaigns(now=now + timedelta(days=1, hours=1))[0].campaign_id == made.campaign_id
+    [serving] = campaigns.serving_campaigns(now=now + timedelta(days=1, hours=1))
+    assert serving.campaign_id == made.campaign_id
     assert campaigns.serving_campaigns(now=now + timedelta(days=3)) == []
 
     paused = campaigns.pause_campaign(OPERATOR, made.campaign_id)
@@ -137,7 +139,8 @@ def test_status_follows_dates_and_hand_changes(shop):
 def test_a_spent_total_budget_is_out_of_budget_until_raised(shop):
     made = create(max_cpc=1.0, daily_budget=2.0, total_budget=2.0)
     campaigns.record_impressions([Impression(f"r{n}", made.campaign_id, "P1", 1, 1.0) for n in range(2)])
-    assert [campaigns.charge_click(f"e{n}", f"r{n}", "P1").outcome for n in range(2)] == ["charged", "charged"]
+    outcomes = [campaigns.charge_click(f"e{n}", f"r{n}", "P1").outcome for n in range(2)]
+    assert outcomes == ["charged", "charged"]
     assert campaigns.get_campaign(OPERATOR, made.campaign_id).status == "out_of_budget"
     assert campaigns.serving_campaigns() == []
     assert "ad_campaign_out_of_budget" in set(accounts.audit_log()["action"])

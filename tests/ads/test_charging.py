@@ -33,8 +33,9 @@ def _campaign(url: str, **changes) -> int:
 def _ledger(url: str, campaign_id: int) -> dict:
     """What SQL holds of the campaign's spend, three ways, and its clicks."""
     with session_scope(url) as session:
-        clicks, charged = session.execute(select(func.count(), func.coalesce(func.sum(AdClick.price_charged), 0.0))
-                                          .where(AdClick.campaign_id == campaign_id)).one()
+        clicks, charged = session.execute(
+            select(func.count(), func.coalesce(func.sum(AdClick.price_charged), 0.0))
+            .where(AdClick.campaign_id == campaign_id)).one()
         return {"clicks": clicks, "charged": charged,
                 "campaign": session.get(AdCampaign, campaign_id).spent,
                 "days": session.scalar(select(func.sum(AdSpendDay.spent))
@@ -48,8 +49,8 @@ def test_a_click_is_charged_once_and_only_on_an_ad_served(shop):
     assert campaigns.record_impressions(served) == 2
     assert campaigns.record_impressions(served) == 0  # the same request's ads again: kept once
     with session_scope(shop) as session:
-        experiment_store.insert_served(session, [{"request_id": "r2", "endpoint": "/search", "products": ["P1"],
-                                                  "at": DAY}])
+        experiment_store.insert_served(session, [{"request_id": "r2", "endpoint": "/search",
+                                                  "products": ["P1"], "at": DAY}])
     at = DAY + timedelta(minutes=1)
     assert campaigns.charge_click("e1", "r1", "P1", at) == ClickCharge("charged", 0.4, campaign)
     assert campaigns.charge_click("e1", "r1", "P1", at) == ClickCharge("replayed", 0.0, campaign)
@@ -65,12 +66,15 @@ def test_a_click_is_charged_once_and_only_on_an_ad_served(shop):
 
     spend = campaigns.spend_today([campaign, 999], now=at)
     assert list(spend) == [campaign]
-    assert (spend[campaign].spent_today, spend[campaign].total_spent, spend[campaign].left_today) == (0.4, 0.4, 9.6)
+    today = spend[campaign]
+    assert (today.spent_today, today.total_spent, today.left_today) == (0.4, 0.4, 9.6)
     result = campaigns.report(OPERATOR, url=shop, now=at)
     [row] = result.campaigns
-    assert (row.impressions, row.clicks, row.click_through, row.spend, row.cost_per_click) == (2, 1, 0.5, 0.4, 0.4)
+    assert (row.impressions, row.clicks, row.click_through, row.spend, row.cost_per_click) == (
+        2, 1, 0.5, 0.4, 0.4)
     assert row.daily_budget_used == pytest.approx(0.04) and row.total_budget_used is None
-    assert [(day.day, day.impressions, day.clicks, day.spend) for day in result.days] == [(DAY.date(), 2, 1, 0.4)]
+    days = [(day.day, day.impressions, day.clicks, day.spend) for day in result.days]
+    assert days == [(DAY.date(), 2, 1, 0.4)]
 
 
 def test_the_daily_budget_caps_a_day_and_the_next_day_starts_afresh(shop):
@@ -116,7 +120,8 @@ def _check_budget_held(url: str, campaign: int, budget: float, outcomes: Counter
     assert ledger["campaign"] == pytest.approx(ledger["charged"], abs=1e-9)
     assert ledger["days"] == pytest.approx(ledger["charged"], abs=1e-9)
     # 33 clicks at 0.3, one capped at what is left, the rest free; every other attempt a replay.
-    assert (outcomes["charged"], outcomes["capped"], outcomes["budget_exhausted"]) == (33, 1, IMPRESSIONS - 34)
+    charged = (outcomes["charged"], outcomes["capped"], outcomes["budget_exhausted"])
+    assert charged == (33, 1, IMPRESSIONS - 34)
     assert outcomes["replayed"] + outcomes["already_clicked"] == IMPRESSIONS * (workers - 1)
 
 
