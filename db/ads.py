@@ -51,9 +51,10 @@ def add_campaign(session: Session, actor: str, **fields) -> AdCampaign:
 
 def campaign(session: Session, campaign_id: int, lock: bool = False) -> AdCampaign | None:
     """The campaign, its row locked until the transaction ends when `lock` (PostgreSQL; a SQLite
-    writer holds the whole database already)."""
+    writer holds the whole database already). The lock is FOR NO KEY UPDATE: impressions inserted
+    meanwhile (whose foreign key shares the row's key) do not wait for it."""
     query = select(AdCampaign).where(AdCampaign.id == campaign_id)
-    return session.scalar(query.with_for_update() if lock else query)
+    return session.scalar(query.with_for_update(key_share=True) if lock else query)
 
 
 def campaigns(session: Session, advertiser: str | None = None,
