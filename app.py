@@ -13,11 +13,13 @@ from ui.warmup import drawing
 
 
 def pages_for(who) -> list:
-    grader = who is not None and not who.can("view")  # judges search trials, and sees nothing else
+    shop = who is None or who.can("view")  # graders and advertisers see nothing of the shop's operation
+    grader = not shop and who.can("judge")  # judges search trials' results, and sees nothing else
     trials = st.Page("pages/trials.py", title="Trials & judging", icon=":material/fact_check:", default=grader)
-    account = st.Page("pages/account.py", title="My account", icon=":material/person:")
-    if grader:
-        return [trials, account]
+    account = st.Page("pages/account.py", title="My account", icon=":material/person:",
+                      default=not shop and not grader)
+    if not shop:
+        return [trials, account] if grader else [account]
     experiments = ([st.Page("pages/experiments.py", title="Experiments", icon=":material/science:")]
                    if who is None or who.can("evaluate") else [])
     pages = [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),

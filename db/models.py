@@ -12,11 +12,12 @@ older one is a roll-back and touches no data.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -40,7 +41,7 @@ class Base(DeclarativeBase):
 
 DATASET_KINDS = ("catalog", "events", "search_log", "judgments")
 EVENT_TYPES = ("view", "click", "cart", "purchase", "rating")
-ROLES = ("admin", "operator", "merchandiser", "viewer", "grader")
+ROLES = ("admin", "operator", "merchandiser", "viewer", "grader", "advertiser")
 
 
 class DatasetVersion(Base):
@@ -163,6 +164,8 @@ class Account(Base):
     # Wrong passwords in a row, and until when they lock the account (recsys.accounts).
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # The advertiser (a supplier or brand) an account of role "advertiser" acts for; None otherwise.
+    advertiser: Mapped[str | None] = mapped_column(String(128), nullable=True)
 
 
 class LoginSession(Base):
@@ -550,3 +553,79 @@ class LiveEvent(Base):
     position: Mapped[int | None] = mapped_column(Integer, nullable=True)
     at: Mapped[datetime] = mapped_column(DateTime, index=True)
     received_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+
+
+CAMPAIGN_STATUSES = ("active", "paused", "ended", "out_of_budget")
+
+
+class AdCampaign(Base):
+    """A sponsored-products campaign: an advertiser's products, bid, budgets, dates and targeting.
+
+    `status` is what was decided (active, paused, ended) or "out_of_budget" once `spent` reached
+    `total_budget`; `recsys.ads.campaigns` computes the status shown (past `ends_at`: ended; today's
+    spend at `daily_budget`: out of budget until the next UTC day). `spent` is the total charged,
+    kept here so that one guarded UPDATE of this row keeps it within `total_budget`."""
+
+    __tablename__ = "ad_campaigns"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    advertiser: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    products: Mapped[list] = mapped_column(JSON, default=list)  # product ids of the catalog
+    max_cpc: Mapped[float] = mapped_column(Float)  # the most a click may cost
+    daily_budget: Mapped[float] = mapped_column(Float)
+    total_budget: Mapped[float | None] = mapped_column(Float, nullable=True)  # None: no total limit
+    spent: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    starts_at: Mapped[datetime] = mapped_column(DateTime)
+    ends_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # Both empty: automatic targeting, by the products' relevance to the request.
+    keywords: Mapped[list] = mapped_column(JSON, default=list)
+    categories: Mapped[list] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # CAMPAIGN_STATUSES
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utc_now)
+
+
+class AdImpression(Base):
+    """A campaign's product served as an ad at `position` (1-based) of the list of `request_id`.
+
+    `price` is the cost per click the auction set, charged only when the ad is clicked; `unit` is
+    the pseudonymous unit the service already keeps ("session:S" or "user:<pseudonym>")."""
+
+    __tablename__ = "ad_impressions"
+    __table_args__ = (UniqueConstraint("request_id", "product_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(64), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("ad_campaigns.id"), index=True)
+    product_id: Mapped[str] = mapped_column(String(128))
+    position: Mapped[int] = mapped_column(Integer)
+    price: Mapped[float] = mapped_column(Float)
+    unit: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class AdClick(Base):
+    """A click on an ad, and what it was charged: one per event id, one per impression."""
+
+    __tablename__ = "ad_clicks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    impression_id: Mapped[int] = mapped_column(ForeignKey("ad_impressions.id"), unique=True)
+    campaign_id: Mapped[int] = mapped_column(Integer, index=True)
+    price_charged: Mapped[float] = mapped_column(Float, default=0.0)
+    at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class AdSpendDay(Base):
+    """A campaign's impressions, clicks and spend in one UTC day: what daily budgets are checked on."""
+
+    __tablename__ = "ad_spend_days"
+
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("ad_campaigns.id"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    spent: Mapped[float] = mapped_column(Float, default=0.0)
+    clicks: Mapped[int] = mapped_column(Integer, default=0)
+    impressions: Mapped[int] = mapped_column(Integer, default=0)

@@ -290,13 +290,14 @@ def account_count(session: Session) -> int:
 
 
 def list_accounts(session: Session) -> pd.DataFrame:
-    rows = session.execute(select(Account.username, Account.role, Account.is_active, Account.locked_until,
-                                  Account.created_at).order_by(Account.username)).all()
-    return pd.DataFrame(rows, columns=["username", "role", "active", "locked_until", "created_at"])
+    rows = session.execute(select(Account.username, Account.role, Account.advertiser, Account.is_active,
+                                  Account.locked_until, Account.created_at).order_by(Account.username)).all()
+    return pd.DataFrame(rows, columns=["username", "role", "advertiser", "active", "locked_until", "created_at"])
 
 
-def add_account(session: Session, username: str, password_hash: str, role: str) -> Account:
-    account = Account(username=username, password_hash=password_hash, role=role,
+def add_account(session: Session, username: str, password_hash: str, role: str,
+                advertiser: str | None = None) -> Account:
+    account = Account(username=username, password_hash=password_hash, role=role, advertiser=advertiser,
                       created_at=datetime.now())
     session.add(account)
     session.flush()

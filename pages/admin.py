@@ -33,9 +33,11 @@ with left.form("create_account_form", clear_on_submit=True):
     username = st.text_input("Username", key="new_username", max_chars=128)
     password = st.text_input("Password", type="password", key="new_password")
     role = st.selectbox("Role", ROLES, index=ROLES.index("viewer"), key="new_role")
+    advertiser = st.text_input("Advertiser", key="new_advertiser", max_chars=128,
+                               help="role advertiser: the supplier or brand whose campaigns it manages")
     if st.form_submit_button("Create"):
         try:
-            create_account(username, password, role, actor=who.username, url=url)
+            create_account(username, password, role, actor=who.username, advertiser=advertiser, url=url)
         except AccountError as error:
             st.error(md(str(error)))
         else:
@@ -44,9 +46,15 @@ with right.form("role_form"):
     st.subheader("Change a role")
     name = st.selectbox("Account", names, key="role_username")
     new_role = st.selectbox("Role", ROLES, key="role_role")
+    new_advertiser = st.text_input("Advertiser", key="role_advertiser", max_chars=128,
+                                   help="role advertiser: the supplier or brand whose campaigns it manages")
     if st.form_submit_button("Change"):
-        set_role(name, new_role, actor=who.username, url=url)
-        done(f"{md(name)} is now {new_role}; their open sessions ended.")
+        try:
+            set_role(name, new_role, actor=who.username, advertiser=new_advertiser, url=url)
+        except AccountError as error:
+            st.error(md(str(error)))
+        else:
+            done(f"{md(name)} is now {new_role}; their open sessions ended.")
 
 left, right = st.columns(2)
 with left.form("active_form"):

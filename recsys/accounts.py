@@ -8,6 +8,8 @@ actions appear:
 - merchandiser: search trials, fusion weights, business rules and presets, run evaluations
 - viewer: look only
 - grader: judge search trials' results (blind), and nothing else
+- advertiser: the sponsored-products campaigns and reports of one advertiser (a supplier or brand),
+  named on the account, and nothing else; operators and admins manage every advertiser's campaigns
 
 The first admin's password comes from `WORKBENCH_ADMIN_PASSWORD`, or from
 `[admin] password` in `.streamlit/secrets.toml`; without either, one is
@@ -44,13 +46,16 @@ from db.models import ROLES, utc_now
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"view", "upload", "activate", "settings", "merchandise", "evaluate", "train",
-                        "judge", "admin"}),
-    "operator": frozenset({"view", "upload", "activate", "settings", "evaluate", "train", "judge"}),
+                        "judge", "ads", "admin"}),
+    "operator": frozenset({"view", "upload", "activate", "settings", "evaluate", "train", "judge", "ads"}),
     "merchandiser": frozenset({"view", "merchandise", "evaluate", "judge"}),
     "viewer": frozenset({"view"}),
     # Judges search trials' results, blind, and sees nothing else of the shop.
     "grader": frozenset({"judge"}),
+    # Its own advertiser's campaigns and reports only (recsys.ads.campaigns checks each action).
+    "advertiser": frozenset({"advertise"}),
 }
+MAX_ADVERTISER_LENGTH = 128  # accounts.advertiser, ad_campaigns.advertiser
 ADMIN_USERNAME = "admin"
 MIN_PASSWORD_LENGTH = 8
 MAX_USERNAME_LENGTH = 128  # accounts.username
@@ -68,6 +73,7 @@ class Identity:
 
     username: str
     role: str
+    advertiser: str | None = None  # role "advertiser": the advertiser it acts for
 
     def can(self, permission: str) -> bool:
         return permission in PERMISSIONS.get(self.role, frozenset())
@@ -183,21 +189,41 @@ def check_password_rules(username: str, password: str) -> None:
         raise AccountError("the password must not be the username")
 
 
-def create_account(username: str, password: str, role: str, *, actor: str, url: str | None = None) -> Identity:
+def _checked_role(role: str, advertiser: str | None) -> str | None:
+    """The advertiser an account of `role` acts for: a name for the role "advertiser" (AccountError
+    without one), None for every other role (AccountError when one is given)."""
+    if role not in ROLES:
+        raise AccountError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    advertiser = (advertiser or "").strip() or None
+    if role != "advertiser":
+        if advertiser is not None:
+            raise AccountError(f"only an account of role advertiser acts for an advertiser, not a {role}")
+        return None
+    if advertiser is None:
+        raise AccountError("an account of role advertiser needs the advertiser it acts for "
+                           "(a supplier or brand)")
+    if len(advertiser) > MAX_ADVERTISER_LENGTH:
+        raise AccountError(f"the advertiser's name must have at most {MAX_ADVERTISER_LENGTH} characters")
+    return advertiser
+
+
+def create_account(username: str, password: str, role: str, *, actor: str, advertiser: str | None = None,
+                   url: str | None = None) -> Identity:
+    """A new account; `advertiser`: for the role "advertiser", the advertiser it acts for (required)."""
     username = username.strip()
     if not username:
         raise AccountError("the username is empty")
     if len(username) > MAX_USERNAME_LENGTH:
         raise AccountError(f"the username must have at most {MAX_USERNAME_LENGTH} characters")
-    if role not in ROLES:
-        raise AccountError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+    advertiser = _checked_role(role, advertiser)
     check_password_rules(username, password)
     with session_scope(url) as session:
         if queries.account_by_name(session, username) is not None:
             raise AccountError(f"an account named {username!r} exists already")
-        queries.add_account(session, username, hash_password(password), role)
-        queries.audit(session, actor, "create_account", username, role=role)
-    return Identity(username, role)
+        queries.add_account(session, username, hash_password(password), role, advertiser)
+        queries.audit(session, actor, "create_account", username, role=role,
+                      **({"advertiser": advertiser} if advertiser else {}))
+    return Identity(username, role, advertiser)
 
 
 def authenticate(username: str, password: str, *, client: str | None = None,
@@ -252,7 +278,11 @@ def authenticate(username: str, password: str, *, client: str | None = None,
             queries.audit(session, "system", "account_locked", username, failed_logins=attempts)
     if valid and client_key:
         _failures.release(client_key)
-    return Identity(username, account.role) if valid else None
+    return _identity(account) if valid else None
+
+
+def _identity(account) -> Identity:
+    return Identity(account.username, account.role, account.advertiser)
 
 
 def _hasher_work(password: str = "") -> None:
@@ -342,18 +372,20 @@ def unlock(username: str, *, actor: str, url: str | None = None) -> None:
         queries.audit(session, actor, "unlock_account", username)
 
 
-def set_role(username: str, role: str, *, actor: str, url: str | None = None) -> None:
-    """Give the account another role; its login sessions end, so it logs in again under the new one."""
-    if role not in ROLES:
-        raise AccountError(f"unknown role {role!r}; use one of {', '.join(ROLES)}")
+def set_role(username: str, role: str, *, actor: str, advertiser: str | None = None,
+             url: str | None = None) -> None:
+    """Give the account another role (`advertiser`: for the role "advertiser", the advertiser it acts
+    for); its login sessions end, so it logs in again under the new one."""
+    advertiser = _checked_role(role, advertiser)
     with session_scope(url) as session:
         account = queries.account_by_name(session, username)
         if account is None:
             raise AccountError(f"there is no account named {username!r}")
         _keep_an_admin(session, account, role == "admin")
-        account.role = role
+        account.role, account.advertiser = role, advertiser
         queries.end_login_sessions(session, utc_now(), username=username)
-        queries.audit(session, actor, "set_role", username, role=role)
+        queries.audit(session, actor, "set_role", username, role=role,
+                      **({"advertiser": advertiser} if advertiser else {}))
 
 
 def list_accounts(*, url: str | None = None):
@@ -397,14 +429,14 @@ def session_identity(token: str, *, url: str | None = None) -> Identity | None:
         account = queries.login_session_account(session, _token_hash(token), utc_now())
         if account is None or not account.is_active:
             return None
-        return Identity(account.username, account.role)
+        return _identity(account)
 
 
 def current_identity(username: str, *, url: str | None = None) -> Identity | None:
     """The account `username` with its current role; None when it is gone or deactivated."""
     with session_scope(url) as session:
         account = queries.account_by_name(session, username)
-        return Identity(account.username, account.role) if account is not None and account.is_active else None
+        return _identity(account) if account is not None and account.is_active else None
 
 
 def end_session(token: str, *, actor: str, url: str | None = None) -> None:

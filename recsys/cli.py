@@ -268,9 +268,10 @@ def cmd_accounts(args) -> int:
         return os.environ.get("WORKBENCH_NEW_PASSWORD") or getpass.getpass(f"Password for {args.username}: ")
 
     if args.action == "create":
-        accounts.create_account(args.username, new_password(), args.role, actor=actor)
+        accounts.create_account(args.username, new_password(), args.role, actor=actor,
+                                advertiser=args.advertiser)
     elif args.action == "set-role":
-        accounts.set_role(args.username, args.role, actor=actor)
+        accounts.set_role(args.username, args.role, actor=actor, advertiser=args.advertiser)
     elif args.action in ("deactivate", "reactivate"):
         accounts.set_active(args.username, args.action == "reactivate", actor=actor)
     elif args.action == "reset-password":
@@ -481,6 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
                                              "reset-password", "unlock"])
     accounts.add_argument("--username")
     accounts.add_argument("--role", choices=ROLES, help="create, set-role")
+    accounts.add_argument("--advertiser", help="create, set-role: the advertiser an account of role advertiser "
+                                               "acts for (a supplier or brand)")
     accounts.add_argument("--actor")
     accounts.set_defaults(func=cmd_accounts)
 
@@ -516,6 +519,9 @@ def build_parser() -> argparse.ArgumentParser:
     from recsys.experiments import cli as experiments_cli
 
     experiments_cli.add_parser(commands)
+    from recsys.ads import cli as ads_cli
+
+    ads_cli.add_parser(commands)
     worker = commands.add_parser("worker", help="run queued background jobs (or the one JOB_ID)")
     worker.add_argument("job_id", type=int, nargs="?", help="run only this job (what the app starts per job)")
     worker.add_argument("--once", action="store_true", help="stop when no job is queued")
@@ -553,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     except IngestError as error:
         print(f"error: {error.report.message()}", file=sys.stderr)
         return 1
-    except (AccountError, LookupError, ValueError, FileNotFoundError) as error:
+    except (AccountError, LookupError, ValueError, FileNotFoundError, PermissionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except OperationalError as error:

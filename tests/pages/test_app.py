@@ -56,16 +56,44 @@ def test_only_admins_get_the_accounts_page(shop, role, allowed):
         assert not page.dataframe
 
 
+def _create_account(app, username: str, password: str, role: str, advertiser: str = "") -> None:
+    """Fill in the admin page's new account form and submit it."""
+    app.text_input(key="new_username").input(username)
+    app.text_input(key="new_password").input(password)
+    app.selectbox(key="new_role").select(role)
+    app.text_input(key="new_advertiser").input(advertiser)
+    next(b for b in app.button if b.label == "Create").click().run()
+
+
 def test_admin_creates_an_account(shop):
     app = app_as("admin", "pages/admin.py")
-    app.text_input(key="new_username").input("newbie")
-    app.text_input(key="new_password").input("newbie-pass-1")
-    app.selectbox(key="new_role").select("merchandiser")
-    next(b for b in app.button if b.label == "Create").click().run()
+    _create_account(app, "newbie", "newbie-pass-1", "merchandiser")
     assert any("Created newbie" in s.value for s in app.success)
     from recsys.accounts import authenticate
 
     assert authenticate("newbie", "newbie-pass-1").role == "merchandiser"
+
+
+def test_admin_creates_an_advertiser_account_naming_its_advertiser(shop):
+    app = app_as("admin", "pages/admin.py")
+    _create_account(app, "acmeads", "acmeads-pass-1", "advertiser")
+    assert any("needs the advertiser it acts for" in e.value for e in app.error)
+    _create_account(app, "acmeads", "acmeads-pass-1", "advertiser", "Acme")
+    assert any("Created acmeads" in s.value for s in app.success)
+    from recsys.accounts import Identity, authenticate
+
+    assert authenticate("acmeads", "acmeads-pass-1") == Identity("acmeads", "advertiser", "Acme")
+
+
+def test_an_advertiser_sees_nothing_of_the_shop(shop):
+    from recsys.accounts import create_account
+
+    create_account("advertiser1", PASSWORD, "advertiser", actor="test", advertiser="Acme")
+    app = app_as("advertiser")
+    assert not app.exception and app.title[0].value == "My account"
+    for page in ("pages/home.py", "pages/trials.py", "pages/data.py"):
+        with pytest.raises(ValueError, match="Could not find a navigation page"):
+            app_as("advertiser", page)
 
 
 def _log_in(app, username: str = "operator1") -> None:
