@@ -64,11 +64,13 @@ class SponsoredSlots:
             raise ValueError(f"sponsored max_ads must be a whole number from 1 to the number of positions "
                              f"({len(positions)}), not {self.max_ads!r}")
         if not _is_number(self.relevance_floor) or not 0 <= self.relevance_floor <= 1:
-            raise ValueError(f"sponsored relevance_floor must be a number from 0 to 1, not {self.relevance_floor!r}")
+            raise ValueError(f"sponsored relevance_floor must be a number from 0 to 1, "
+                             f"not {self.relevance_floor!r}")
         if not _is_number(self.reserve_price) or self.reserve_price < 0:
-            raise ValueError(f"sponsored reserve_price must be a number of 0 or more, not {self.reserve_price!r}")
+            raise ValueError(f"sponsored reserve_price must be a number of 0 or more, "
+                             f"not {self.reserve_price!r}")
         if self.frequency_cap is not None and (not _is_whole(self.frequency_cap) or self.frequency_cap < 1):
-            raise ValueError(f"sponsored frequency_cap must be a whole number of 1 or more (or null: no cap), "
+            raise ValueError(f"sponsored frequency_cap must be a whole number of 1 or more (null: no cap), "
                              f"not {self.frequency_cap!r}")
         object.__setattr__(self, "relevance_floor", float(self.relevance_floor))
         object.__setattr__(self, "reserve_price", float(self.reserve_price))
@@ -95,7 +97,10 @@ class SponsoredSlots:
     @classmethod
     def from_preset(cls, config: Any) -> SponsoredSlots | None:
         """The slots of a preset `config` (a FusionConfig or its dict); None when it shows no ads."""
-        entry = config.get(SPONSORED_KEY) if isinstance(config, Mapping) else getattr(config, SPONSORED_KEY, None)
+        if isinstance(config, Mapping):
+            entry = config.get(SPONSORED_KEY)
+        else:
+            entry = getattr(config, SPONSORED_KEY, None)
         return None if entry is None else cls.from_dict(entry)
 
     @property

@@ -3,6 +3,8 @@ max_ads, the relevance floor, placement among organic results and the slots' val
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -36,13 +38,10 @@ def test_the_price_is_the_least_bid_that_keeps_the_rank():
     assert second.price == pytest.approx(1.0 * 0.04 * 0.5 / (0.05 * 0.8))
     assert third.price == 0.05  # nobody below it: the reserve
     for placement in (first, second):
-        bidding = {c.campaign_id: c for c in candidates}
-        at_price = [Candidate(c.campaign_id, c.product_id, bid=(placement.price * 1.0001
-                                                                 if c.campaign_id == placement.campaign_id else c.bid),
-                              relevance=c.relevance, ctr=c.ctr) for c in bidding.values()]
-        under = [Candidate(c.campaign_id, c.product_id, bid=(placement.price * 0.9999
-                                                              if c.campaign_id == placement.campaign_id else c.bid),
-                           relevance=c.relevance, ctr=c.ctr) for c in bidding.values()]
+        def bidding(factor):
+            return [replace(c, bid=placement.price * factor) if c.campaign_id == placement.campaign_id else c
+                    for c in candidates]
+        at_price, under = bidding(1.0001), bidding(0.9999)
         assert won(at_price) == won(candidates)
         assert won(under) != won(candidates)
 
