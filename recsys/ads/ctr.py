@@ -8,14 +8,18 @@ to attract, ``P(click | product i at position p) = propensity_p x ctr_i``, where
 product's click-through at position 1 (propensity 1) and ``propensity_p`` how often position p is
 examined relative to position 1.
 
-`CtrModel.fit` reads a frame of impressions (product_id, position from 1, clicked 0/1):
+`CtrModel.fit` reads a frame of impressions (product_id, position from 1, clicked 0/1, and
+optionally the query):
 
 1. The propensities, by expectation-maximisation of the position-based model (Wang et al.,
    "Position bias estimation for unbiased learning to rank in personal search", WSDM 2018,
-   section 4, without its regression), on the impressions counted by (product, position). A
-   position's propensity is only identified when products were also shown at other positions:
-   positions with fewer than `min_position_impressions` impressions, or sharing no products
-   (directly or through other positions) with position 1, take ``1 / p^eta`` instead.
+   section 4, without its regression), on the impressions counted by (unit, position), a unit
+   being the (query, product) pair when the impressions name the query (a product attracts
+   differently for different queries, and a product shown high for one query and low for another
+   would otherwise pass its relevance off as position), else the product. A position's propensity
+   is only identified when units were also shown at other positions (a share of randomised pages
+   provides that): positions with fewer than `min_position_impressions` impressions, or sharing no
+   unit (directly or through other positions) with position 1, take ``1 / p^eta`` instead.
 2. Each product's click-through at position 1 by clicks over expected examinations (COEC: clicks /
    the sum of the propensities of its impressions), with a Beta prior: its mean the log's own COEC
    (the position-corrected overall click-through), its strength `prior_strength` examinations, so
@@ -77,25 +81,29 @@ class CtrModel:
                         self.fallback(positions))
 
     def fit(self, impressions: pd.DataFrame) -> CtrModel:
-        """Fit on `impressions`: one row per product shown, with product_id, position (1 = top) and
-        clicked (0/1 or bool). ValueError when a column is missing or a position is below 1."""
+        """Fit on `impressions`: one row per product shown, with product_id, position (1 = top),
+        clicked (0/1 or bool) and optionally query. ValueError when a column is missing or a
+        position is below 1."""
         missing = [column for column in COLUMNS if column not in impressions.columns]
         if missing:
             raise ValueError(f"the impressions need the column(s) {missing}; "
                              f"they have {list(impressions.columns)}")
-        frame = pd.DataFrame({"product_id": impressions["product_id"].astype(str),
+        products = impressions["product_id"].astype(str)
+        queries = impressions["query"].astype(str) if "query" in impressions.columns else ""
+        frame = pd.DataFrame({"unit": queries + "\x1f" + products, "product_id": products,
                               "position": pd.to_numeric(impressions["position"]).astype(np.int64),
                               "clicked": impressions["clicked"].astype(np.float64)})
         if len(frame) and frame["position"].min() < 1:
             raise ValueError(f"positions count from 1 (the top of the page); found {frame['position'].min()}")
-        cells = frame.groupby(["product_id", "position"])["clicked"].agg(["size", "sum"]).reset_index()
+        cells = frame.groupby(["unit", "product_id", "position"])["clicked"].agg(["size", "sum"])
+        cells = cells.reset_index()
+        unit_index = np.unique(cells["unit"].to_numpy(dtype=str), return_inverse=True)[1]
         products, product_index = np.unique(cells["product_id"].to_numpy(dtype=str), return_inverse=True)
         position_index = cells["position"].to_numpy() - 1
         shown, clicks = cells["size"].to_numpy(np.float64), cells["sum"].to_numpy(np.float64)
         depth = int(position_index.max()) + 1 if len(cells) else 1
-        self.estimated = self._identified(product_index, position_index, shown, depth)
-        self.propensities = self._expectation_maximisation(product_index, position_index, shown, clicks,
-                                                           depth)
+        self.estimated = self._identified(unit_index, position_index, shown, depth)
+        self.propensities = self._expectation_maximisation(unit_index, position_index, shown, clicks, depth)
         examinations = np.bincount(product_index, shown * self.propensities[position_index], len(products))
         product_clicks = np.bincount(product_index, clicks, len(products))
         total = examinations.sum()
@@ -114,18 +122,18 @@ class CtrModel:
         """Predicted click probability of each product at its position: propensity x click-through."""
         return self.predict(product_ids) * self.propensity(positions)
 
-    def _identified(self, products: np.ndarray, positions: np.ndarray, shown: np.ndarray,
+    def _identified(self, units: np.ndarray, positions: np.ndarray, shown: np.ndarray,
                     depth: int) -> np.ndarray:
         """Positions whose propensity the data identifies: enough impressions, and linked to position
-        1 through products shown at both (or through a chain of such positions)."""
+        1 through units (query and product) shown at both (or through a chain of such positions)."""
         counts = np.bincount(positions, shown, depth)
         enough = counts >= self.min_position_impressions
         if not enough[0]:
             return np.zeros(depth, dtype=bool)
         kept = enough[positions]
-        grid = np.zeros((int(products.max()) + 1, depth), dtype=bool)
-        grid[products[kept], positions[kept]] = True
-        linked = (grid.T.astype(np.int64) @ grid.astype(np.int64)) > 0  # positions sharing a product
+        grid = np.zeros((int(units.max()) + 1, depth), dtype=bool)
+        grid[units[kept], positions[kept]] = True
+        linked = (grid.T.astype(np.int64) @ grid.astype(np.int64)) > 0  # positions sharing a unit
         reached = np.zeros(depth, dtype=bool)
         reached[0] = True
         frontier = reached.copy()
@@ -134,7 +142,7 @@ class CtrModel:
             reached |= frontier
         return reached & enough
 
-    def _expectation_maximisation(self, products: np.ndarray, positions: np.ndarray, shown: np.ndarray,
+    def _expectation_maximisation(self, units: np.ndarray, positions: np.ndarray, shown: np.ndarray,
                                   clicks: np.ndarray, depth: int) -> np.ndarray:
         """Propensities relative to position 1: EM of the position-based model over the identified
         positions, `fallback` at the others."""
@@ -142,18 +150,18 @@ class CtrModel:
         if not self.estimated.any():
             return fallback
         estimated = self.estimated[positions]
-        products, positions = products[estimated], positions[estimated]
+        units, positions = units[estimated], positions[estimated]
         shown, clicks = shown[estimated], clicks[estimated]
         unclicked = shown - clicks
         examination = fallback.copy()
         per_position = np.bincount(positions, shown, depth)
-        per_product = np.bincount(products, shown)
-        expected = np.bincount(products, shown * examination[positions])
-        start = np.divide(np.bincount(products, clicks), expected, out=np.zeros(len(expected)),
+        per_unit = np.bincount(units, shown)
+        expected = np.bincount(units, shown * examination[positions])
+        start = np.divide(np.bincount(units, clicks), expected, out=np.zeros(len(expected)),
                           where=expected > 0)
         attraction = np.clip(start, 1e-6, 1 - 1e-6)
         for _ in range(self.iterations):
-            theta, gamma = examination[positions], attraction[products]
+            theta, gamma = examination[positions], attraction[units]
             unseen = 1.0 - theta * gamma
             # Among the impressions not clicked, the expected share examined (and not attracted) and
             # attracted (and not examined); every clicked impression was both.
@@ -162,8 +170,8 @@ class CtrModel:
             updated = np.where(self.estimated, np.bincount(positions, examined, depth)
                                / np.maximum(per_position, 1), examination)
             updated = np.clip(updated, 1e-6, 1.0)
-            attraction = np.clip(np.bincount(products, attracted, len(per_product))
-                                 / np.maximum(per_product, 1), 1e-6, 1 - 1e-6)
+            attraction = np.clip(np.bincount(units, attracted, len(per_unit))
+                                 / np.maximum(per_unit, 1), 1e-6, 1 - 1e-6)
             change = np.abs(updated / updated[0] - examination / examination[0]).max()
             examination = updated
             if change < self.tolerance:

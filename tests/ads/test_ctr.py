@@ -92,3 +92,25 @@ def test_bad_impressions_are_refused():
         CtrModel().fit(pd.DataFrame({"product_id": ["a"], "position": [0], "clicked": [1]}))
     with pytest.raises(ValueError, match="prior_strength must be 0 or more"):
         CtrModel(prior_strength=-1)
+
+
+def test_with_the_query_a_ranked_log_with_some_randomised_pages_gives_the_propensities():
+    # A product attracts differently per query, and the ranker puts each query's best first: the
+    # same product is high for one query, low for another. 10% of the pages are shuffled.
+    rng = np.random.default_rng(17)
+    queries, views = 300, 30_000
+    shown = np.array([rng.choice(80, 10, replace=False) for _ in range(queries)])
+    attraction = rng.uniform(0.02, 0.7, (queries, 10))
+    order = np.argsort(-attraction, axis=1)
+    rows = []
+    for query in rng.integers(0, queries, views):
+        ranking = rng.permutation(10) if rng.random() < 0.1 else order[query]
+        clicked = rng.random(10) < TRUE_PROPENSITY * attraction[query, ranking]
+        rows += [(f"q{query}", f"p{shown[query, i]}", position, click)
+                 for position, (i, click) in enumerate(zip(ranking, clicked), 1)]
+    log = pd.DataFrame(rows, columns=["query", "product_id", "position", "clicked"])
+    with_query = CtrModel().fit(log)
+    assert with_query.estimated.all()
+    assert np.abs(with_query.propensities - TRUE_PROPENSITY).max() < 0.05
+    by_product = CtrModel().fit(log.drop(columns="query"))
+    assert np.abs(by_product.propensities - TRUE_PROPENSITY).max() > 0.08  # relevance taken for position
