@@ -19,7 +19,9 @@ optionally the query):
    would otherwise pass its relevance off as position), else the product. A position's propensity
    is only identified when units were also shown at other positions (a share of randomised pages
    provides that): positions with fewer than `min_position_impressions` impressions, or sharing no
-   unit (directly or through other positions) with position 1, take ``1 / p^eta`` instead.
+   unit (directly or through other positions) with position 1, take ``1 / p^eta`` instead. Only
+   units shown at two positions or more take part: one seen at a single position says nothing of
+   positions, and its clicks low on the page would bias their propensities up.
 2. Each product's click-through at position 1 by clicks over expected examinations (COEC: clicks /
    the sum of the propensities of its impressions), with a Beta prior: its mean the log's own COEC
    (the position-corrected overall click-through), its strength `prior_strength` examinations, so
@@ -102,8 +104,13 @@ class CtrModel:
         position_index = cells["position"].to_numpy() - 1
         shown, clicks = cells["size"].to_numpy(np.float64), cells["sum"].to_numpy(np.float64)
         depth = int(position_index.max()) + 1 if len(cells) else 1
-        self.estimated = self._identified(unit_index, position_index, shown, depth)
-        self.propensities = self._expectation_maximisation(unit_index, position_index, shown, clicks, depth)
+        # A unit seen at one position only says nothing of the positions (its attraction absorbs any
+        # propensity), yet a click on it low on the page would push that propensity up through the
+        # bound attraction <= 1: only units seen at two positions or more inform the propensities.
+        spread = (np.bincount(unit_index) >= 2)[unit_index] if len(cells) else np.zeros(0, dtype=bool)
+        informative = unit_index[spread], position_index[spread], shown[spread], clicks[spread]
+        self.estimated = self._identified(*informative[:3], depth)
+        self.propensities = self._expectation_maximisation(*informative, depth)
         examinations = np.bincount(product_index, shown * self.propensities[position_index], len(products))
         product_clicks = np.bincount(product_index, clicks, len(products))
         total = examinations.sum()
@@ -128,7 +135,7 @@ class CtrModel:
         1 through units (query and product) shown at both (or through a chain of such positions)."""
         counts = np.bincount(positions, shown, depth)
         enough = counts >= self.min_position_impressions
-        if not enough[0]:
+        if not len(units) or not enough[0]:
             return np.zeros(depth, dtype=bool)
         kept = enough[positions]
         grid = np.zeros((int(units.max()) + 1, depth), dtype=bool)
