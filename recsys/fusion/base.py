@@ -85,6 +85,8 @@ class FusionConfig(JsonConfig):
     `min_scores` is a floor per source on its own (raw) scores: an item scoring below its
     source's floor is not that source's candidate, so a query nothing matches finds nothing
     rather than the least distant products (the semantic source's cosine; see `above_floors`).
+    `sponsored` names the page's sponsored slots (`recsys.fusion.sponsored.SponsoredSlots`: positions,
+    at most how many ads, relevance floor, reserve price, frequency cap); None: no ads.
     """
 
     method: str = "weighted"
@@ -97,6 +99,7 @@ class FusionConfig(JsonConfig):
     reranker: str | None = None
     rerank_top: int = 0
     min_scores: dict[str, float] = field(default_factory=dict)
+    sponsored: dict | None = None
 
     def __post_init__(self) -> None:
         check_backend(self.backend)

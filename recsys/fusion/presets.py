@@ -23,6 +23,7 @@ from db.models import Preset as PresetRow
 from recsys.fusion import defaults
 from recsys.fusion.base import FusionConfig
 from recsys.fusion.rules import rules_from
+from recsys.fusion.sponsored import check_sponsored
 
 DEFAULT_NAME = "default"
 
@@ -55,13 +56,15 @@ def default_config(scope: str) -> FusionConfig:
 
 
 def validated(config: FusionConfig | dict) -> FusionConfig:
-    """`config` as a FusionConfig whose rules are all valid (ValueError naming the bad one)."""
+    """`config` as a FusionConfig whose rules and sponsored slots are all valid (ValueError naming
+    the bad rule or key)."""
     config = FusionConfig.resolve(config)
     for position, rule in enumerate(config.rules, 1):
         try:
             rules_from([rule])
         except (TypeError, ValueError) as error:
             raise ValueError(f"rule {position}: {error}") from None
+    check_sponsored(config)
     return config
 
 

@@ -35,6 +35,9 @@ correction) and the
 `fuse_candidates(...)` split the work so that a page can keep the candidate
 lists and re-fuse them as weights and rules change, without searching again.
 
+`relevance(lists, product_ids)` reads from a query's candidate lists how relevant given products
+are to it, in [0, 1] (their fused score over the best one): the floor a sponsored product must reach.
+
 `score(query, product_ids)` applies the fusion's normalisation, fixed on the
 query's candidates, to every product's score in each source (RRF: its rank in
 each source's full ranking), so judged products can be reranked; neither the
@@ -57,7 +60,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -197,6 +200,25 @@ class HybridRetriever(Retriever):
         for start in range(0, len(queries), QUERY_CHUNK):
             results += self.retrieve(queries[start:start + QUERY_CHUNK], depth)[0]
         return results
+
+    def relevance(self, lists: Candidates, product_ids: Sequence[str],
+                  fusion: FusionConfig | None = None) -> np.ndarray:
+        """How relevant each of `product_ids` is to the query whose candidate `lists` these are (from
+        `candidates` or `retrieve`), in [0, 1]: its fused score, as `fuse` gives it before any rerank
+        and rules, over the best fused score of the query. 0 for a product no source has among its
+        candidates (or only under a source's floor), and for every product when nothing matched.
+
+        It reads what the search read, so a page and its sponsored products agree on relevance at no
+        second query encoding; it is what an ad's product must reach to be shown
+        (`recsys.ads.auction.eligible`). `fusion` overrides the retriever's own config.
+        """
+        fused = fuse(lists, fusion or self.fusion)
+        best = fused[0].score if fused else 0.0
+        if best <= 0:
+            return np.zeros(len(product_ids))
+        scores = {item.product_id: item.score for item in fused}
+        return np.clip(np.array([scores.get(str(p), 0.0) for p in product_ids], dtype=np.float64) / best,
+                       0.0, 1.0)
 
     def retrieve(self, queries: list[str], depth: int | None = None,
                  keep: tuple[str, ...] = ()) -> tuple[list[Candidates], ScoredChunk]:
