@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime
 
-from sqlalchemy import and_, case, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -136,6 +136,24 @@ def request_known(session: Session, request_id: str) -> bool:
     return (session.scalar(select(AdImpression.id).where(AdImpression.request_id == request_id).limit(1))
             is not None or session.scalar(select(ServedList.id).where(ServedList.request_id == request_id))
             is not None)
+
+
+def shown_to(session: Session, unit: str, since: datetime) -> dict[int, int]:
+    """How many ads of each campaign `unit` (a session or user) was shown from `since` on: what a
+    frequency cap counts."""
+    rows = session.execute(select(AdImpression.campaign_id, func.count())
+                           .where(AdImpression.unit == unit, AdImpression.at >= since)
+                           .group_by(AdImpression.campaign_id)).all()
+    return {campaign_id: count for campaign_id, count in rows}
+
+
+def impression_log(session: Session, since: datetime) -> list[tuple[str, int, bool]]:
+    """(product_id, position, clicked) of every ad shown from `since` on: what click-through is
+    predicted from (`recsys.ads.ctr`)."""
+    clicked = select(AdClick.impression_id).where(AdClick.at >= since)
+    return [(product, position, bool(was_clicked)) for product, position, was_clicked in session.execute(
+        select(AdImpression.product_id, AdImpression.position, AdImpression.id.in_(clicked))
+        .where(AdImpression.at >= since))]
 
 
 def click_of_event(session: Session, event_id: str) -> AdClick | None:

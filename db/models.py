@@ -602,7 +602,7 @@ class AdImpression(Base):
     product_id: Mapped[str] = mapped_column(String(128))
     position: Mapped[int] = mapped_column(Integer)
     price: Mapped[float] = mapped_column(Float)
-    unit: Mapped[str | None] = mapped_column(String(160), nullable=True)
+    unit: Mapped[str | None] = mapped_column(String(160), nullable=True, index=True)  # frequency caps
     at: Mapped[datetime] = mapped_column(DateTime, index=True)
 
 

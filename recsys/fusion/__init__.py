@@ -8,7 +8,7 @@ every method in `FUSERS`.
 """
 
 from recsys.fusion.base import (FUSERS, NORMALISATIONS, FusedItem, FusionConfig, SourceScore,
-                                above_floors, check_sources, fuse, register_fuser)
+                                above_floors, check_sources, fuse, register_fuser, relevance)
 from recsys.fusion.rrf import fuse_rrf, fuse_rrf_items, rrf_contribution
 from recsys.fusion.rules import (RULE_KINDS, Rule, RuleEffect, RulesResult, apply_rules,
                                  attributes_from, load_attributes, rules_from, save_attributes)
@@ -19,4 +19,4 @@ methods = FUSERS.names
 __all__ = ["FUSERS", "NORMALISATIONS", "RULE_KINDS", "FusedItem", "FusionConfig", "Rule", "RuleEffect",
            "RulesResult", "SourceScore", "above_floors", "apply_rules", "attributes_from", "check_sources", "fuse",
            "fuse_rrf", "fuse_rrf_items", "fuse_weighted", "load_attributes", "methods", "normalise",
-           "register_fuser", "rrf_contribution", "rules_from", "save_attributes"]
+           "register_fuser", "relevance", "rrf_contribution", "rules_from", "save_attributes"]

@@ -28,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import numpy as np
+
 from recsys.config import JsonConfig
 from recsys.embedding_model import check_backend
 from recsys.registry import Registry
@@ -219,3 +221,23 @@ def fuse(lists: Mapping[str, Ranked], config: FusionConfig | dict | None = None)
     kept = {name: deduplicated(ranking, config.candidates) for name, ranking in above_floors(lists, config).items()
             if config.weight(name) > 0}
     return FUSERS[config.method](kept, config)
+
+
+def relevance(lists: Mapping[str, Ranked], config: FusionConfig | dict | None,
+              product_ids: Sequence[str]) -> np.ndarray:
+    """How relevant each of `product_ids` is to the request whose candidate `lists` these are, in
+    [0, 1]: its fused score (`fuse`, before any rerank and rules) over the best fused score of the
+    request; 0 for a product no source has among its candidates (or only under a source's floor),
+    and for every product when nothing matched. It reads what the request's page was made from, so
+    the page and a sponsored product joining it agree on relevance (`recsys.ads`).
+
+    >>> relevance({"bm25": [("a", 4.0), ("b", 2.0), ("c", 0.0)]}, None, ["b", "z"]).tolist()
+    [0.5, 0.0]
+    """
+    fused = fuse(lists, config)
+    best = fused[0].score if fused else 0.0
+    if best <= 0:
+        return np.zeros(len(product_ids))
+    scores = {item.product_id: item.score for item in fused}
+    found = np.array([scores.get(str(p), 0.0) for p in product_ids], dtype=np.float64)
+    return np.clip(found / best, 0.0, 1.0)

@@ -69,7 +69,7 @@ import pandas as pd
 
 from recsys.embedding_model import model_identity, product_texts
 from recsys.fusion import (FusedItem, FusionConfig, RulesResult, apply_rules, attributes_from, check_sources,
-                           defaults, fuse, load_attributes, save_attributes)
+                           defaults, fuse, load_attributes, relevance, save_attributes)
 from recsys.search.base import (QUERY_CHUNK, REGISTRY, QueryScores, Retriever, RetrieverConfig, SearchHit,
                                 SearchReason, catalog_ranks, check_k, check_query, register, top_k)
 from recsys.search.rerank import RERANK_SOURCE, RerankRequest, SourceSignals, load_reranker
@@ -204,21 +204,10 @@ class HybridRetriever(Retriever):
     def relevance(self, lists: Candidates, product_ids: Sequence[str],
                   fusion: FusionConfig | None = None) -> np.ndarray:
         """How relevant each of `product_ids` is to the query whose candidate `lists` these are (from
-        `candidates` or `retrieve`), in [0, 1]: its fused score, as `fuse` gives it before any rerank
-        and rules, over the best fused score of the query. 0 for a product no source has among its
-        candidates (or only under a source's floor), and for every product when nothing matched.
-
-        It reads what the search read, so a page and its sponsored products agree on relevance at no
-        second query encoding; it is what an ad's product must reach to be shown
-        (`recsys.ads.auction.eligible`). `fusion` overrides the retriever's own config.
-        """
-        fused = fuse(lists, fusion or self.fusion)
-        best = fused[0].score if fused else 0.0
-        if best <= 0:
-            return np.zeros(len(product_ids))
-        scores = {item.product_id: item.score for item in fused}
-        return np.clip(np.array([scores.get(str(p), 0.0) for p in product_ids], dtype=np.float64) / best,
-                       0.0, 1.0)
+        `candidates` or `retrieve`), in [0, 1] (`recsys.fusion.relevance`: its fused score over the
+        best): what an ad's product must reach to be shown (`recsys.ads.auction.eligible`), read from
+        what the search read, at no second query encoding. `fusion` overrides the retriever's own."""
+        return relevance(lists, fusion or self.fusion, product_ids)
 
     def retrieve(self, queries: list[str], depth: int | None = None,
                  keep: tuple[str, ...] = ()) -> tuple[list[Candidates], ScoredChunk]:
@@ -389,6 +378,24 @@ class HybridRetriever(Retriever):
         `explain=False` leaves out the sources' reasons (each hit keeps its
         per-source ranks and contributions and its rule effects): a little faster.
         """
+        return [hits for hits, _ in self._searched_lists(queries, k, matched_only, category, explain)]
+
+    def search(self, query: str, k: int = 10, *, matched_only: bool = False,
+               category: str | None = None, explain: bool = True) -> list[SearchHit]:
+        return self.search_many([query], k, matched_only=matched_only, category=category,
+                                explain=explain)[0]
+
+    def search_relevance(self, query: str, k: int, product_ids: Sequence[str], *, matched_only: bool = False,
+                         category: str | None = None,
+                         explain: bool = True) -> tuple[list[SearchHit], np.ndarray]:
+        """`search`, and the `relevance` of `product_ids` to the query read from the same candidate
+        lists (one retrieval, one query encoding): a page and the sponsored products that may join it."""
+        [(hits, lists)] = self._searched_lists([query], k, matched_only, category, explain)
+        return hits, self.relevance(lists, product_ids)
+
+    def _searched_lists(self, queries: list[str], k: int, matched_only: bool, category: str | None,
+                        explain: bool) -> list[tuple[list[SearchHit], Candidates]]:
+        """Each query's hits and the candidate lists they were fused from."""
         self._check_fitted()
         queries = [check_query(query) for query in queries]
         k = check_k(k)
@@ -400,19 +407,14 @@ class HybridRetriever(Retriever):
             chunk = queries[start:start + QUERY_CHUNK]
             found, scored = self.retrieve(chunk, max(self.fusion.candidates, k), keep)
             ranked = self.rank_candidates(chunk, found, category=category, scored=scored)
-            for query, result in zip(chunk, ranked):
+            for query, result, lists in zip(chunk, ranked, found):
                 hits = self._fused_hits(query, result.items, k, explain)
                 if not matched_only and len(hits) < k:
                     taken = {hit.product_id for hit in hits}
                     rest = (p for p in self.product_ids if p not in taken)
                     hits += [SearchHit(p, 0.0) for p, _ in zip(rest, range(k - len(hits)))]
-                results.append(hits)
+                results.append((hits, lists))
         return results
-
-    def search(self, query: str, k: int = 10, *, matched_only: bool = False,
-               category: str | None = None, explain: bool = True) -> list[SearchHit]:
-        return self.search_many([query], k, matched_only=matched_only, category=category,
-                                explain=explain)[0]
 
     def _score_many(self, queries: list[str], indices: list[np.ndarray]) -> list[np.ndarray]:
         results = [np.zeros(len(chosen)) for chosen in indices]

@@ -112,6 +112,9 @@ class Item(BaseModel):
         None, description="with explain=true: reasons, per-source scores and rule effects")
     team: str | None = Field(None, description='under an interleaving experiment: "control" or "treatment", '
                                                "the arm whose list the item came from")
+    sponsored: bool = Field(False, description="a sponsored product (an ad), placed at a slot the preset "
+                                               "names; its score is its relevance to the request, 0 to 1")
+    campaign_id: int | None = Field(None, description="the campaign of a sponsored product")
 
 
 class ExperimentInfo(BaseModel):
@@ -159,11 +162,22 @@ class RejectedEvent(BaseModel):
     detail: str
 
 
+class AdClickCharged(BaseModel):
+    index: int = Field(description="the event's place in the batch, from 0")
+    campaign_id: int | None
+    outcome: str = Field(description="charged, capped (what a budget had left), budget_exhausted, replayed "
+                                     "or already_clicked (nothing charged)")
+    charged: float
+
+
 class EventsAccepted(BaseModel):
     accepted: int = Field(description="events taken: queued in the service and written to SQL within a "
                                       "second (a service stopped while the database is down loses its queue)")
     duplicates: int = Field(description="events whose event_id was received before: not stored twice")
     rejected: list[RejectedEvent]
+    ad_clicks: list[AdClickCharged] = Field(
+        default_factory=list, description="the clicks on sponsored products of this batch and what each was "
+                                          "charged (a replayed event or a second click on one ad: nothing)")
     request_id: str
 
 
@@ -370,10 +384,10 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
             raise HTTPException(429, f"{service.event_writer.pending:,} events are waiting to be stored; "
                                      "nothing of this batch was kept: send it again in a second",
                                 headers={"Retry-After": "1"})
-        new, duplicates, rejected = taken
+        new, duplicates, rejected, charged = taken
         request.state.result_count = len(new)
         body = {"accepted": len(new), "duplicates": duplicates,
-                "rejected": [{**problem, "status": 422} for problem in rejected],
+                "rejected": [{**problem, "status": 422} for problem in rejected], "ad_clicks": charged,
                 "request_id": request.state.request_id}
         if rejected and not new and not duplicates:
             return JSONResponse({"detail": f"none of the {len(rejected)} event(s) is valid; the first: "

@@ -26,17 +26,18 @@ versions, e.g. "hybrid+hybrid:embedding-v2@catalog-v1.events-v2") and the preset
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, is_dataclass
 
 import numpy as np
 import pandas as pd
 
-from recsys import active, factory
+from recsys import active, factory, fusion
 from recsys import engines as store
 from recsys.active import Active, EmbeddingModel, RunningExperiment, ServedPreset
 from recsys.experiments import assignment
 from recsys.fusion import presets as preset_store
+from recsys.fusion.sponsored import SponsoredSlots
 from recsys.recommenders.base import Reason
 from recsys.timing import StageTimer, stage
 
@@ -58,6 +59,9 @@ class Answer:
     searched_query: str | None = None  # a search's query with its misspelled words corrected, if any were
     experiment: dict | None = None  # the experiment that answered: id, name, method, arm
     teams: list[str] | None = None  # interleaved: the arm each item came from
+    # With `relevance_of`: how relevant each of those products is to the request, in [0, 1]
+    # (`recsys.fusion.relevance`, from the lists the page was made of): what sponsored products need.
+    relevance: dict[str, float] | None = None
 
 
 def _plain(value) -> dict:
@@ -159,14 +163,24 @@ class ServingEngine:
             item["explanation"] = explanation
         return item
 
+    def sponsored(self, scope: str) -> SponsoredSlots | None:
+        """The sponsored slots the active preset of `scope` names; None: its pages carry no ads."""
+        return SponsoredSlots.from_preset(self.presets[scope].config)
+
+    @property
+    def attributes(self) -> dict[str, dict]:
+        """Each product's catalog attributes (category, in_stock, ...), as the search's rules read them."""
+        return getattr(self.retriever, "attributes", {})
+
     def search(self, query: str, k: int = 10, *, category: str | None = None,
-               explain: bool = False, unit: str | None = None) -> Answer:
+               explain: bool = False, unit: str | None = None, relevance_of: Sequence[str] = ()) -> Answer:
         """The top-k products for `query` (ValueError for a blank query).
 
         `category`, the shopper's current category, is what category-scoped rules test. `unit`
         ("session:S" or "user:U") is who searches: under a running experiment that takes the unit,
         the answer is one arm's list (A/B) or both arms' lists interleaved (each item with its
-        `team`), the coin tosses of the interleaving drawn afresh for each request.
+        `team`), the coin tosses of the interleaving drawn afresh for each request. `relevance_of`:
+        products whose relevance to the query the answer carries (read from the same candidate lists).
         """
         scoped = {} if category is None else {"category": category}
         experiment = self.experiment
@@ -174,7 +188,12 @@ class ServingEngine:
         arm = None
         with StageTimer() as timer, stage("retrieve"):
             # Only what the sources found: a query nothing matches gets no items, not the catalog's first k.
-            if not taken:
+            relevance = None
+            if not taken and relevance_of:
+                hits, found = self.retriever.search_relevance(query, k, relevance_of, matched_only=True,
+                                                              explain=explain, **scoped)
+                relevance = dict(zip(relevance_of, found.tolist()))
+            elif not taken:
                 hits = self.retriever.search(query, k, matched_only=True, explain=explain, **scoped)
             elif experiment.method == "ab":
                 arm = assignment.ab_arm(experiment.id, unit)
@@ -183,6 +202,9 @@ class ServingEngine:
                 arm = assignment.INTERLEAVED
                 lists = {name: self.arms[name].search(query, k, matched_only=True, explain=explain, **scoped)
                          for name in assignment.ARMS}
+            if taken and relevance_of:  # the arms' pages; relevance by the served preset, one retrieval more
+                read = self.retriever.candidates([query])[0]
+                relevance = dict(zip(relevance_of, self.retriever.relevance(read, relevance_of).tolist()))
         teams = None
         if arm == assignment.INTERLEAVED:
             by_id = {name: {hit.product_id: hit for hit in found} for name, found in lists.items()}
@@ -203,7 +225,7 @@ class ServingEngine:
                       " + ".join(experiment.arms[name].label for name in assignment.ARMS))[:PRESET_LABEL]
         return Answer(items, timer.ms, self.model_version, preset,
                       searched_query=correction.query if correction.changed else None,
-                      experiment=answered_by, teams=teams)
+                      experiment=answered_by, teams=teams, relevance=relevance)
 
     @staticmethod
     def _search_explanation(hit) -> dict:
@@ -212,14 +234,16 @@ class ServingEngine:
                 "effects": [_plain(effect) for effect in getattr(hit, "effects", [])]}
 
     def recommend(self, user_id: str, k: int = 10, history: list[str] | None = None, *,
-                  explain: bool = False, trending: Callable[[], dict[str, float]] | None = None) -> Answer:
+                  explain: bool = False, trending: Callable[[], dict[str, float]] | None = None,
+                  relevance_of: Sequence[str] = ()) -> Answer:
         """The top-k products for a user, scored with the current session's `history` too.
 
         A user the model does not know is scored from `history`; without a usable
         history (no product the model knows) the answer is the most popular
         products, marked ``fallback="popular"``: with `trending` (a function giving product -> recent
         activity, `recsys.experiments.live.LiveView.trending`, called only then), all-time and recent
-        popularity blended.
+        popularity blended. `relevance_of`: products whose relevance to the user the answer carries
+        (from the recommender's candidate lists; none on a page of popular products).
         """
         history = [str(p) for p in history or []]
         usable = [p for p in history if p in self.known_items] or None
@@ -231,6 +255,9 @@ class ServingEngine:
             lists = self.recommender.candidates([user_id], [usable],
                                                 depth=max(self.recommender.fusion.candidates, k))[0]
             fused = self.recommender.fuse_candidates(lists, k)
+            relevance = (dict(zip(relevance_of, fusion.relevance(lists, self.recommender.fusion,
+                                                                 relevance_of).tolist()))
+                         if relevance_of else None)
         items = []
         for item in fused:
             explanation = None
@@ -242,7 +269,7 @@ class ServingEngine:
                                "effects": [_plain(effect) for effect in item.effects]}
             items.append(self._item(item.product_id, item.score, explanation))
         return Answer(items, timer.ms, self.model_version, self.presets["recommendations"].label,
-                      fallback)
+                      fallback, relevance=relevance)
 
     def _trending(self, k: int, seen: set[str], trending: dict[str, float], explain: bool) -> Answer:
         """The most popular products, all-time (customers) and recent (live events) each scaled

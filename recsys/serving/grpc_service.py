@@ -64,6 +64,8 @@ def _items(answer: Answer) -> list[pb.Item]:
             message.explanation.update(to_jsonable_python(item["explanation"]))
         if item.get("team") is not None:
             message.team = item["team"]
+        if item.get("sponsored"):
+            message.sponsored, message.campaign_id = True, item["campaign_id"]
         items.append(message)
     return items
 

@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from typing import Annotated
@@ -26,9 +26,12 @@ from typing import Annotated
 import anyio
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from db import experiments as experiment_store
 from db.engine import database_url, session_scope
+from recsys.ads.campaigns import charge_click
+from recsys.ads.serving import AdServer
 from recsys.alerts import AlertScheduler
 from recsys.embedding_model import configure_this_thread
 from recsys.experiments.live import CONTROL, EventFeed, LiveView, check_events, clean_id, unit_of
@@ -154,6 +157,7 @@ class Service:
                                           insert=experiment_store.insert_events,
                                           max_pending=max_pending_events)
         self.live = LiveView()
+        self.ads = AdServer(url)  # fills the sponsored slots the active presets name
         self.feed: EventFeed | None = None
         self.recent_lists: OrderedDict[str, list[str]] = OrderedDict()  # request id -> products served
         self.recent_event_ids: OrderedDict[str, None] = OrderedDict()
@@ -211,29 +215,57 @@ class Service:
         state["stages_ms"], state["result_count"] = answer.stages_ms, len(answer.items)
         state["model_version"], state["preset_version"] = answer.model_version, answer.preset_version
 
+    def _sponsored(self, scope: str, answer: Callable[[Sequence[str]], Answer], request_id: str, *,
+                   query: str | None = None, category: str | None = None, unit: str | None = None) -> Answer:
+        """`answer(products)`, the engine's answer carrying the relevance of `products`, with the
+        sponsored slots of the scope's active preset filled (`recsys.ads.serving`) and recorded. Ads
+        that cannot be served (the database unreachable) leave the organic answer as it is."""
+        engine, ads = self.engine, self.ads
+        slots = engine.sponsored(scope)
+        bidders = None
+        if slots is not None:
+            try:
+                bidders = ads.bidders(scope, slots, query=query, unit=unit)
+            except SQLAlchemyError:
+                logger.exception("could not read the campaigns: answering without ads")
+        found = answer(bidders.products if bidders else ())
+        if bidders and bidders.campaigns:
+            try:
+                found.items, _ = ads.fill(found.items, bidders, found.relevance or {}, slots,
+                                          attributes=engine.attributes, titles=engine.titles,
+                                          category=category, request_id=request_id, unit=unit)
+            except SQLAlchemyError:
+                logger.exception("could not record the ads served: answering without ads")
+        return found
+
     async def search(self, state: dict, call: SearchParameters) -> Answer:
         """The search's answer: one arm's list, or both arms' interleaved, when a running
-        experiment takes the call's session (or user)."""
+        experiment takes the call's session (or user); with ads where the preset names slots."""
         engine = self.engine
         customer = self.customer(clean_id(call.user))
         unit = unit_of(clean_id(call.session), customer)
-        answer = await self.compute(lambda: engine.search(call.q, call.k, category=call.category,
-                                                          explain=call.explain, unit=unit))
+        answer = await self.compute(lambda: self._sponsored(
+            "search", lambda products: engine.search(call.q, call.k, category=call.category,
+                                                     explain=call.explain, unit=unit, relevance_of=products),
+            state["request_id"], query=call.q, category=call.category, unit=unit))
         self.remember(state["request_id"], "/search", answer, call.q, unit)
         self._note(state, answer)
         return answer
 
     async def recommend(self, state: dict, call: RecommendParameters) -> tuple[Answer, str]:
         """The recommendations and the customer's pseudonym; the session's and the user's latest
-        clicks, carts and purchases (live events) follow the call's history."""
+        clicks, carts and purchases (live events) follow the call's history. With ads where the
+        preset names slots."""
         engine, live = self.engine, self.live
         session, customer = clean_id(call.session), self.customer(call.user_id)
         recent = [*live.history(unit_of(session, None)), *live.history(unit_of(None, customer))]
         seen = list(dict.fromkeys([*call.history, *recent[::-1]]))
-        answer = await self.compute(
-            lambda: engine.recommend(customer, call.k, seen, explain=call.explain, trending=live.trending),
-            lane="recommend")
-        self.remember(state["request_id"], "/recommend", answer, unit=unit_of(session, customer))
+        unit = unit_of(session, customer)
+        answer = await self.compute(lambda: self._sponsored(
+            "recommendations", lambda products: engine.recommend(
+                customer, call.k, seen, explain=call.explain, trending=live.trending, relevance_of=products),
+            state["request_id"], unit=unit), lane="recommend")
+        self.remember(state["request_id"], "/recommend", answer, unit=unit)
         self._note(state, answer)
         return answer, customer
 
@@ -297,9 +329,13 @@ class Service:
                               experiment_store.served_lists(session, missing).items()})
         return found
 
-    def take_events(self, raw) -> tuple[list[dict], int, list[dict]] | None:
-        """Check a batch and queue its new events: (queued, duplicates, rejected), or None when
-        the queue is full (nothing of the batch is queued). ValueError for a body that is no batch."""
+    def take_events(self, raw) -> tuple[list[dict], int, list[dict], list[dict]] | None:
+        """Check a batch and queue its new events: (queued, duplicates, rejected, ad clicks), or None
+        when the queue is full (nothing of the batch is queued). ValueError for a body that is no batch.
+
+        Each click naming a request id whose list showed an ad of its product is charged
+        (`recsys.ads.campaigns.charge_click`, idempotent by event id and by ad); "ad clicks" says
+        what each was charged: {"index", "campaign_id", "outcome", "charged"}."""
         rows, rejected = check_events(raw, self.engine.known_products, self.served)
         for row in rows:
             row["user_id"] = self.customer(row["user_id"])
@@ -323,7 +359,22 @@ class Service:
                 self.recent_event_ids[event_id] = None
             while len(self.recent_event_ids) > RECENT_LISTS:
                 self.recent_event_ids.popitem(last=False)
-        return new, len(rows) - len(new), rejected
+        refused = {problem["index"] for problem in rejected}
+        return new, len(rows) - len(new), rejected, self._charge(
+            zip([index for index in range(len(raw)) if index not in refused], rows))
+
+    def _charge(self, indexed_rows) -> list[dict]:
+        """Charge the clicks among (index in the batch, checked event) on ads; what each was charged."""
+        charges = []
+        for index, row in indexed_rows:
+            if row["type"] != "click" or not row.get("request_id"):
+                continue
+            # An event without an id is charged once per ad all the same (one click per impression).
+            event_id = row["event_id"] or f"{row['request_id']}:{row['product_id']}"
+            charge = charge_click(event_id, row["request_id"], row["product_id"], url=self.url)
+            if charge.outcome not in ("unknown_request", "not_an_ad"):
+                charges.append({"index": index, **charge.to_dict()})
+        return charges
 
     def record(self, endpoint: str, status: int, latency_ms: float, state: dict,
                request_id: str) -> None:

@@ -8,6 +8,7 @@ import pytest
 from db import queries
 from db.engine import session_scope
 from recsys.accounts import Identity
+from tests.serving.conftest import api_key, client, engine  # noqa: F401 (the REST tests' tiny shop, served)
 
 OPERATOR = Identity("olga", "operator")
 ACME = Identity("ann", "advertiser", "Acme")  # acts for the advertiser Acme

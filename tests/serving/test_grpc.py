@@ -53,6 +53,9 @@ def as_rest(reply) -> dict:
     for item in body.get("items", []):
         item.setdefault("explanation", None)
         item.setdefault("team", None)
+        item.setdefault("campaign_id", None)
+        if "campaign_id" in item and item["campaign_id"] is not None:
+            item["campaign_id"] = int(item["campaign_id"])  # int64 travels as a JSON string
     for field in ("searched_query", "experiment", "fallback"):
         if field in type(reply).DESCRIPTOR.fields_by_name:
             body.setdefault(field, None)

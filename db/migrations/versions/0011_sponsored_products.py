@@ -57,6 +57,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_ad_impressions_at'), ['at'], unique=False)
         batch_op.create_index(batch_op.f('ix_ad_impressions_campaign_id'), ['campaign_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_ad_impressions_request_id'), ['request_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_ad_impressions_unit'), ['unit'], unique=False)
 
     op.create_table('ad_clicks',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -88,7 +89,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('ad_spend_days')
     for table, indexes in (('ad_clicks', ('campaign_id', 'at')),
-                           ('ad_impressions', ('request_id', 'campaign_id', 'at')),
+                           ('ad_impressions', ('request_id', 'campaign_id', 'at', 'unit')),
                            ('ad_campaigns', ('advertiser',))):
         with op.batch_alter_table(table, schema=None) as batch_op:
             for column in indexes:

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%recsys/serving/protos/workbench.proto\x12\x13recsys.workbench.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xa3\x01\n\rSearchRequest\x12\t\n\x01q\x18\x01 \x01(\t\x12\x0e\n\x01k\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x0f\n\x07\x65xplain\x18\x03 \x01(\x08\x12\x15\n\x08\x63\x61tegory\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x07session\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x11\n\x04user\x18\x06 \x01(\tH\x03\x88\x01\x01\x42\x04\n\x02_kB\x0b\n\t_categoryB\n\n\x08_sessionB\x07\n\x05_user\"}\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x01k\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x0f\n\x07history\x18\x03 \x03(\t\x12\x14\n\x07session\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x0f\n\x07\x65xplain\x18\x05 \x01(\x08\x42\x04\n\x02_kB\n\n\x08_session\":\n\x0eSimilarRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0e\n\x01k\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x04\n\x02_k\"\x82\x01\n\x04Item\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12,\n\x0b\x65xplanation\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\x04team\x18\x05 \x01(\tH\x00\x88\x01\x01\x42\x07\n\x05_team\"C\n\nExperiment\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0b\n\x03\x61rm\x18\x04 \x01(\t\"\xe2\x01\n\x0eSearchResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.recsys.workbench.v1.Item\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x16\n\x0epreset_version\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x1b\n\x0esearched_query\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x33\n\nexperiment\x18\x06 \x01(\x0b\x32\x1f.recsys.workbench.v1.ExperimentB\x11\n\x0f_searched_query\"\xb5\x01\n\x11RecommendResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.recsys.workbench.v1.Item\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x16\n\x0epreset_version\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x15\n\x08\x66\x61llback\x18\x06 \x01(\tH\x00\x88\x01\x01\x42\x0b\n\t_fallback\"~\n\x0fSimilarResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.recsys.workbench.v1.Item\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x16\n\x0epreset_version\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t2\x90\x02\n\tWorkbench\x12Q\n\x06Search\x12\".recsys.workbench.v1.SearchRequest\x1a#.recsys.workbench.v1.SearchResponse\x12Z\n\tRecommend\x12%.recsys.workbench.v1.RecommendRequest\x1a&.recsys.workbench.v1.RecommendResponse\x12T\n\x07Similar\x12#.recsys.workbench.v1.SimilarRequest\x1a$.recsys.workbench.v1.SimilarResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%recsys/serving/protos/workbench.proto\x12\x13recsys.workbench.v1\x1a\x1cgoogle/protobuf/struct.proto\"\xa3\x01\n\rSearchRequest\x12\t\n\x01q\x18\x01 \x01(\t\x12\x0e\n\x01k\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x0f\n\x07\x65xplain\x18\x03 \x01(\x08\x12\x15\n\x08\x63\x61tegory\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x14\n\x07session\x18\x05 \x01(\tH\x02\x88\x01\x01\x12\x11\n\x04user\x18\x06 \x01(\tH\x03\x88\x01\x01\x42\x04\n\x02_kB\x0b\n\t_categoryB\n\n\x08_sessionB\x07\n\x05_user\"}\n\x10RecommendRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x0e\n\x01k\x18\x02 \x01(\x05H\x00\x88\x01\x01\x12\x0f\n\x07history\x18\x03 \x03(\t\x12\x14\n\x07session\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\x0f\n\x07\x65xplain\x18\x05 \x01(\x08\x42\x04\n\x02_kB\n\n\x08_session\":\n\x0eSimilarRequest\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\x0e\n\x01k\x18\x02 \x01(\x05H\x00\x88\x01\x01\x42\x04\n\x02_k\"\xbf\x01\n\x04Item\x12\x12\n\nproduct_id\x18\x01 \x01(\t\x12\r\n\x05title\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x01\x12,\n\x0b\x65xplanation\x18\x04 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x11\n\x04team\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x11\n\tsponsored\x18\x06 \x01(\x08\x12\x18\n\x0b\x63\x61mpaign_id\x18\x07 \x01(\x03H\x01\x88\x01\x01\x42\x07\n\x05_teamB\x0e\n\x0c_campaign_id\"C\n\nExperiment\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06method\x18\x03 \x01(\t\x12\x0b\n\x03\x61rm\x18\x04 \x01(\t\"\xe2\x01\n\x0eSearchResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.recsys.workbench.v1.Item\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x16\n\x0epreset_version\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x1b\n\x0esearched_query\x18\x05 \x01(\tH\x00\x88\x01\x01\x12\x33\n\nexperiment\x18\x06 \x01(\x0b\x32\x1f.recsys.workbench.v1.ExperimentB\x11\n\x0f_searched_query\"\xb5\x01\n\x11RecommendResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.recsys.workbench.v1.Item\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x16\n\x0epreset_version\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\x12\x0f\n\x07user_id\x18\x05 \x01(\t\x12\x15\n\x08\x66\x61llback\x18\x06 \x01(\tH\x00\x88\x01\x01\x42\x0b\n\t_fallback\"~\n\x0fSimilarResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.recsys.workbench.v1.Item\x12\x15\n\rmodel_version\x18\x02 \x01(\t\x12\x16\n\x0epreset_version\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t2\x90\x02\n\tWorkbench\x12Q\n\x06Search\x12\".recsys.workbench.v1.SearchRequest\x1a#.recsys.workbench.v1.SearchResponse\x12Z\n\tRecommend\x12%.recsys.workbench.v1.RecommendRequest\x1a&.recsys.workbench.v1.RecommendResponse\x12T\n\x07Similar\x12#.recsys.workbench.v1.SimilarRequest\x1a$.recsys.workbench.v1.SimilarResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,15 +39,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIMILARREQUEST']._serialized_start=385
   _globals['_SIMILARREQUEST']._serialized_end=443
   _globals['_ITEM']._serialized_start=446
-  _globals['_ITEM']._serialized_end=576
-  _globals['_EXPERIMENT']._serialized_start=578
-  _globals['_EXPERIMENT']._serialized_end=645
-  _globals['_SEARCHRESPONSE']._serialized_start=648
-  _globals['_SEARCHRESPONSE']._serialized_end=874
-  _globals['_RECOMMENDRESPONSE']._serialized_start=877
-  _globals['_RECOMMENDRESPONSE']._serialized_end=1058
-  _globals['_SIMILARRESPONSE']._serialized_start=1060
-  _globals['_SIMILARRESPONSE']._serialized_end=1186
-  _globals['_WORKBENCH']._serialized_start=1189
-  _globals['_WORKBENCH']._serialized_end=1461
+  _globals['_ITEM']._serialized_end=637
+  _globals['_EXPERIMENT']._serialized_start=639
+  _globals['_EXPERIMENT']._serialized_end=706
+  _globals['_SEARCHRESPONSE']._serialized_start=709
+  _globals['_SEARCHRESPONSE']._serialized_end=935
+  _globals['_RECOMMENDRESPONSE']._serialized_start=938
+  _globals['_RECOMMENDRESPONSE']._serialized_end=1119
+  _globals['_SIMILARRESPONSE']._serialized_start=1121
+  _globals['_SIMILARRESPONSE']._serialized_end=1247
+  _globals['_WORKBENCH']._serialized_start=1250
+  _globals['_WORKBENCH']._serialized_end=1522
 # @@protoc_insertion_point(module_scope)
