@@ -4,8 +4,9 @@ import streamlit as st
 
 from recsys.services import database_url
 from recsys.fusion import above_floors
+from recsys.fusion.sponsored import SponsoredSlots
 from ui import results
-from ui.engines import active_fusion, catalog, preset_label, search_engine, versions
+from ui.engines import active_fusion, ad_server, catalog, preset_label, search_engine, versions
 from ui.session import require
 from ui.text import md
 
@@ -54,6 +55,29 @@ for column, source in zip(columns, engine.sources):
         rows = results.from_retriever(source, correction.query, lists.get(source.name, [])[:k])
         results.result_column(results.source_title(source.name), rows, index,
                               key=f"search_{source.name}", caption=captions.get(source.name))
+hybrid_rows = results.from_hits(hybrid)
+caption = "Fused with the active preset, then its rules."
+slots = SponsoredSlots.from_preset(fusion)
+if slots is not None:  # the ads the service would place in this page: a preview, nothing recorded
+    page, won, bidding = ad_server(url).preview(
+        "search", slots, [{"product_id": hit.product_id} for hit in hybrid],
+        lambda products: engine.relevance(lists, products, fusion=fusion), attributes=engine.attributes,
+        titles={pid: str(product.get("title", "")) for pid, product in index.items()}, query=query,
+        category=category)
+    organic = {row.product_id: row for row in hybrid_rows}
+    placed = {placement.product_id: placement for placement in won}
+    hybrid_rows = []
+    for item in page:
+        if not item.get("sponsored"):
+            hybrid_rows.append(organic[item["product_id"]])
+            continue
+        ad, campaign = placed[item["product_id"]], bidding[item["campaign_id"]]
+        hybrid_rows.append(results.Shown(item["product_id"], ad.relevance, sponsored=(
+            f"Sponsored by {md(campaign.advertiser)}, campaign {campaign.campaign_id} "
+            f"({md(campaign.name)}): relevance {ad.relevance:.2f} to the query, bid {campaign.max_cpc:.2f}, "
+            f"{ad.price:.2f} a click (second price), predicted click-through {ad.ctr:.3f}.")))
+    caption += (f" Sponsored slots at positions {', '.join(map(str, slots.positions))} (at most "
+                f"{slots.max_ads}, relevance {slots.relevance_floor:g} or more): a preview of the ads, not "
+                "recorded.")
 with columns[-1]:
-    results.result_column("Hybrid", results.from_hits(hybrid), index, key="search_hybrid",
-                          caption="Fused with the active preset, then its rules.")
+    results.result_column("Hybrid", hybrid_rows, index, key="search_hybrid", caption=caption)

@@ -18,6 +18,7 @@ import streamlit as st
 from recsys import active as active_state
 from recsys import engines as store
 from recsys.active import ServedPreset
+from recsys.ads.serving import AdServer
 from recsys.fusion import FusionConfig
 from recsys.services import datasets
 from ui.data import active_versions, products
@@ -162,3 +163,10 @@ def recommendation_context(url: str, what: str):
     engine = recommendation_engine(url)
     preset, fusion = active_fusion(url, "recommendations")
     return catalog_index(catalog(url)), engine, preset, fusion
+
+
+@st.cache_resource(show_spinner=False)
+def ad_server(url: str) -> AdServer:
+    """The pages' ad server, for previews of the sponsored slots (campaigns read again every few
+    seconds, so a campaign created or paused shows at the next search)."""
+    return AdServer(url)

@@ -33,6 +33,7 @@ class Shown:
     reasons: list[str] = field(default_factory=list)
     sources: dict[str, Any] = field(default_factory=dict)  # name -> recsys.fusion.SourceScore
     effects: list[Any] = field(default_factory=list)  # recsys.fusion.RuleEffect
+    sponsored: str | None = None  # an ad: who pays for it and what, as Markdown (escaped; on its card)
 
 
 def from_hits(hits) -> list[Shown]:
@@ -140,12 +141,13 @@ def similar_lists(recommender, product_id: str, depth: int) -> dict[str, list[tu
     return lists
 
 
-def card_label(rank: int, product_id: str, product: dict | None) -> str:
-    """"1. Title · category · price", as Markdown (an expander's label)."""
+def card_label(rank: int, product_id: str, product: dict | None, sponsored: bool = False) -> str:
+    """"1. Title · category · price", as Markdown (an expander's label); an ad's says "Sponsored"."""
     product = product or {}
     title = md(product.get("title") or product_id)
     category = md(product["category"]) if product.get("category") else "no category"
-    return f"{rank}. {title} · {category} · {_price(product.get('price'))}"
+    return (f"{rank}. {'Sponsored · ' if sponsored else ''}{title} · {category} · "
+            f"{_price(product.get('price'))}")
 
 
 def explanation_table(row: Shown) -> pd.DataFrame:
@@ -183,10 +185,13 @@ def result_column(title: str, rows: list[Shown], products: dict[str, dict], key:
         return
     for rank, row in enumerate(rows, 1):
         product = products.get(row.product_id)
-        with st.expander(card_label(rank, row.product_id, product), expanded=False):
+        label = card_label(rank, row.product_id, product, sponsored=row.sponsored is not None)
+        with st.expander(label, expanded=False):
             # No code span: a backtick in the id would close it, and escapes do not work inside one.
             details = [f"id {md(row.product_id)}", f"score {row.score:.4f}"]
             if product and product.get("in_stock") is not None and not pd.isna(product.get("in_stock")):
                 details.append("in stock" if product.get("in_stock") else "out of stock")
             st.caption(" · ".join(details))
+            if row.sponsored is not None:
+                st.caption(row.sponsored)
             explanation(row)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 
 import httpx
 import pandas as pd
@@ -86,23 +87,18 @@ def console(url: str, base_url: str) -> None:
     explain = st.checkbox("With explanations", key="console_explain")
     if explain and endpoint != "similar":
         params["explain"] = "true"
-    if not st.button("Send", key="console_send", type="primary", disabled=not text.strip()):
+    if st.button("Send", key="console_send", type="primary", disabled=not text.strip()):
+        st.session_state[CONSOLE_ANSWER] = _send(url, "GET", f"{base_url}{path}", params=params)
+    answered = st.session_state.get(CONSOLE_ANSWER)
+    if answered is None:
         return
-    key, issued = console_key(url)
-    wait = KEY_REFRESH_S + 0.5 - (time.monotonic() - issued)
-    if wait > 0:  # a key just issued is known to the service within its refresh
-        time.sleep(wait)
-    try:
-        answer = httpx.get(f"{base_url}{path}", params=params, headers={"X-API-Key": key}, timeout=30)
-    except httpx.HTTPError as error:
-        st.error(f"The service at {base_url} did not answer: {md(error)}")
+    status, body, caption = answered["status"], answered["body"], answered["caption"]
+    st.caption(caption)
+    if status is None:
+        st.error(md(body))
         return
-    body = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
-    request_id = answer.headers.get("x-request-id", "-")
-    st.caption(f"GET {md(answer.request.url)} → {answer.status_code} in "
-               f"{answer.elapsed.total_seconds() * 1000:.0f} ms; request id {md(request_id)}")
-    if answer.status_code != 200:
-        st.error(md(body.get("detail", answer.text[:500])))
+    if status != 200:
+        st.error(md(body.get("detail", str(body)[:500])))
         return
     st.caption(f"Model {md(body.get('model_version'))} · preset {md(body.get('preset_version'))}"
                + (f" · searched for {md(repr(body['searched_query']))}" if body.get("searched_query")
@@ -113,10 +109,61 @@ def console(url: str, base_url: str) -> None:
         st.info("No items.")
         return
     st.dataframe(pd.DataFrame([{"#": rank, "product": item["product_id"], "title": item["title"],
-                                "score": round(item["score"], 4)} for rank, item in enumerate(items, 1)]),
+                                "score": round(item["score"], 4),
+                                "sponsored": f"ad, campaign {item['campaign_id']}" if item.get("sponsored") else ""}
+                               for rank, item in enumerate(items, 1)]),
                  hide_index=True, key="console_items")
-    if explain:
+    if answered["explain"]:
         st.json(items[0].get("explanation"), expanded=False)
+    _click(url, base_url, body, items)
+
+
+CONSOLE_ANSWER = "console_answer"
+
+
+def _send(url: str, method: str, address: str, **request) -> dict:
+    """Call the service with the console's key: {"status" (None: no answer), "body", "caption"}."""
+    key, issued = console_key(url)
+    wait = KEY_REFRESH_S + 0.5 - (time.monotonic() - issued)
+    if wait > 0:  # a key just issued is known to the service within its refresh
+        time.sleep(wait)
+    try:
+        answer = httpx.request(method, address, headers={"X-API-Key": key}, timeout=30, **request)
+    except httpx.HTTPError as error:
+        return {"status": None, "body": f"The service at {address} did not answer: {error}", "caption": "",
+                "explain": False}
+    body = answer.json() if answer.headers.get("content-type", "").startswith("application/json") else {}
+    caption = (f"{method} {md(answer.request.url)} → {answer.status_code} in "
+               f"{answer.elapsed.total_seconds() * 1000:.0f} ms; request id "
+               f"{md(answer.headers.get('x-request-id', '-'))}")
+    return {"status": answer.status_code, "body": body if body or answer.status_code < 400 else
+            {"detail": answer.text[:500]}, "caption": caption,
+            "explain": request.get("params", {}).get("explain") == "true"}
+
+
+def _click(url: str, base_url: str, body: dict, items: list[dict]) -> None:
+    """Send a click on one of the answer's items, as a shop's front end does (`POST /events` naming the
+    request id and position): a click on a sponsored product is charged to its campaign."""
+    labels = {rank: f"#{rank} {item['product_id']}" + (" (ad)" if item.get("sponsored") else "")
+              for rank, item in enumerate(items, 1)}
+    left, right = st.columns([3, 1])
+    rank = left.selectbox("Click an item, as a shopper would", list(labels), format_func=labels.get,
+                          key="console_click_item")
+    if not right.button("Send click", key="console_click"):
+        return
+    event = {"type": "click", "product_id": items[rank - 1]["product_id"], "session": "workbench-console",
+             "request_id": body["request_id"], "position": rank, "event_id": f"console-{uuid.uuid4().hex}"}
+    sent = _send(url, "POST", f"{base_url}/events", json=[event])
+    st.caption(sent["caption"])
+    if sent["status"] != 202:
+        st.error(md(sent["body"] if sent["status"] is None else sent["body"].get("detail", sent["body"])))
+        return
+    charges = sent["body"].get("ad_clicks", [])
+    if not charges:
+        st.success("Click recorded (an organic result: nothing charged).")
+    for charge in charges:
+        st.success(f"Click on an ad of campaign {charge['campaign_id']}: {md(charge['outcome'])}, "
+                   f"{charge['charged']:.2f} charged.")
 
 
 def keys_table(url: str) -> None:

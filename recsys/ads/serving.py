@@ -32,7 +32,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
@@ -150,8 +150,9 @@ class AdServer:
     # --- one request -----------------------------------------------------------------------------
 
     def bidders(self, scope: str, slots: SponsoredSlots, *, query: str | None = None,
-                unit: str | None = None, now: datetime | None = None) -> Bidders:
-        """The campaigns that may bid in a request of `scope` (see the module docstring)."""
+                unit: str | None = None, now: datetime | None = None, paced: bool = True) -> Bidders:
+        """The campaigns that may bid in a request of `scope` (see the module docstring); `paced`
+        False leaves pacing out (a preview shows every campaign that may bid, not one draw)."""
         now = now or _now()
         found = [c for c in self.campaigns()
                  if (scope == "search" or not c.keywords or c.categories)
@@ -164,9 +165,26 @@ class AdServer:
                 shown = store.shown_to(session, unit, day)
             found = [c for c in found if shown.get(c.campaign_id, 0) < slots.frequency_cap]
         elapsed = (now - datetime(now.year, now.month, now.day)).total_seconds() / 86400
-        found = [c for c in found
-                 if takes_part(pacing_rate(c.spent_today, c.daily_budget, elapsed), self.rng)]
+        if paced:
+            found = [c for c in found
+                     if takes_part(pacing_rate(c.spent_today, c.daily_budget, elapsed), self.rng)]
         return Bidders(found)
+
+    def preview(self, scope: str, slots: SponsoredSlots, items: list[dict],
+                relevance: Callable[[list[str]], np.ndarray], *, attributes: Mapping[str, Mapping],
+                titles: Mapping[str, str], query: str | None = None,
+                category: str | None = None) -> tuple[list[dict], list[Placement], dict[int, Campaign]]:
+        """The page `items` would be served as, with ads, for the pages (the Search trial): not paced,
+        no frequency cap, nothing recorded. `relevance(products)` reads their relevance to the request
+        from the page's own candidate lists. Also the placements and the campaigns, by id."""
+        bidders = self.bidders(scope, slots, query=query, paced=False)
+        if not bidders.campaigns:
+            return items, [], {}
+        products = bidders.products
+        found = dict(zip(products, np.asarray(relevance(products), dtype=np.float64).tolist()))
+        page, won = self.fill(items, bidders, found, slots, attributes=attributes, titles=titles,
+                              category=category)
+        return page, won, {c.campaign_id: c for c in bidders.campaigns}
 
     def fill(self, items: list[dict], bidders: Bidders, relevance: Mapping[str, float], slots: SponsoredSlots,
              *, attributes: Mapping[str, Mapping], titles: Mapping[str, str], category: str | None = None,

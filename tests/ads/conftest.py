@@ -8,6 +8,8 @@ import pytest
 from db import queries
 from db.engine import session_scope
 from recsys.accounts import Identity
+from recsys.data import IngestOptions, ingest_file
+from tests.serving.conftest import CATALOG
 from tests.serving.conftest import api_key, client, engine  # noqa: F401 (the REST tests' tiny shop, served)
 
 OPERATOR = Identity("olga", "operator")
@@ -36,3 +38,12 @@ def pg_shop(pg_url) -> str:
     """The same on a PostgreSQL database of its own (skipped when PostgreSQL is not installed)."""
     add_catalog(pg_url)
     return pg_url
+
+
+@pytest.fixture
+def served_shop(db_url, tmp_path) -> str:
+    """The serving tests' catalog, active in the database (campaigns promote its products)."""
+    path = tmp_path / "catalog.csv"
+    CATALOG.to_csv(path, index=False)
+    ingest_file(path, IngestOptions("catalog"), actor="test")
+    return db_url

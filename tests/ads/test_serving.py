@@ -11,22 +11,11 @@ from fastapi.testclient import TestClient
 from recsys.accounts import Identity
 from recsys.active import ServedPreset
 from recsys.ads import campaigns
-from recsys.data import IngestOptions, ingest_file
 from recsys.fusion import FusionConfig
 from recsys.fusion import defaults
-from tests.serving.conftest import CATALOG
 
 OPERATOR = Identity("op", "operator")
 SLOTS = {"positions": [1, 4], "max_ads": 2, "relevance_floor": 0.3, "reserve_price": 0.05}
-
-
-@pytest.fixture
-def served_shop(db_url, tmp_path) -> str:
-    """The serving tests' catalog, active in the database (campaigns promote its products)."""
-    path = tmp_path / "catalog.csv"
-    CATALOG.to_csv(path, index=False)
-    ingest_file(path, IngestOptions("catalog"), actor="test")
-    return db_url
 
 
 @pytest.fixture
@@ -142,6 +131,19 @@ def test_recommendations_carry_an_ad_relevant_to_the_customer(served_shop, clien
     assert [(item["product_id"], item["sponsored"]) for item in items] == [("P04", True), ("P02", False)]
 
 
-def test_a_preset_without_slots_serves_no_ads(served_shop, client):
+def test_a_preset_without_slots_serves_no_ads(served_shop, engine, api_key):
+    from recsys.serving.app import create_app
+
     create(served_shop, ["P02"])
-    assert ids(search(client, "coffee mug")) == [("P01", False)]
+    shipped = {"search": defaults.SEARCH, "recommendations": defaults.RECOMMENDATIONS}
+    presets = {scope: ServedPreset(scope, FusionConfig.resolve({**config, "sponsored": None}))
+               for scope, config in shipped.items()}
+    app = create_app(served_shop, dataclasses.replace(engine, presets=presets), metrics_interval_s=0.05,
+                     alerts_interval_s=None)
+    with TestClient(app, headers={"X-API-Key": api_key}) as http:
+        assert ids(search(http, "coffee mug")) == [("P01", False)]
+
+
+def test_the_shipped_presets_name_two_slots_so_a_new_campaign_shows(served_shop, client):
+    create(served_shop, ["P02"])
+    assert ids(search(client, "coffee mug")) == [("P02", True), ("P01", False)]

@@ -92,3 +92,20 @@ def test_without_a_catalog_the_page_says_where_to_upload_one(db_url):
     assert not app.exception
     assert any("upload one on the Data page" in i.value for i in app.info)
     assert not app.get("text_input")
+
+
+def test_a_campaigns_ad_is_previewed_labelled_in_the_hybrid_column_for_relevant_queries_only(shop):
+    from recsys.accounts import Identity
+    from recsys.ads import campaigns
+
+    campaigns.create_campaign(Identity("op", "operator"), advertiser="Acme", name="Blue mugs", products=["P2"],
+                              max_cpc=0.4, daily_budget=5.0)
+    app = app_as("viewer", PAGE)
+    app.number_input(key="search_k").set_value(1)
+    hybrid = column(search(app, "mug"), "Hybrid")
+    # The red mug is the one result; the blue mug (relevance 0.75) takes the shipped preset's slot 1.
+    assert [e.label.split(" · ")[0] for e in hybrid.expander] == ["1. Sponsored", "2. Red mug"]
+    assert any("Sponsored by Acme, campaign 1 (Blue mugs)" in c.value for c in hybrid.expander[0].caption)
+    assert any("a preview of the ads, not recorded" in c.value for c in hybrid.caption)
+    assert titles(column(search(app, "garden chair"), "Hybrid")) == ["Garden chair"]  # unrelated: no ad
+    assert campaigns.report(Identity("op", "operator"), url=shop).campaigns[0].impressions == 0

@@ -58,6 +58,9 @@ def test_the_console_calls_the_running_service_and_the_request_is_recorded(shop,
     import uvicorn
 
     from db.models import RequestMetric
+    from recsys.accounts import Identity
+    from recsys.ads import campaigns
+    from recsys.ads.serving import AdServer
     from recsys.serving.app import create_app
 
     with socket.socket() as free:
@@ -88,6 +91,23 @@ def test_the_console_calls_the_running_service_and_the_request_is_recorded(shop,
                 break
             time.sleep(0.1)
         assert recorded == ["/search"]  # Monitoring shows the console's requests like any other
+        # A click on the first result, as a shop's front end sends it: organic, so nothing is charged.
+        app.button(key="console_click").click().run(timeout=60)
+        assert not app.exception and not app.error
+        assert any("→ 202" in c.value for c in app.caption)
+        assert any("an organic result: nothing charged" in s.value for s in app.success)
+        # A campaign for the blue mug: on a page of one result for "mug" (the red one), the shipped
+        # preset's slot 1 shows it, labelled, and a click on it is charged (alone: the reserve price).
+        campaigns.create_campaign(Identity("op", "operator"), advertiser="Acme", name="Mugs", products=["P2"],
+                                  max_cpc=0.3, daily_budget=5.0)
+        time.sleep(AdServer(shop).refresh_s)  # the service reads the campaigns again within this
+        app.text_input(key="console_query").input("mug")
+        app.number_input(key="console_k").set_value(1)
+        app.button(key="console_send").click().run(timeout=60)
+        items = next(frame.value for frame in app.dataframe if "title" in frame.value)
+        assert items["sponsored"].tolist()[0] == "ad, campaign 1" and items["product"].tolist()[0] == "P2"
+        app.button(key="console_click").click().run(timeout=60)
+        assert any("Click on an ad of campaign 1: charged, 0.05 charged" in s.value for s in app.success)
         viewer = app_as("viewer", "pages/serving.py")
         assert not [b for b in viewer.button if b.key == "console_send"]
     finally:
