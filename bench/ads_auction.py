@@ -32,7 +32,7 @@ sponsored product counts its judged grade, an ungraded one 0), the campaigns' la
 daily budget spent, and the share of spend by quarter of the day against the traffic's. One more
 run, the middle setting without pacing, shows what pacing does.
 
-    python bench/ads_auction.py                 # about 5 minutes on 2 cores
+    python bench/ads_auction.py                 # about 3.5 minutes on 2 cores
     python bench/ads_auction.py --queries 50 --views 3000 --history 5000   # a quick look
 
 Prints a table and, as its last line, one JSON object of aggregate figures (also written to
