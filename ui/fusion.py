@@ -250,7 +250,7 @@ def editor(scope: str, sources: list[str], active_config: FusionConfig, catalog:
     config = FusionConfig(method=method, weights=weights, normalisation=normalisation, rrf_k=int(rrf_k),
                           candidates=working["candidates"], rules=list(working["rules"]),
                           backend=working.get("backend", "torch"), reranker=rerank[0], rerank_top=rerank[1],
-                          min_scores=min_scores)
+                          min_scores=min_scores, sponsored=working.get("sponsored"))
     st.session_state[working_key] = config.to_dict()
     same = config.to_dict() == active_config.to_dict()
     st.button("Reset to the active preset", key=_key(scope, "reset"), disabled=disabled or same,

@@ -78,6 +78,7 @@ def test_positions_the_data_cannot_identify_fall_back_to_a_power_law():
     assert not model.estimated[1:].any()  # position 1 is the reference, 1 by definition
     assert np.allclose(model.propensities, np.arange(1, 6) ** -0.5)
     assert np.allclose(model.propensity([2, 12]), [2 ** -0.5, 12 ** -0.5])
+    assert np.allclose(model.predict_at(["p0", "p0"], [1, 4]), model.predict(["p0"])[0] * np.array([1, 0.5]))
     rng = np.random.default_rng(5)
     sparse = simulated(rng, rng.uniform(0.1, 0.5, 10), np.r_[rng.integers(1, 4, 20_000), [9] * 20])
     model = CtrModel(min_position_impressions=100).fit(sparse)

@@ -193,6 +193,17 @@ def test_a_preset_version_loads_into_the_editor(judged_shop):
     assert app.slider(key="fusion_search_weight_semantic").value == 0.25
 
 
+def test_a_presets_sponsored_slots_survive_the_editor(judged_shop):
+    slots = {"positions": [1, 4], "max_ads": 2, "relevance_floor": 0.5}
+    with session_scope() as session:
+        saved = presets.save_preset(session, "search", "with ads", {"sponsored": slots}, "test")
+    app = open_page()
+    app.selectbox(key="fusion_search_preset_version").select(saved.id)
+    app.button(key="fusion_search_preset_load").click().run()
+    app.slider(key="fusion_search_weight_semantic").set_value(0.5).run()
+    assert app.session_state["fusion_search_working"]["sponsored"] == slots
+
+
 def test_a_viewer_sees_everything_read_only(judged_shop):
     app = open_page("viewer")
     assert any("read-only" in info.value for info in app.info)
