@@ -26,6 +26,7 @@ FIELD_LABELS = {"advertiser": "Advertiser", "name": "Name", "products": "Product
                 "total_budget": "Total budget",
                 "starts_at": "First day", "ends_at": "Last day", "keywords": "Keywords",
                 "categories": "Categories", "status": "Status"}
+PRODUCTS_SHOWN = 10  # of a campaign, named above its report
 NOTHING_SERVED = ("No ads served yet: they appear in search and recommendations when a preset names "
                   "sponsored slots.")
 
@@ -272,7 +273,9 @@ def report(url: str, who: Identity, campaign: ads.Campaign) -> None:
     charts of impressions and clicks and of spend against the daily budget."""
     result = ads.report(who, campaign.campaign_id, url=url)
     figures = result.campaigns[0]
-    products = ", ".join(md(product) for product in campaign.products)
+    products = ", ".join(md(product) for product in campaign.products[:PRODUCTS_SHOWN])
+    if len(campaign.products) > PRODUCTS_SHOWN:
+        products += f" and {len(campaign.products) - PRODUCTS_SHOWN:,} more"
     st.markdown(f"**{md(figures.name)}** of **{md(figures.advertiser)}**: {figures.status}; "
                 f"targeting {md(targeting(campaign))}; promotes {products}.")
     if not figures.impressions:

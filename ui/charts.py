@@ -1,6 +1,8 @@
-"""Plotly figures of the shop data overview."""
+"""Plotly figures of the shop data overview and of the Ads page's reports."""
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 import plotly.express as px
@@ -54,6 +56,7 @@ def customers_by_country(countries: pd.DataFrame, n: int = 15) -> go.Figure:
 def ad_traffic(days: pd.DataFrame) -> go.Figure:
     """A campaign's impressions and clicks per UTC day (`days`: day, impressions, clicks), clicks on
     their own axis: they are a small share of the impressions."""
+    clicks_step = max(1, math.ceil(days["clicks"].max() / 5))  # whole clicks on their axis
     figure = go.Figure()
     figure.add_trace(go.Bar(x=days["day"], y=days["impressions"], name="impressions", marker_color="#90caf9"))
     figure.add_trace(go.Scatter(x=days["day"], y=days["clicks"], name="clicks", mode="lines+markers",
@@ -61,7 +64,7 @@ def ad_traffic(days: pd.DataFrame) -> go.Figure:
     figure.update_layout(title="Impressions and clicks per day (UTC)", xaxis={"type": "date"},
                          yaxis={"title": "impressions", "rangemode": "tozero"},
                          yaxis2={"title": "clicks", "overlaying": "y", "side": "right",
-                                 "rangemode": "tozero"},
+                                 "rangemode": "tozero", "dtick": clicks_step, "showgrid": False},
                          legend={"orientation": "h", "y": -0.2}, margin={"t": 40, "b": 10})
     return figure
 
