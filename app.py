@@ -16,10 +16,14 @@ def pages_for(who) -> list:
     shop = who is None or who.can("view")  # graders and advertisers see nothing of the shop's operation
     grader = not shop and who.can("judge")  # judges search trials' results, and sees nothing else
     trials = st.Page("pages/trials.py", title="Trials & judging", icon=":material/fact_check:", default=grader)
+    advertiser = not shop and not grader and who.can("advertise")  # lands on its campaigns
+    ads = st.Page("pages/ads.py", title="Ads", icon=":material/campaign:", default=advertiser)
     account = st.Page("pages/account.py", title="My account", icon=":material/person:",
-                      default=not shop and not grader)
+                      default=not shop and not grader and not advertiser)
     if not shop:
-        return [trials, account] if grader else [account]
+        if grader:
+            return [trials, account]
+        return [ads, account] if advertiser else [account]
     experiments = ([st.Page("pages/experiments.py", title="Experiments", icon=":material/science:")]
                    if who is None or who.can("evaluate") else [])
     pages = [st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -33,6 +37,8 @@ def pages_for(who) -> list:
              st.Page("pages/finetune.py", title="Fine-tune", icon=":material/model_training:"),
              st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
              st.Page("pages/serving.py", title="Serving", icon=":material/api:")]
+    if who is None or who.can("ads"):
+        pages.append(ads)
     if who is None or who.can("admin"):
         pages.append(st.Page("pages/admin.py", title="Accounts", icon=":material/group:"))
     return [*pages, account]

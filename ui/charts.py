@@ -1,6 +1,8 @@
-"""Plotly figures of the shop data overview."""
+"""Plotly figures of the shop data overview and of the Ads page's reports."""
 
 from __future__ import annotations
+
+import math
 
 import pandas as pd
 import plotly.express as px
@@ -49,3 +51,29 @@ def customers_by_country(countries: pd.DataFrame, n: int = 15) -> go.Figure:
         top = pd.concat([top, pd.DataFrame({"country": ["other"], "users": [rest]})])
     top = top.assign(country=top["country"].map(plotly_text))
     return px.bar(top, x="country", y="users", title="Customers by country", log_y=True)
+
+
+def ad_traffic(days: pd.DataFrame) -> go.Figure:
+    """A campaign's impressions and clicks per UTC day (`days`: day, impressions, clicks), clicks on
+    their own axis: they are a small share of the impressions."""
+    clicks_step = max(1, math.ceil(days["clicks"].max() / 5))  # whole clicks on their axis
+    figure = go.Figure()
+    figure.add_trace(go.Bar(x=days["day"], y=days["impressions"], name="impressions", marker_color="#90caf9"))
+    figure.add_trace(go.Scatter(x=days["day"], y=days["clicks"], name="clicks", mode="lines+markers",
+                                yaxis="y2", line={"color": "#ff7f0e"}))
+    figure.update_layout(title="Impressions and clicks per day (UTC)", xaxis={"type": "date"},
+                         yaxis={"title": "impressions", "rangemode": "tozero"},
+                         yaxis2={"title": "clicks", "overlaying": "y", "side": "right",
+                                 "rangemode": "tozero", "dtick": clicks_step, "showgrid": False},
+                         legend={"orientation": "h", "y": -0.2}, margin={"t": 40, "b": 10})
+    return figure
+
+
+def ad_spend(days: pd.DataFrame, daily_budget: float) -> go.Figure:
+    """A campaign's spend per UTC day (`days`: day, spend) against its daily budget as it is now."""
+    figure = go.Figure(go.Bar(x=days["day"], y=days["spend"], name="spend", marker_color="#1f77b4"))
+    figure.add_hline(y=daily_budget, line_dash="dash",
+                     annotation_text=f"daily budget now: {daily_budget:,.2f}")
+    figure.update_layout(title="Spend per day (UTC) against the daily budget", xaxis={"type": "date"},
+                         yaxis={"title": "spend", "rangemode": "tozero"}, margin={"t": 40, "b": 10})
+    return figure

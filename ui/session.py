@@ -139,13 +139,13 @@ def token() -> str | None:
     return state.get("token")
 
 
-def require(permission: str) -> Identity:
-    """The logged-in identity, or stop the page when it lacks `permission`."""
+def require(*permissions: str) -> Identity:
+    """The logged-in identity, or stop the page when it has none of `permissions`."""
     who = identity()
     if who is None:
         st.warning("Please log in.")
         st.stop()
-    if not who.can(permission):
+    if not any(who.can(permission) for permission in permissions):
         st.error(f"Your role ({who.role}) does not allow this page.")
         st.stop()
     return who

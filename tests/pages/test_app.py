@@ -85,12 +85,13 @@ def test_admin_creates_an_advertiser_account_naming_its_advertiser(shop):
     assert authenticate("acmeads", "acmeads-pass-1") == Identity("acmeads", "advertiser", "Acme")
 
 
-def test_an_advertiser_sees_nothing_of_the_shop(shop):
+def test_an_advertiser_sees_its_campaigns_and_nothing_of_the_shop(shop):
     from recsys.accounts import create_account
 
     create_account("advertiser1", PASSWORD, "advertiser", actor="test", advertiser="Acme")
     app = app_as("advertiser")
-    assert not app.exception and app.title[0].value == "My account"
+    assert not app.exception and app.title[0].value == "Ads"  # it lands on its campaigns
+    assert not app_as("advertiser", "pages/account.py").exception
     for page in ("pages/home.py", "pages/trials.py", "pages/data.py"):
         with pytest.raises(ValueError, match="Could not find a navigation page"):
             app_as("advertiser", page)
