@@ -32,3 +32,5 @@ else:
         ads.edit_form(url, who, campaign)
 st.subheader("New campaign")
 ads.create_form(url, who, campaigns)
+if who.can("ads"):  # the shop's own quality: for those who run it, not for an advertiser
+    ads.organic_cost(url)

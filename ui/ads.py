@@ -16,6 +16,9 @@ import streamlit as st
 
 from recsys.accounts import Identity
 from recsys.ads import campaigns as ads
+from recsys.ads.quality import MAX_QUERIES
+from recsys.ads.quality import organic_cost as measure_cost
+from recsys.fusion.sponsored import SponsoredSlots
 from ui import charts, engines
 from ui.text import md
 
@@ -299,3 +302,35 @@ def report(url: str, who: Identity, campaign: ads.Campaign) -> None:
     left, right = st.columns(2)
     left.plotly_chart(charts.ad_traffic(days), key=f"ads_traffic_{campaign.campaign_id}")
     right.plotly_chart(charts.ad_spend(days, figures.daily_budget), key=f"ads_spend_{campaign.campaign_id}")
+
+
+def organic_cost(url: str) -> None:
+    """What the ads cost organic quality: nDCG@10 of the judged queries' search pages with the ads
+    the current campaigns would win, against the same pages without (`recsys.ads.quality`)."""
+    st.subheader("What the ads cost organic quality")
+    served, _ = engines.active_fusion(url, "search")
+    slots = SponsoredSlots.from_preset(served.config)
+    judged = engines.versions(url).get("judgments")
+    if slots is None:
+        st.info("The active search preset names no sponsored slots: its pages carry no ads. Name them on "
+                "the Fusion & rules page.")
+        return
+    if judged is None:
+        st.info("Upload relevance judgments (query, product, grade) on the Data page to measure what the ads "
+                "cost the search pages' nDCG@10.")
+        return
+    st.caption(f"Each judged query's page (the top 10 of the active search preset), without ads and with the "
+               f"ads the campaigns would win now at positions {', '.join(map(str, slots.positions))} "
+               f"(relevance {slots.relevance_floor:g} or more), scored against the judgments; an ad counts "
+               f"with its product's judged grade. At most {MAX_QUERIES} queries; nothing is recorded.")
+    if not st.button("Measure", key="ads_measure_quality"):
+        return
+    catalog = engines.catalog(url)
+    titles = dict(zip(catalog["product_id"].astype(str), catalog["title"].astype(str)))
+    with st.spinner("Searching the judged queries..."):
+        found = measure_cost(engines.search_engine(url), engines.judgments(url, judged),
+                             engines.ad_server(url), slots, titles=titles)
+    left, middle, right = st.columns(3)
+    left.metric("nDCG@10 without ads", f"{found['ndcg@10_without']:.4f}")
+    middle.metric("nDCG@10 with ads", f"{found['ndcg@10_with']:.4f}", delta=f"{found['change']:+.4f}")
+    right.metric("Pages with an ad", f"{found['pages_with_ads']:,} of {found['queries']:,}")

@@ -24,7 +24,7 @@ RUNNING = "document.querySelector('[data-testid=stApp]')?.dataset.testScriptStat
 PAGES = [("Data", "Data"), ("Search trial", "Search trial"), ("Trials & judging", "Trials & judging"),
          ("Experiments", "Experiments"), ("Recommendations", "Recommendations"),
          ("Similar items", "Similar items"), ("Fusion & rules", "Fusion & rules"), ("Evaluation", "Evaluation"),
-         ("Fine-tune", "Fine-tune"), ("Monitoring", "Monitoring"), ("Serving", "Serving"),
+         ("Fine-tune", "Fine-tune"), ("Monitoring", "Monitoring"), ("Serving", "Serving"), ("Ads", "Ads"),
          ("Accounts", "Accounts and audit log")]
 
 

@@ -178,3 +178,22 @@ def test_only_operators_admins_and_advertisers_get_the_page(ads_shop, role, allo
     page.run()
     assert any("does not allow" in e.value for e in page.error)
     assert not page.dataframe and not page.text_input
+
+
+def test_operators_measure_what_the_ads_cost_the_judged_search_pages(shop, write):
+    # (recsys.ads.quality's own tests show an ad lowering a page's nDCG; here: the page's wiring)
+    from recsys.engines import fit_active
+
+    judgments = "query,product_id,grade\nmug,P1,3\nmug,P2,1\nteapot,P3,3\n"
+    ingest_file(write("judgments.csv", judgments), IngestOptions("judgments"), actor="test")
+    fit_active(shop)
+    _campaign(shop, "Acme", "Blue mugs", products=["P2"])  # relevant to "mug", but graded lowest
+    app = app_as("operator", PAGE)
+    _button(app, "ads_measure_quality").click().run()
+    assert not app.exception and not app.error
+    shown = {metric.label: metric.value for metric in app.metric}
+    # "mug" (top 10: both mugs, the red one first): the blue mug is on the page already, so no ad;
+    # "teapot": the mugs are under the floor. The pages keep their nDCG@10.
+    assert shown["nDCG@10 without ads"] == shown["nDCG@10 with ads"]
+    assert shown["Pages with an ad"] == "0 of 2"
+    assert float(shown["nDCG@10 without ads"]) > 0.5
