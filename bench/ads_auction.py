@@ -37,7 +37,7 @@ run, the middle setting without pacing, shows what pacing does.
 
 Prints a table and, as its last line, one JSON object of aggregate figures (also written to
 bench/results/ads_auction.json); writes the chart of revenue against nDCG@10 to
-docs/ads_auction.html (plotly, loaded from its CDN).
+docs/ads_auction.svg (matplotlib).
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ from search import data_missing, load_data, machine, save_result  # noqa: E402
 search.DATA = Path(os.environ.get("WORKBENCH_HOMEDEPOT_DIR") or search.DATA)
 
 RESULTS = ROOT / "bench" / "results" / "ads_auction.json"
-CHART = ROOT / "docs" / "ads_auction.html"
+CHART = ROOT / "docs" / "ads_auction.svg"
 DEPTH = 10
 POSITIONS = (1, 4, 7)
 FLOORS = (0.0, 0.3, 0.5, 0.7)
@@ -215,23 +215,35 @@ def simulate_day(setting: dict, day: dict, paced: bool = True, seed: int = 0) ->
 
 
 def chart(rows: list[dict], path: Path) -> None:
-    """Revenue per 1,000 page views against the page's nDCG@10, one point per setting (plotly HTML)."""
-    import plotly.graph_objects as go
+    """Revenue per 1,000 page views against the page's nDCG@10, one point per setting: a static SVG
+    (matplotlib), so the chart shows in docs/benchmarks.md offline and on a repository's web page."""
+    import matplotlib
 
-    figure = go.Figure()
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(8, 5))
     for slots in sorted({row["slots"] for row in rows}):
-        points = [row for row in rows if row["slots"] == slots and row["paced"]]
-        figure.add_trace(go.Scatter(
-            x=[row["ndcg@10"] for row in points], y=[row["revenue_per_1000_views"] for row in points],
-            mode="markers+lines+text" if slots else "markers+text", name=f"{slots} slot(s)",
-            text=[f"floor {row['floor']}" if slots else "no ads" for row in points],
-            textposition="top center"))
-    figure.update_layout(title="Sponsored products on Home Depot: revenue against the page's nDCG@10",
-                         xaxis_title="page nDCG@10 (ads included)",
-                         yaxis_title="revenue per 1,000 page views ($)",
-                         template="plotly_white")
+        points = sorted((row for row in rows if row["slots"] == slots and row["paced"]),
+                        key=lambda row: row["floor"] or 0.0)
+        x = [row["ndcg@10"] for row in points]
+        y = [row["revenue_per_1000_views"] for row in points]
+        axes.plot(x, y, marker="o", linestyle="-" if slots else "none",
+                  label=f"{slots} slot{'s' if slots != 1 else ''}" if slots else "no ads")
+        for row in points:
+            if slots == 2 or not slots:
+                axes.annotate(f"floor {row['floor']}" if slots else "no ads", (row["ndcg@10"],
+                              row["revenue_per_1000_views"]), textcoords="offset points", xytext=(4, 6),
+                              fontsize=8)
+    axes.set_xlabel("page nDCG@10 (ads included)")
+    axes.set_ylabel("revenue per 1,000 page views ($)")
+    axes.set_title("Sponsored products on Home Depot: revenue against the page's quality")
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.write_html(path, include_plotlyjs="cdn", full_html=True)
+    figure.savefig(path, format="svg", metadata={"Date": None})
+    plt.close(figure)
 
 
 def main(argv=None) -> int:
