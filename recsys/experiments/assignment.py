@@ -78,14 +78,15 @@ def team_draft(control: list[str], treatment: list[str], k: int,
     return products, teams
 
 
-def credit(teams: list[str], clicked_positions: list[int]) -> str | None:
+def credit(teams: list[str | None], clicked_positions: list[int]) -> str | None:
     """Who won an interleaved impression: "control", "treatment", "tie", or None without clicks.
 
-    `clicked_positions` are 1-based; a position clicked twice counts once.
+    `clicked_positions` are 1-based; a position clicked twice counts once; a position of no team
+    (None: a sponsored product placed in the list, `recsys.ads`) credits neither arm.
     """
     clicks = {CONTROL: 0, TREATMENT: 0}
     for position in set(clicked_positions):
-        if 1 <= position <= len(teams):
+        if 1 <= position <= len(teams) and teams[position - 1] in clicks:
             clicks[teams[position - 1]] += 1
     if not any(clicks.values()):
         return None

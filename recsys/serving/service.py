@@ -234,6 +234,8 @@ class Service:
                 found.items, _ = ads.fill(found.items, bidders, found.relevance or {}, slots,
                                           attributes=engine.attributes, titles=engine.titles,
                                           category=category, request_id=request_id, unit=unit)
+                if found.teams is not None:  # interleaved: an ad's position is neither arm's
+                    found.teams = [item.get("team") for item in found.items]
             except SQLAlchemyError:
                 logger.exception("could not record the ads served: answering without ads")
         return found

@@ -147,3 +147,23 @@ def test_a_preset_without_slots_serves_no_ads(served_shop, engine, api_key):
 def test_the_shipped_presets_name_two_slots_so_a_new_campaign_shows(served_shop, client):
     create(served_shop, ["P02"])
     assert ids(search(client, "coffee mug")) == [("P02", True), ("P01", False)]
+
+
+def test_under_an_interleaving_experiment_an_ad_belongs_to_neither_arm(served_shop, engine, api_key):
+    from recsys.active import RunningExperiment
+    from recsys.serving.app import create_app
+
+    create(served_shop, ["P02"])
+    search_preset = ServedPreset("search", FusionConfig.resolve(defaults.SEARCH))
+    bm25_only = FusionConfig.resolve({**defaults.SEARCH, "weights": {"bm25": 1.0}})
+    experiment = RunningExperiment(1, "bm25 vs shipped", "interleaving", 1.0, {
+        "control": search_preset, "treatment": ServedPreset("search", bm25_only)})
+    served = dataclasses.replace(engine, experiment=experiment, arms={
+        arm: engine.retriever.with_fusion(preset.config) for arm, preset in experiment.arms.items()})
+    app = create_app(served_shop, served, metrics_interval_s=0.05, alerts_interval_s=None, follow_s=None)
+    with TestClient(app, headers={"X-API-Key": api_key}) as http:
+        body = search(http, "coffee mug")
+        assert [(item["product_id"], item["sponsored"], item["team"]) for item in body["items"]][0] == (
+            "P02", True, None)
+        assert {item["team"] for item in body["items"][1:]} <= {"control", "treatment"}
+        assert http.app.state.service.served([body["request_id"]])[body["request_id"]][0] == "P02"

@@ -56,6 +56,8 @@ def test_credit_counts_distinct_clicked_positions_per_team():
     assert credit(teams, [1, 1, 1, 2]) == "tie"  # a position clicked again counts once
     assert credit(teams, [1, 3, 4]) == "control"
     assert credit(teams, [9]) is None  # a position past the list credits nobody
+    with_ad = [None, "control", "treatment"]  # a sponsored product at position 1 is neither arm's
+    assert credit(with_ad, [1]) is None and credit(with_ad, [1, 3]) == "treatment"
 
 
 def test_interleaving_sign_test_and_sessions_still_needed():
