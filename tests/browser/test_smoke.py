@@ -131,7 +131,7 @@ def test_the_request_console_calls_the_service_which_follows_an_activation(serve
     page.locator(".st-key-console_query input").fill("heart")
     page.keyboard.press("Enter")
     settle(page)
-    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="Send", exact=True).click()
     page.get_by_text(re.compile(r"→ 200 in \d+ ms")).wait_for(timeout=60_000)
     page.get_by_text("preset default v1").first.wait_for()
     page.screenshot(path=str(folder / "console.png"), full_page=True)
@@ -165,7 +165,7 @@ def test_the_request_console_calls_the_service_which_follows_an_activation(serve
     page.locator(".st-key-console_query input").fill("heart")
     page.keyboard.press("Enter")
     settle(page)
-    page.get_by_role("button", name="Send").click()
+    page.get_by_role("button", name="Send", exact=True).click()
     page.get_by_text("preset live v1").first.wait_for(timeout=60_000)
 
 
@@ -223,3 +223,56 @@ def test_a_trial_judged_with_the_keyboard_then_scored(server, page):
     page.locator("[data-testid=stDataFrame]").filter(has_text="ndcg@10").first.wait_for()
     page.get_by_text(re.compile(r"\d+ pairs graded")).first.wait_for()
     page.screenshot(path=str(folder / "scorecard.png"), full_page=True)
+
+
+def test_a_campaign_shows_labelled_for_relevant_searches_and_its_click_is_charged(server, page):
+    """Issue 19's walk on the demo: a campaign created on Ads, its ad labelled in the Search trial and
+    through the service for a relevant query (never for an unrelated one), clicked through the
+    request console, its spend on Ads."""
+    url, folder, _ = server
+    log_in(page, url)
+    page.get_by_text("Logged in as admin (admin).").wait_for()
+    page.get_by_role("link", name="Ads").click()
+    settle(page)
+    page.get_by_label("Advertiser", exact=True).fill("Acme")
+    page.get_by_label("Name", exact=True).fill("Lunch bags")
+    page.get_by_label("Products").first.click()
+    page.keyboard.type("20728")
+    page.get_by_role("option", name=re.compile(r"^20728 · LUNCH BAG CARS BLUE", re.IGNORECASE)).click()
+    page.keyboard.press("Escape")
+    page.get_by_role("button", name="Create the campaign").click()
+    page.get_by_text(re.compile(r"Created campaign 1, Lunch bags, of Acme: 1 products?, automatic")).wait_for()
+
+    page.get_by_role("link", name="Search trial").click()
+    settle(page)
+    page.locator(".st-key-search_query input").fill("lunch bag")
+    page.keyboard.press("Enter")
+    settle(page)
+    ad = re.compile(r"^1\. Sponsored · LUNCH BAG CARS BLUE", re.IGNORECASE)  # only the Hybrid column has ads
+    page.get_by_text(ad).first.wait_for()
+    page.screenshot(path=str(folder / "search_trial_ad.png"), full_page=True)
+    page.locator(".st-key-search_query input").fill("christmas")
+    page.keyboard.press("Enter")
+    settle(page)
+    page.get_by_text(re.compile(r"^1\. ", re.IGNORECASE)).first.wait_for()
+    assert page.get_by_text(re.compile(r"Sponsored ·")).count() == 0
+
+    page.get_by_role("link", name="Serving").click()
+    settle(page)
+    page.locator(".st-key-console_query input").fill("lunch bag")
+    page.keyboard.press("Enter")
+    settle(page)
+    page.get_by_role("button", name="Send", exact=True).click()
+    page.get_by_text(re.compile(r"→ 200 in \d+ ms")).wait_for(timeout=60_000)
+    page.get_by_text("ad, campaign 1").first.wait_for(state="attached")  # a cell of the canvas grid
+    page.get_by_role("button", name="Send click").click()  # the first item: the ad
+    charged = re.compile(r"Click on an ad of campaign 1: charged, 0\.05 charged")
+    page.get_by_text(charged).wait_for(timeout=30_000)
+    page.screenshot(path=str(folder / "console_ad_click.png"), full_page=True)
+
+    page.get_by_role("link", name="Ads").click()
+    settle(page)
+    page.get_by_text("Spend").first.wait_for()
+    body = page.locator("body").inner_text()
+    assert re.search(r"Clicks\s+1\b", body), body[:3000]
+    page.screenshot(path=str(folder / "ads_page.png"), full_page=True)
