@@ -241,7 +241,8 @@ def test_a_campaign_shows_labelled_for_relevant_searches_and_its_click_is_charge
     page.get_by_role("option", name=re.compile(r"^20728 · LUNCH BAG CARS BLUE", re.IGNORECASE)).click()
     page.keyboard.press("Escape")
     page.get_by_role("button", name="Create the campaign").click()
-    page.get_by_text(re.compile(r"Created campaign 1, Lunch bags, of Acme: 1 products?, automatic")).wait_for()
+    created = re.compile(r"Created campaign 1, Lunch bags, of Acme: 1 products?, automatic")
+    page.get_by_text(created).wait_for()
 
     page.get_by_role("link", name="Search trial").click()
     settle(page)
