@@ -24,9 +24,11 @@ from recsys import active as active_state
 from recsys.active import ActiveReranker, ServedPreset
 from recsys.evaluation import live
 from recsys.fusion import FUSERS, NORMALISATIONS, FusionConfig, Rule, RulesResult, apply_rules, fuse
+from recsys.fusion import defaults
 from recsys.fusion.base import ACTIVE_RERANKER
 from recsys.fusion.compare import dropped_out, rank_moves
 from recsys.fusion.rules import RULE_FIELDS, RULE_KINDS
+from recsys.fusion.sponsored import SponsoredSlots
 from recsys.services import presets as preset_service
 from ui import engines
 from ui.results import from_hits, from_items, result_column
@@ -117,7 +119,8 @@ def load_config(scope: str, config: dict) -> None:
     st.session_state[_key(scope, "working")] = FusionConfig.from_dict(dict(config)).to_dict()
     prefix = _key(scope, "")
     for key in [k for k in st.session_state if str(k).startswith(prefix) and not k.endswith("working")]:
-        if any(part in key for part in ("_weight_", "_floor_", "_method", "_normalisation", "_rrf_k", "_rerank")):
+        if any(part in key for part in ("_weight_", "_floor_", "_method", "_normalisation", "_rrf_k", "_rerank",
+                                        "_ads_")):
             del st.session_state[key]
 
 
@@ -247,10 +250,11 @@ def editor(scope: str, sources: list[str], active_config: FusionConfig, catalog:
     if scope == "search":
         rerank = rerank_editor(scope, working, reranker, disabled)
     rules_editor(scope, working["rules"], catalog, disabled)
+    sponsored = sponsored_editor(scope, working.get("sponsored"), disabled)
     config = FusionConfig(method=method, weights=weights, normalisation=normalisation, rrf_k=int(rrf_k),
                           candidates=working["candidates"], rules=list(working["rules"]),
                           backend=working.get("backend", "torch"), reranker=rerank[0], rerank_top=rerank[1],
-                          min_scores=min_scores, sponsored=working.get("sponsored"))
+                          min_scores=min_scores, sponsored=sponsored)
     st.session_state[working_key] = config.to_dict()
     same = config.to_dict() == active_config.to_dict()
     st.button("Reset to the active preset", key=_key(scope, "reset"), disabled=disabled or same,
@@ -258,6 +262,43 @@ def editor(scope: str, sources: list[str], active_config: FusionConfig, catalog:
     st.caption("The working config is the active preset's." if same else
                "The working config has changes that are not saved.")
     return config
+
+
+def sponsored_editor(scope: str, current: dict | None, disabled: bool) -> dict | None:
+    """The preset's sponsored slots (`recsys.fusion.sponsored`): where ads may go on its pages and the
+    rules of their auction; None: no ads. A setting the library refuses is shown, and the slots are
+    kept as they were."""
+    slots = SponsoredSlots.from_dict(current) if current else None
+    with st.expander("Sponsored slots" + (f": positions {', '.join(map(str, slots.positions))}" if slots
+                                          else ": none")):
+        on = st.toggle("Show sponsored products (ads) on this preset's pages", value=slots is not None,
+                       key=_key(scope, "ads_on"), disabled=disabled)
+        if not on:
+            return None
+        shown = slots or SponsoredSlots.from_dict(defaults.SPONSORED)
+        left, middle, right = st.columns(3)
+        positions = left.multiselect("Positions (1 = the top)", list(range(1, 21)),
+                                     default=list(shown.positions), key=_key(scope, "ads_positions"),
+                                     disabled=disabled)
+        max_ads = middle.number_input("At most this many ads a page", 1, 20, shown.max_ads,
+                                      key=_key(scope, "ads_max"), disabled=disabled)
+        cap = right.number_input("Frequency cap (a campaign's ads a session sees a day; 0: none)", 0, 1000,
+                                 shown.frequency_cap or 0, key=_key(scope, "ads_cap"), disabled=disabled)
+        floor = left.slider("Relevance floor", 0.0, 1.0, shown.relevance_floor, step=0.05,
+                            key=_key(scope, "ads_floor"), disabled=disabled,
+                            help="an ad's product must be at least this relevant to the request, relative to "
+                                 "the page's best result (docs/benchmarks.md, 'Sponsored products': revenue "
+                                 "against nDCG@10 per floor)")
+        reserve = middle.number_input("Reserve price (the least a click costs)", 0.0, 1000.0,
+                                      shown.reserve_price, step=0.01, format="%.2f",
+                                      key=_key(scope, "ads_reserve"), disabled=disabled)
+        wanted = {"positions": sorted(positions), "max_ads": int(max_ads), "relevance_floor": float(floor),
+                  "reserve_price": float(reserve), "frequency_cap": int(cap) or None}
+        try:
+            return SponsoredSlots.from_dict(wanted).to_dict()
+        except ValueError as error:
+            st.error(f"These slots cannot be used: {md(error)}. The preset keeps its slots as they were.")
+            return current
 
 
 def rules_editor(scope: str, rules: list[dict], catalog: pd.DataFrame, disabled: bool) -> None:

@@ -201,7 +201,31 @@ def test_a_presets_sponsored_slots_survive_the_editor(judged_shop):
     app.selectbox(key="fusion_search_preset_version").select(saved.id)
     app.button(key="fusion_search_preset_load").click().run()
     app.slider(key="fusion_search_weight_semantic").set_value(0.5).run()
-    assert app.session_state["fusion_search_working"]["sponsored"] == slots
+    assert app.session_state["fusion_search_working"]["sponsored"] == {**slots, "reserve_price": 0.05,
+                                                                       "frequency_cap": None}
+
+
+def test_the_sponsored_slots_are_edited_saved_and_refused_when_they_cannot_work(judged_shop):
+    app = open_page()
+    # The shipped preset names slots 1 and 4; a merchandiser moves them and caps a campaign's ads.
+    assert app.multiselect(key="fusion_search_ads_positions").value == [1, 4]
+    app.multiselect(key="fusion_search_ads_positions").set_value([2, 5, 8])
+    app.number_input(key="fusion_search_ads_max").set_value(3)
+    app.number_input(key="fusion_search_ads_cap").set_value(4).run()
+    assert not app.exception and not app.error
+    app.text_input(key="fusion_search_preset_name").input("three ads")
+    app.button(key="fusion_search_preset_save").click().run()
+    stored = presets.preset_config("search", "three ads").sponsored
+    assert stored["positions"] == [2, 5, 8] and stored["max_ads"] == 3 and stored["frequency_cap"] == 4
+    # More ads than positions: refused with the reason, the slots kept as they were.
+    app.number_input(key="fusion_search_ads_max").set_value(3)
+    app.multiselect(key="fusion_search_ads_positions").set_value([2]).run()
+    refused = [e.value for e in app.error if "These slots cannot be used" in e.value]
+    assert refused and "number of positions" in refused[0]
+    assert app.session_state["fusion_search_working"]["sponsored"]["positions"] == [2, 5, 8]
+    # Off: the preset shows no ads.
+    app.toggle(key="fusion_search_ads_on").set_value(False).run()
+    assert app.session_state["fusion_search_working"]["sponsored"] is None
 
 
 def test_a_viewer_sees_everything_read_only(judged_shop):
