@@ -39,12 +39,12 @@ def organic_cost(retriever, judgments: pd.DataFrame, server: AdServer, slots: Sp
     without, with_ads = {}, {}
     pages_with_ads = ads_shown = 0
     for query in queries:
-        bidders = server.bidders("search", slots, query=query, paced=False)
+        bidders = server.bidders("search", slots, query=query)
         hits, relevance = retriever.search_relevance(query, k, bidders.products, matched_only=True,
                                                      explain=False)
         organic = [{"product_id": hit.product_id} for hit in hits]
         page, won = server.fill(organic, bidders, dict(zip(bidders.products, relevance.tolist())), slots,
-                                attributes=retriever.attributes, titles=titles)
+                                attributes=retriever.attributes, titles=titles, paced=False)
         without[query] = [(item["product_id"], float(k - rank)) for rank, item in enumerate(organic)]
         with_ads[query] = [(item["product_id"], float(k - rank)) for rank, item in enumerate(page[:k])]
         pages_with_ads += bool(won)

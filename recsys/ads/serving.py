@@ -7,19 +7,19 @@ One `AdServer` per service process (and one for the pages' previews). For a requ
    total: `recsys.ads.campaigns.serving_campaigns`, read again from SQL every `refresh_s`), within
    their keyword targeting (a keyword, or phrase, among the query's words; search only: a campaign
    targeting keywords alone never shows in recommendations), under the preset's frequency cap (the
-   unit's impressions of the campaign today, from SQL, so every process counts the same) and paced
-   (`recsys.ads.pacing`: a campaign spending ahead of a uniform plan for the day takes part in only
-   a share of auctions, drawn from this server's random generator). The products they promote are
-   what the engine then reads the relevance of, from the same candidate lists as the page
-   (`recsys.fusion.relevance`);
+   unit's impressions of the campaign today, from SQL, so every process counts the same). The
+   products they promote are what the engine then reads the relevance of, from the same candidate
+   lists as the page (`recsys.fusion.relevance`);
 2. `fill`: the eligible ads (in stock, relevance at or above the preset's floor, not on the page
    already, within category targeting: the request's category or the page's first product's is one
-   of the campaign's), ranked and priced by the auction (`recsys.ads.auction`) with click-through
-   predicted from the recorded impressions and clicks (`recsys.ads.ctr`, refitted every
-   `ctr_refresh_s` on the last `ctr_window_days`; before any click is recorded every product gets
-   `DEFAULT_CTR`, so ads rank by bid x relevance), put into the page at the preset's positions, and,
-   with a request id, recorded as impressions (before the answer leaves, so a click that follows
-   finds its ad).
+   of the campaign's) of the campaigns that take part after pacing (`recsys.ads.pacing`: a campaign
+   spending ahead of a uniform plan for the day takes part in only a share of auctions, drawn from
+   this server's random generator, and only when it has an eligible product), ranked and priced by
+   the auction (`recsys.ads.auction`) with click-through predicted from the recorded impressions and
+   clicks (`recsys.ads.ctr`, refitted every `ctr_refresh_s` on the last `ctr_window_days`; before
+   any click is recorded every product gets `DEFAULT_CTR`, so ads rank by bid x relevance), put into
+   the page at the preset's positions, and, with a request id, recorded as impressions (before the
+   answer leaves, so a click that follows finds its ad).
 
 Clicks are charged by `recsys.ads.campaigns.charge_click` from the events that name the request id
 (`Service.take_events`). Nothing here stores or logs a customer's id: frequency caps count by the
@@ -150,9 +150,9 @@ class AdServer:
     # --- one request -----------------------------------------------------------------------------
 
     def bidders(self, scope: str, slots: SponsoredSlots, *, query: str | None = None,
-                unit: str | None = None, now: datetime | None = None, paced: bool = True) -> Bidders:
-        """The campaigns that may bid in a request of `scope` (see the module docstring); `paced`
-        False leaves pacing out (a preview shows every campaign that may bid, not one draw)."""
+                unit: str | None = None, now: datetime | None = None) -> Bidders:
+        """The campaigns that may bid in a request of `scope` (see the module docstring), before
+        relevance and pacing, which `fill` applies."""
         now = now or _now()
         found = [c for c in self.campaigns()
                  if (scope == "search" or not c.keywords or c.categories)
@@ -164,10 +164,6 @@ class AdServer:
             with session_scope(self.url) as session:
                 shown = store.shown_to(session, unit, day)
             found = [c for c in found if shown.get(c.campaign_id, 0) < slots.frequency_cap]
-        elapsed = (now - datetime(now.year, now.month, now.day)).total_seconds() / 86400
-        if paced:
-            found = [c for c in found
-                     if takes_part(pacing_rate(c.spent_today, c.daily_budget, elapsed), self.rng)]
         return Bidders(found)
 
     def preview(self, scope: str, slots: SponsoredSlots, items: list[dict],
@@ -177,33 +173,42 @@ class AdServer:
         """The page `items` would be served as, with ads, for the pages (the Search trial): not paced,
         no frequency cap, nothing recorded. `relevance(products)` reads their relevance to the request
         from the page's own candidate lists. Also the placements and the campaigns, by id."""
-        bidders = self.bidders(scope, slots, query=query, paced=False)
+        bidders = self.bidders(scope, slots, query=query)
         if not bidders.campaigns:
             return items, [], {}
         products = bidders.products
         found = dict(zip(products, np.asarray(relevance(products), dtype=np.float64).tolist()))
         page, won = self.fill(items, bidders, found, slots, attributes=attributes, titles=titles,
-                              category=category)
+                              category=category, paced=False)
         return page, won, {c.campaign_id: c for c in bidders.campaigns}
 
     def fill(self, items: list[dict], bidders: Bidders, relevance: Mapping[str, float], slots: SponsoredSlots,
              *, attributes: Mapping[str, Mapping], titles: Mapping[str, str], category: str | None = None,
-             request_id: str | None = None, unit: str | None = None) -> tuple[list[dict], list[Placement]]:
+             request_id: str | None = None, unit: str | None = None, paced: bool = True,
+             now: datetime | None = None) -> tuple[list[dict], list[Placement]]:
         """The page: `items` (organic, best first) with the auction's winners among `bidders` at the
         slots' positions (see the module docstring), and the placements; recorded as impressions when
-        `request_id` is given."""
+        `request_id` is given. Pacing draws only for the campaigns with an eligible product (`paced`
+        False: none, for a preview)."""
         if not bidders.campaigns:
             return items, []
         first = attributes.get(items[0]["product_id"], {}).get("category") if items else None
         wanted = {str(c).strip().lower() for c in (category, first) if c is not None}
+        on_page = {item["product_id"] for item in items}
+        floor = slots.relevance_floor
+        now = now or _now()
+        elapsed = (now - datetime(now.year, now.month, now.day)).total_seconds() / 86400
         candidates = []
         for campaign in bidders.campaigns:
             if campaign.categories and not wanted & {c.strip().lower() for c in campaign.categories}:
                 continue
-            for product in campaign.products:
-                if attributes.get(product, {}).get("in_stock") is False or product not in titles:
-                    continue
-                candidates.append((campaign, product))
+            # Cheap checks first: most of a shop's promoted products are not relevant to one request.
+            products = [product for product in campaign.products
+                        if relevance.get(product, 0.0) >= floor and product not in on_page
+                        and product in titles and attributes.get(product, {}).get("in_stock") is not False]
+            if products and (not paced or takes_part(
+                    pacing_rate(campaign.spent_today, campaign.daily_budget, elapsed), self.rng)):
+                candidates += [(campaign, product) for product in products]
         if not candidates:
             return items, []
         products = list(dict.fromkeys(product for _, product in candidates))
@@ -211,8 +216,7 @@ class AdServer:
         bids = [Candidate(campaign.campaign_id, product, campaign.max_cpc,
                           float(relevance.get(product, 0.0)), ctr[product])
                 for campaign, product in candidates]
-        on_page = {item["product_id"] for item in items}
-        won = auction(eligible(bids, slots.relevance_floor, exclude=on_page), slots)
+        won = auction(eligible(bids, floor, exclude=on_page), slots)
         page = place(items, won)
         placements = {placement.product_id: placement for placement in won}
         shown = []
