@@ -60,15 +60,13 @@ def _words(text: str) -> str:
     return " " + " ".join(_WORD.findall(text.lower())) + " "
 
 
-def targets_keywords(campaign: Campaign, query: str | None) -> bool:
-    """Whether `query` holds one of the campaign's keywords (each a word or phrase, as whole words);
-    True for a campaign without keywords."""
+def targets_keywords(campaign: Campaign, words: str | None) -> bool:
+    """Whether a query, as `_words` gives it (None: no query), holds one of the campaign's keywords
+    (each a word or phrase, as whole words); True for a campaign without keywords."""
     if not campaign.keywords:
         return True
-    if query is None:
-        return False
-    words = _words(query)
-    return any(_words(keyword) in words for keyword in campaign.keywords if keyword.strip())
+    return words is not None and any(_words(keyword) in words for keyword in campaign.keywords
+                                     if keyword.strip())
 
 
 @dataclass
@@ -154,9 +152,10 @@ class AdServer:
         """The campaigns that may bid in a request of `scope` (see the module docstring), before
         relevance and pacing, which `fill` applies."""
         now = now or _now()
+        words = None if query is None else _words(query)  # the query's words, once for every campaign
         found = [c for c in self.campaigns()
                  if (scope == "search" or not c.keywords or c.categories)
-                 and (scope != "search" or targets_keywords(c, query))
+                 and (scope != "search" or targets_keywords(c, words))
                  and (c.ends_at is None or now < c.ends_at)
                  and affordable(c.max_cpc, c.spent_today, c.daily_budget, c.spent, c.total_budget)]
         if found and unit and slots.frequency_cap:
