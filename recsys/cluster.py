@@ -115,7 +115,7 @@ def connect(address: str) -> None:
         reachable(address)
         if ray.is_initialized():
             ray.shutdown()
-        options = {"log_to_driver": False, "include_dashboard": False}
+        options = {"log_to_driver": False, "include_dashboard": False, "runtime_env": runtime_env()}
         try:
             if address == LOCAL:
                 cpus, gpus = os.environ.get("WORKBENCH_RAY_CPUS"), os.environ.get("WORKBENCH_RAY_GPUS")
@@ -126,6 +126,20 @@ def connect(address: str) -> None:
         except Exception as error:  # noqa: BLE001 - Ray's own errors vary by version; the reason is kept
             raise ClusterUnavailable(f"could not join the Ray cluster at {address}: {error}") from error
         _connected = address
+
+
+FORWARDED_PREFIXES = ("WORKBENCH_", "DATABASE_URL", "HF_", "TRANSFORMERS_", "TOKENIZERS_")
+
+
+def runtime_env() -> dict:
+    """What Ray's workers get: the project's packages (`recsys`, `db`, shipped by Ray to every node
+    of the cluster, so the nodes need only the requirements installed) and this process's
+    settings (the database, the model and artifact folders, offline mode)."""
+    import db
+    import recsys
+
+    forwarded = {name: value for name, value in os.environ.items() if name.startswith(FORWARDED_PREFIXES)}
+    return {"py_modules": [recsys, db], "env_vars": forwarded}
 
 
 def disconnect() -> None:

@@ -179,6 +179,20 @@ def navigation_as_served(monkeypatch):
     monkeypatch.setattr(PagesManager, "__init__", served)
 
 
+@pytest.fixture(scope="session")
+def ray_local():
+    """A Ray instance inside the test process with 2 CPUs, started once for the session (about
+    5 s) and shut down at its end; the address to give the code under test ("local")."""
+    pytest.importorskip("ray")
+    from recsys import cluster
+
+    os.environ["WORKBENCH_RAY_CPUS"] = "2"
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    cluster.connect(cluster.LOCAL)
+    yield cluster.LOCAL
+    cluster.disconnect()
+
+
 def until(check, seconds: float = 60.0, every_s: float = 0.05):
     """What `check()` returns once it is truthy, polling every `every_s`; AssertionError after `seconds`."""
     deadline = time.time() + seconds
