@@ -89,7 +89,8 @@ class IndexConfig(JsonConfig):
                 raise ValueError(f"index parameter {name} must be a whole number of {least} or more, "
                                  f"not {value!r}")
         if self.pq_bits > 16:
-            raise ValueError(f"index parameter pq_bits must be at most 16 (faiss's limit), not {self.pq_bits}")
+            raise ValueError(f"index parameter pq_bits must be at most 16 (faiss's limit), "
+                             f"not {self.pq_bits}")
 
     def chosen_kind(self, count: int) -> str:
         """The kind that searches `count` vectors: `kind`, or for "auto" the one its thresholds pick."""
@@ -123,8 +124,8 @@ class IndexConfig(JsonConfig):
             raise ValueError(f"index parameter pq_m ({self.pq_m}) must divide the vectors' dimension {dim}; "
                              f"choose one of {divisors[:12]}")
         if self.nlist(count) > count:
-            raise ValueError(f"index parameter ivf_nlist ({self.ivf_nlist}) is more than the {count} vectors; "
-                             "choose fewer cells, or 0 for about 4 sqrt(n)")
+            raise ValueError(f"index parameter ivf_nlist ({self.ivf_nlist}) is more than the {count} "
+                             "vectors; choose fewer cells, or 0 for about 4 sqrt(n)")
         if count < 2 ** self.pq_bits:
             raise ValueError(f"IVF-PQ needs at least 2**pq_bits = {2 ** self.pq_bits} vectors to train its "
                              f"codes and there are {count}: lower pq_bits or choose kind 'exact' or 'hnsw'")
@@ -225,7 +226,8 @@ class NearestIndex:
 
     @classmethod
     def load(cls, path: str | Path, config: IndexConfig | None = None) -> NearestIndex:
-        """The index saved at `path`; its search parameters (ef_search, nprobe, refine_factor) from `config`."""
+        """The index saved at `path`; its search parameters (ef_search, nprobe, refine_factor) come
+        from `config`."""
         faiss = _faiss()
         index = faiss.read_index(str(path))
         if isinstance(index, faiss.IndexHNSW):
