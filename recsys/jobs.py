@@ -386,7 +386,9 @@ def _run_on_ray(address: str, registered: JobKind, context: JobContext) -> tuple
     import ray
 
     resources = context.spec.resources(float(ray.cluster_resources().get("GPU", 0)))
-    task = ray.remote(max_retries=0, **resources)(_execute_on_node)
+    # This process's settings as they are now (they may have changed since Ray was joined).
+    environment = {"env_vars": cluster.runtime_env()["env_vars"]}
+    task = ray.remote(max_retries=0, runtime_env=environment, **resources)(_execute_on_node)
     reference = task.remote(registered, context)
     gpus = resources.get("num_gpus", 0)
     asked = f"{resources.get('num_cpus', 1):g} CPU and {f'{gpus:g} GPU' if gpus else 'no GPU'}"

@@ -207,3 +207,34 @@ print(jobs.run_job(job_id, {db_url!r}), jobs.get_job(job_id, url={db_url!r}).res
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                           env=environment, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert done.stdout.split() == ["succeeded", "2", "False"], done.stderr
+
+
+def cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    from recsys.cli import main
+
+    status = main(argv)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_the_cluster_command_names_checks_and_clears_the_cluster(db_url, ray_local, monkeypatch, capsys):
+    import json
+
+    monkeypatch.delenv(cluster.RAY_ADDRESS_ENV, raising=False)
+    status, out, _ = cli(["cluster", "check"], capsys)
+    assert status == 0 and json.loads(out)["address"] is None
+    status, _, error = cli(["cluster", "set", "head:port"], capsys)
+    assert status == 1 and "'head:port' is not a Ray address" in error
+    status, out, _ = cli(["cluster", "set", "127.0.0.1:9", "--actor", "olga"], capsys)
+    assert status == 0 and json.loads(out) == {"setting": "127.0.0.1:9", "in_force": "127.0.0.1:9",
+                                               "from": "setting"}
+    status, out, error = cli(["cluster", "check"], capsys)
+    assert status == 2 and out == "" and error.startswith("error: cannot reach the Ray cluster at 127.0.0.1:9")
+    status, out, _ = cli(["cluster", "check", "--address", ray_local], capsys)
+    assert status == 0 and json.loads(out)["cpus"] == 2 and json.loads(out)["from"] == "argument"
+    monkeypatch.setenv(cluster.RAY_ADDRESS_ENV, ray_local)
+    status, out, _ = cli(["cluster", "set", "--clear"], capsys)
+    assert json.loads(out) == {"setting": None, "in_force": ray_local, "from": "environment",
+                               "note": "$RAY_ADDRESS is set here and wins over the setting"}
+    status, _, error = cli(["cluster", "set"], capsys)
+    assert status == 1 and "takes an ADDRESS" in error
