@@ -42,6 +42,7 @@ import pandas as pd
 from db import queries
 from db.engine import database_url, session_scope
 from recsys.active import Active, read
+from recsys.artifacts import artifact_path
 from recsys.config import JsonConfig
 from recsys.data.interactions import ImplicitWeights, load_versions
 from recsys.evaluation.splits import SplitConfig, split_interactions
@@ -67,9 +68,8 @@ Progress = Callable[[float, str], None]
 
 
 def engines_dir() -> Path:
-    """Where fitted engines live: ``$WORKBENCH_ENGINES_DIR`` or var/engines."""
-    root = os.environ.get(ENGINES_DIR_ENV) or Path(__file__).resolve().parent.parent / "var" / "engines"
-    return Path(root)
+    """Where fitted engines live: ``$WORKBENCH_ENGINES_DIR`` or <artifact folder>/engines."""
+    return artifact_path("engines", ENGINES_DIR_ENV)
 
 
 @dataclass

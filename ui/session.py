@@ -19,6 +19,7 @@ import streamlit as st
 from recsys.accounts import (ADMIN_USERNAME, Identity, LoginRefused, authenticate, client_key,
                              current_identity, end_session, ensure_admin, session_hours, session_identity,
                              start_session)
+from recsys import artifacts
 from recsys.services import database_url, upgrade
 from ui import warmup
 from ui.text import md
@@ -42,6 +43,15 @@ def bootstrap(url: str) -> None:
 
 
 def start() -> str:
+    """Check the artifact folder, bootstrap the database once per server, write the login cookie.
+
+    An artifact folder that is missing or read-only stops every page with the reason (`python -m
+    recsys app` refuses to start on one, exit status 2; `streamlit run app.py` alone cannot)."""
+    try:
+        artifacts.check()
+    except artifacts.ArtifactsDirUnusable as error:
+        st.error(f"The workbench cannot run: {md(error)}.")
+        st.stop()
     url = database_url()
     bootstrap(url)
     write_cookie()
