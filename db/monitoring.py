@@ -214,7 +214,11 @@ def delete_alert_rule(session: Session, rule_id: int, actor: str) -> None:
 
 
 def enabled_alert_rules(session: Session) -> list[AlertRule]:
-    return list(session.scalars(select(AlertRule).where(AlertRule.enabled.is_(True)).order_by(AlertRule.id)))
+    """The enabled rules, locked until the session commits (PostgreSQL: SELECT ... FOR UPDATE; SQLite
+    has one writer anyway): replicas of the service evaluating at the same moment take turns, so the
+    second sees the event the first opened rather than opening another."""
+    return list(session.scalars(select(AlertRule).where(AlertRule.enabled.is_(True)).order_by(AlertRule.id)
+                                .with_for_update()))
 
 
 def alert_rules(session: Session) -> pd.DataFrame:
