@@ -17,10 +17,11 @@ Each long-running process checks the folder before it serves anything (`exit_if_
 folder that is missing or cannot be written is an error naming the setting and the path, exit
 status 2, rather than a failure at the first fit or export.
 
->>> import os; os.environ["WORKBENCH_ARTIFACTS_DIR"] = "/srv/workbench"
->>> str(artifact_path("engines", "WORKBENCH_ENGINES_DIR"))
-'/srv/workbench/engines'
->>> del os.environ["WORKBENCH_ARTIFACTS_DIR"]
+>>> from unittest import mock
+>>> settings = {"WORKBENCH_ARTIFACTS_DIR": "/srv/workbench", "WORKBENCH_ENGINES_DIR": ""}
+>>> with mock.patch.dict(os.environ, settings):
+...     print(artifact_path("engines", "WORKBENCH_ENGINES_DIR"), artifact_path("tuning"))
+/srv/workbench/engines /srv/workbench/tuning
 """
 
 from __future__ import annotations

@@ -71,9 +71,10 @@ def replica_name(port: int | None = None) -> str:
     Name replicas after machines and ports, never after people: the name is stored with every
     request. ValueError for a name that is not 1 to 128 letters, digits and ``. _ : - [ ]``.
 
-    >>> import os; os.environ["WORKBENCH_REPLICA"] = "web-2:8000"; replica_name(8001)
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"WORKBENCH_REPLICA": "web-2:8000"}):
+    ...     replica_name(8001)
     'web-2:8000'
-    >>> del os.environ["WORKBENCH_REPLICA"]
     """
     name = os.environ.get(REPLICA_ENV, "").strip()
     if not name:
