@@ -341,7 +341,8 @@ class ApiKey(Base):
 
 
 class RequestMetric(Base):
-    """One request to the REST service: what, how it ended and how long each stage took."""
+    """One request to the REST or gRPC service: what, how it ended, how long each stage took and
+    which replica answered it."""
 
     __tablename__ = "request_metrics"
     __table_args__ = (Index("ix_request_metrics_endpoint_at", "endpoint", "at"),)
@@ -361,6 +362,8 @@ class RequestMetric(Base):
     model_version: Mapped[str | None] = mapped_column(String(128), nullable=True)
     preset_version: Mapped[str | None] = mapped_column(String(160), nullable=True)
     api_key_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # The service process that answered (`$WORKBENCH_REPLICA`, default host:port); None before 0012.
+    replica: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
 
 
 ALERT_METRICS = ("p95_latency_ms", "p50_latency_ms", "error_rate", "empty_rate", "qps")

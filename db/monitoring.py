@@ -20,7 +20,7 @@ from db.models import ALERT_METRICS, ALERT_SEVERITIES, AlertEvent, AlertRule, Re
 from db.queries import audit
 
 STAGES = ("encode_ms", "retrieve_ms", "fuse_ms", "rules_ms", "rerank_ms")
-METRIC_COLUMNS = ("at", "endpoint", "status", "latency_ms", *STAGES, "result_count")
+METRIC_COLUMNS = ("at", "endpoint", "status", "latency_ms", *STAGES, "result_count", "replica")
 COMPARISONS = (">", "<", ">=", "<=")
 RATE_METRICS = ("error_rate", "empty_rate")
 MAX_ROWS = 200_000  # requests read for one chart range; more are sampled (`request_metrics`)
@@ -35,24 +35,27 @@ def insert_request_metrics(session: Session, rows: list[dict]) -> int:
 
 # --- request metrics ---------------------------------------------------------------
 
-def _in_range(query, start: datetime, end: datetime, endpoint: str | None):
+def _in_range(query, start: datetime, end: datetime, endpoint: str | None, replica: str | None = None):
     query = query.where(RequestMetric.at > start, RequestMetric.at <= end)
+    if replica:
+        query = query.where(RequestMetric.replica == replica)
     return query.where(RequestMetric.endpoint == endpoint) if endpoint else query
 
 
 def request_metrics(session: Session, start: datetime, end: datetime, endpoint: str | None = None,
-                    max_rows: int = MAX_ROWS) -> pd.DataFrame:
-    """The requests with `start < at <= end` (of one endpoint, or all), oldest first.
+                    max_rows: int = MAX_ROWS, replica: str | None = None) -> pd.DataFrame:
+    """The requests with `start < at <= end` (of one endpoint and one replica, or all), oldest first;
+    "replica" is the service process that answered (None for rows written before replicas were named).
 
     Over `max_rows` requests, only every n-th (by id) is read, so that a long range
     of a load test still charts in a second or two; n is `frame.attrs["sample_step"]`,
     and `summarize` and `over_time` scale counts by it (percentiles and rates are
     then estimates from the sample).
     """
-    total = session.scalar(_in_range(select(func.count()), start, end, endpoint))
+    total = session.scalar(_in_range(select(func.count()), start, end, endpoint, replica))
     step = max(1, math.ceil(total / max_rows))
     query = _in_range(select(*[getattr(RequestMetric, name) for name in METRIC_COLUMNS]),
-                      start, end, endpoint)
+                      start, end, endpoint, replica)
     if step > 1:
         query = query.where(RequestMetric.id % step == 0)
     frame = pd.DataFrame(session.execute(query.order_by(RequestMetric.at)).all(),
@@ -66,6 +69,12 @@ def request_metrics(session: Session, start: datetime, end: datetime, endpoint: 
 
 def latest_request_at(session: Session) -> datetime | None:
     return session.scalar(select(func.max(RequestMetric.at)))
+
+
+def replicas(session: Session, start: datetime, end: datetime) -> list[str]:
+    """The names of the replicas that recorded requests with `start < at <= end` (index on replica)."""
+    query = _in_range(select(RequestMetric.replica).distinct(), start, end, None)
+    return sorted(name for name in session.scalars(query.where(RequestMetric.replica.is_not(None))))
 
 
 def endpoints(session: Session) -> list[str]:
@@ -205,7 +214,11 @@ def delete_alert_rule(session: Session, rule_id: int, actor: str) -> None:
 
 
 def enabled_alert_rules(session: Session) -> list[AlertRule]:
-    return list(session.scalars(select(AlertRule).where(AlertRule.enabled.is_(True)).order_by(AlertRule.id)))
+    """The enabled rules, locked until the session commits (PostgreSQL: SELECT ... FOR UPDATE; SQLite
+    has one writer anyway): replicas of the service evaluating at the same moment take turns, so the
+    second sees the event the first opened rather than opening another."""
+    return list(session.scalars(select(AlertRule).where(AlertRule.enabled.is_(True)).order_by(AlertRule.id)
+                                .with_for_update()))
 
 
 def alert_rules(session: Session) -> pd.DataFrame:

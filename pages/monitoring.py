@@ -3,14 +3,14 @@
 import streamlit as st
 
 from recsys.services import database_url
-from ui.monitoring import alert_list, charts, load, range_picker, resolve_range, rule_editor
+from ui.monitoring import alert_list, charts, load_filtered, range_picker, resolve_range, rule_editor
 from ui.session import require
 
 who = require("view")
 url = database_url()
 st.title("Monitoring")
-st.caption("Every request to the REST service is recorded with its latency per stage; alert rules are "
-           "evaluated on a schedule by the service. Times are UTC.")
+st.caption("Every request to the REST and gRPC services is recorded with its latency per stage and the "
+           "replica that answered it; alert rules are evaluated on a schedule by the service. Times are UTC.")
 
 left, middle, right = st.columns([2, 1, 1], vertical_alignment="bottom")
 with left:
@@ -26,7 +26,7 @@ def live() -> None:
     if start >= end:
         st.warning("The range ends before it starts: choose a later end.")
         return
-    charts(load(url, start, end), start, end)
+    charts(load_filtered(url, start, end), start, end)
     st.subheader("Alerts")
     alert_list(url)
 

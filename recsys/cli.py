@@ -347,6 +347,9 @@ def _audit_keys(actor: str, action: str, old, new) -> None:
 
 def cmd_worker(args) -> int:
     from recsys import jobs
+    from recsys.artifacts import exit_if_unusable
+
+    exit_if_unusable("the job worker")
 
     if args.job_id is None:
         print("worker: running queued jobs as they come (Ctrl-C stops)", file=sys.stderr, flush=True)
@@ -359,6 +362,17 @@ def cmd_worker(args) -> int:
     status = jobs.run_job(args.job_id)
     print(json.dumps({"job": args.job_id, "status": status}))
     return 0 if status in ("succeeded", "cancelled") else 1
+
+
+def cmd_app(args) -> int:
+    """Check the artifact folder (exit status 2 on a missing or read-only one), then become
+    `streamlit run app.py` on `--host`/`--port`, from the project folder (its .streamlit/config)."""
+    from recsys.artifacts import PROJECT_ROOT, exit_if_unusable
+
+    exit_if_unusable("the app")
+    os.chdir(PROJECT_ROOT)
+    os.execv(sys.executable, [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address",
+                              args.host, "--server.port", str(args.port), *args.streamlit_options])
 
 
 def cmd_jobs(args) -> int:
@@ -553,6 +567,13 @@ def build_parser() -> argparse.ArgumentParser:
     from recsys.ads import cli as ads_cli
 
     ads_cli.add_parser(commands)
+    app = commands.add_parser("app", help="run the workbench's app (Streamlit), after checking the artifact "
+                                          "folder")
+    app.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    app.add_argument("--port", type=int, default=8501)
+    app.add_argument("streamlit_options", nargs=argparse.REMAINDER,
+                     help="more of streamlit run's options, e.g. --server.headless true")
+    app.set_defaults(func=cmd_app)
     worker = commands.add_parser("worker", help="run queued background jobs (or the one JOB_ID)")
     worker.add_argument("job_id", type=int, nargs="?", help="run only this job (what the app starts per job)")
     worker.add_argument("--once", action="store_true", help="stop when no job is queued")

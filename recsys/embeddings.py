@@ -45,14 +45,14 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.artifacts import artifact_path
 from recsys.embedding_model import (BACKENDS, check_backend, configure_threads,  # noqa: F401
                                     default_model_path, default_threads, load_model, model_fingerprint,
                                     model_identity, product_texts)
 from recsys.onnx_encoder import SCHEMES, load_encoder
 from recsys.timing import stage
 
-CACHE_DIR = Path(os.environ.get("WORKBENCH_EMBEDDINGS_DIR")
-                 or Path(__file__).resolve().parent.parent / "var" / "embeddings")
+CACHE_DIR = artifact_path("embeddings", "WORKBENCH_EMBEDDINGS_DIR")  # recsys.artifacts
 
 
 def encode(texts: list[str], model_path: str | None = None, batch_size: int = 64,

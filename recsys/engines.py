@@ -31,6 +31,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -42,6 +43,7 @@ import pandas as pd
 from db import queries
 from db.engine import database_url, session_scope
 from recsys.active import Active, read
+from recsys.artifacts import artifact_path
 from recsys.config import JsonConfig
 from recsys.data.interactions import ImplicitWeights, load_versions
 from recsys.evaluation.splits import SplitConfig, split_interactions
@@ -67,9 +69,8 @@ Progress = Callable[[float, str], None]
 
 
 def engines_dir() -> Path:
-    """Where fitted engines live: ``$WORKBENCH_ENGINES_DIR`` or var/engines."""
-    root = os.environ.get(ENGINES_DIR_ENV) or Path(__file__).resolve().parent.parent / "var" / "engines"
-    return Path(root)
+    """Where fitted engines live: ``$WORKBENCH_ENGINES_DIR`` or <artifact folder>/engines."""
+    return artifact_path("engines", ENGINES_DIR_ENV)
 
 
 @dataclass
@@ -163,7 +164,8 @@ def _interactions(spec: EngineSpec, url: str) -> tuple[pd.DataFrame, pd.DataFram
 def fit(spec: EngineSpec, url: str) -> Path:
     """Fit the engine of `spec` on the data it names and write its folder; returns the folder."""
     started = time.perf_counter()
-    partial = spec.folder.with_name(f"{spec.key}.partial-{os.getpid()}")
+    # Named by machine and process: replicas on several machines fit into one shared artifact folder.
+    partial = spec.folder.with_name(f"{spec.key}.partial-{socket.gethostname()}-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     try:
         if spec.kind == "search":
@@ -327,12 +329,13 @@ def request_fit(url: str, actor: str, spawn: bool = True) -> int | None:
 
 @cleaner(JOB_KIND)
 def remove_partial_folders(job_id: int | None = None) -> list[str]:
-    """Remove the half-written engine folders of fits whose process has ended (a killed fit)."""
+    """Remove the half-written engine folders of this machine's fits whose process has ended (a
+    killed fit); another machine's, in a shared artifact folder, are its own cleaner's business."""
     root = engines_dir()
     removed = []
     for folder in root.glob("*.partial-*") if root.is_dir() else ():
-        pid = folder.name.rpartition("-")[2]
-        if pid.isdigit() and not alive_here(int(pid)):
+        host, _, pid = folder.name.split(".partial-", 1)[1].rpartition("-")
+        if host in ("", socket.gethostname()) and pid.isdigit() and not alive_here(int(pid)):
             shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder.name)
     return removed

@@ -20,7 +20,6 @@ served one of its kind, `use_base_model` goes back to the shipped base model
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -32,12 +31,14 @@ from db import model_registry as store
 from db.engine import PROJECT_ROOT, session_scope
 from db.models import MODEL_KINDS, ModelVersion
 from recsys import embeddings
+from recsys.artifacts import artifact_path
 
 __all__ = ["MODEL_KINDS", "RegisteredModel", "activate_model", "active_model", "active_model_path",
            "artifact_folder",
            "get_model", "list_models", "model_dir", "register_model", "rollback_model", "use_base_model"]
 
-MODELS_DIR = Path(os.environ.get("WORKBENCH_MODELS_DIR") or PROJECT_ROOT / "var" / "models")
+# <artifact folder>/models, or $WORKBENCH_MODELS_DIR (recsys.artifacts).
+MODELS_DIR = artifact_path("models", "WORKBENCH_MODELS_DIR")
 
 
 def model_dir(kind: str, version: int | str) -> Path:

@@ -55,6 +55,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recsys.artifacts import artifact_path
 from recsys.embedding_model import default_model_path, default_threads, load_model, model_identity
 
 PRECISIONS = ("fp32", "int8")
@@ -70,9 +71,9 @@ _export_lock = threading.Lock()
 
 
 def export_dir(model_path: str | Path | None = None) -> Path:
-    """The folder of a model's exports: ``$WORKBENCH_ONNX_DIR`` or var/onnx, then its identity."""
-    root = os.environ.get("WORKBENCH_ONNX_DIR") or Path(__file__).resolve().parent.parent / "var" / "onnx"
-    return Path(root) / model_identity(model_path)
+    """The folder of a model's exports: ``$WORKBENCH_ONNX_DIR`` or <artifact folder>/onnx, then its
+    identity."""
+    return artifact_path("onnx", "WORKBENCH_ONNX_DIR") / model_identity(model_path)
 
 
 def check_precision(precision: str) -> str:

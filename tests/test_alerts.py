@@ -64,6 +64,27 @@ def test_alerts_on_postgres(pg_url):
         assert monitoring.alert_events(session)["rule"].tolist() == ["errors", "slow search"]
 
 
+@pytest.mark.postgres
+def test_two_replicas_evaluating_at_once_open_one_event(pg_url):
+    """Every replica of the service evaluates the rules: the second waits for the first's transaction
+    and sees its event (without the rules' row lock it opened a second one)."""
+    import threading
+
+    add_rule(pg_url)
+    inject(pg_url, requests(T0, 30, latency=500.0))
+    now = T0 + timedelta(seconds=30)
+    second: dict = {}
+    with session_scope(pg_url) as first:
+        assert {check.state for check in evaluate_alert_rules(first, now=now)} == {"fired"}
+        other = threading.Thread(target=lambda: second.update(evaluate(pg_url, now)))
+        other.start()
+        other.join(timeout=1.0)
+        assert other.is_alive()  # waiting for the first replica's transaction
+    other.join(timeout=30)
+    assert second["slow search"].state == "firing"
+    assert [event.resolved_at for event in events(pg_url)] == [None]
+
+
 def fire_and_resolve(db_url: str) -> None:
     add_rule(db_url)
     inject(db_url, requests(T0, 30, latency=20.0))

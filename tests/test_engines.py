@@ -166,3 +166,25 @@ def test_the_command_line_lists_and_fits_the_active_engines(data):
     assert [(row["kind"], row["fitted"]) for row in run("list")] == [(kind, False) for kind in engines.KINDS]
     assert len(run("fit")["fitted"]) == 3
     assert all(row["fitted"] for row in run("list"))
+
+
+def test_only_this_machines_dead_partial_folders_are_removed(tmp_path, monkeypatch):
+    """In an artifact folder shared by several machines, a half-written engine of another machine
+    (its process alive there, whatever its pid means here) is left alone."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from recsys.engines import remove_partial_folders
+
+    monkeypatch.setenv("WORKBENCH_ENGINES_DIR", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+    host = socket.gethostname()
+    names = [f"a.partial-{host}-{dead}", f"b.partial-web-9-{dead}", f"c.partial-{host}-{os.getpid()}",
+             f"d.partial-{dead}"]  # d: the name before machines were named
+    for name in names:
+        (tmp_path / name).mkdir()
+    assert sorted(remove_partial_folders()) == [names[0], names[3]]
+    assert sorted(folder.name for folder in tmp_path.iterdir()) == [names[1], names[2]]

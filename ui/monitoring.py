@@ -50,9 +50,26 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def load(url: str, start: datetime, end: datetime) -> dict:
-    """Everything the charts need for one range."""
-    return monitoring.load(url, start, end)
+def load(url: str, start: datetime, end: datetime, replica: str | None = None) -> dict:
+    """Everything the charts need for one range (of one replica, or all)."""
+    return monitoring.load(url, start, end, replica)
+
+
+ALL_REPLICAS = "All replicas"
+
+
+def load_filtered(url: str, start: datetime, end: datetime) -> dict:
+    """`load` of the replica chosen in the Replica box (all of them by default), then the box itself:
+    the replicas that answered in the range (the service processes behind the load balancer, by
+    their WORKBENCH_REPLICA names). A replica without requests in a new range falls back to all."""
+    chosen = st.session_state.get("mon_replica", ALL_REPLICAS)
+    data = load(url, start, end, None if chosen == ALL_REPLICAS else chosen)
+    if chosen != ALL_REPLICAS and chosen not in data["replicas"]:
+        st.session_state["mon_replica"] = ALL_REPLICAS
+        data = load(url, start, end)
+    st.selectbox("Replica", [ALL_REPLICAS, *data["replicas"]], key="mon_replica",
+                 help="the service process that answered (WORKBENCH_REPLICA, default host:port)")
+    return data
 
 
 # --- figures -----------------------------------------------------------------------
@@ -131,9 +148,13 @@ def charts(data: dict, start: datetime, end: datetime) -> None:
     sampled = f"; estimated from every {step}th request" if step > 1 else ""
     st.caption(f"{start:%Y-%m-%d %H:%M:%S} to {end:%Y-%m-%d %H:%M:%S} UTC, in {bucket_s} s buckets"
                f"{sampled}; shaded: alert events.")
+    percent = {"error_rate": st.column_config.NumberColumn(format="percent"),
+               "empty_rate": st.column_config.NumberColumn(format="percent")}
     st.dataframe(monitoring.by_endpoint(frame, span_s), hide_index=True, key="mon_endpoints",
-                 column_config={"error_rate": st.column_config.NumberColumn(format="percent"),
-                                "empty_rate": st.column_config.NumberColumn(format="percent")})
+                 column_config=percent)
+    st.caption("Per replica (each service process behind the load balancer):")
+    st.dataframe(monitoring.by_replica(frame, span_s), hide_index=True, key="mon_replicas",
+                 column_config=percent)
     left, right = st.columns(2)
     left.plotly_chart(mark_alerts(latency_figure(per_bucket), events, start, end), key="mon_latency")
     right.plotly_chart(stage_figure(monitoring.stage_breakdown(frame)), key="mon_stages")

@@ -19,6 +19,7 @@ import streamlit as st
 from recsys.accounts import (ADMIN_USERNAME, Identity, LoginRefused, authenticate, client_key,
                              current_identity, end_session, ensure_admin, session_hours, session_identity,
                              start_session)
+from recsys import artifacts
 from recsys.services import database_url, upgrade
 from ui import warmup
 from ui.text import md
@@ -31,7 +32,9 @@ LOGGED_OUT_KEY = "logged_out"  # this browser session logged out: the cookie rea
 
 @st.cache_resource(show_spinner=False)
 def bootstrap(url: str) -> None:
-    """Apply migrations, create the first admin and start warming up, once per server and database."""
+    """Check the artifact folder, apply migrations, create the first admin and start warming up, once
+    per server and database (ArtifactsDirUnusable naming the setting and the path)."""
+    artifacts.check()
     upgrade(url)
     password = ensure_admin(url=url)
     if password:
@@ -42,8 +45,18 @@ def bootstrap(url: str) -> None:
 
 
 def start() -> str:
+    """Bootstrap once per server (the artifact folder checked, the database migrated), then write
+    the login cookie.
+
+    An artifact folder that is missing or read-only stops every page with the reason, checked again
+    at each run until it is usable (`python -m recsys app` refuses to start on one, exit status 2;
+    `streamlit run app.py` alone cannot)."""
     url = database_url()
-    bootstrap(url)
+    try:
+        bootstrap(url)
+    except artifacts.ArtifactsDirUnusable as error:  # not cached: the next run checks again
+        st.error(f"The workbench cannot run: {md(error)}.")
+        st.stop()
     write_cookie()
     return url
 

@@ -44,6 +44,7 @@ from typing import Any
 
 import pandas as pd
 
+from recsys.artifacts import artifact_path
 from recsys.evaluation.recs import evaluate_recommender
 from recsys.evaluation.splits import SplitConfig, one_row_per_pair, split_interactions
 from recsys.recommenders import get
@@ -52,7 +53,7 @@ from recsys.recommenders.cf_surprise import ratings_of
 
 logger = logging.getLogger(__name__)
 
-TUNING_DIR = Path(__file__).resolve().parents[2] / "var" / "tuning"
+TUNING_DIR = artifact_path("tuning")  # <artifact folder>/tuning (recsys.artifacts)
 DEFAULT = object()
 REPORTED = ("ndcg", "precision", "recall", "map", "mrr", "coverage")
 

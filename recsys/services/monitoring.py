@@ -18,22 +18,28 @@ from db.models import ALERT_METRICS, ALERT_SEVERITIES
 from db.monitoring import COMPARISONS, RATE_METRICS, STAGES, AlertRuleError
 from recsys.alerts import evaluate_alert_rules
 
-__all__ = ["ALERT_METRICS", "ALERT_SEVERITIES", "COMPARISONS", "RATE_METRICS", "AlertRuleError", "alert_events",
-           "alert_rules", "by_endpoint", "bucket_seconds", "create_rule", "delete_rule", "firing", "load",
-           "over_time", "set_rule_enabled", "stage_breakdown", "summarize", "evaluate_rules"]
+__all__ = ["ALERT_METRICS", "ALERT_SEVERITIES", "COMPARISONS", "RATE_METRICS", "AlertRuleError",
+           "alert_events", "alert_rules", "by_endpoint", "by_replica", "bucket_seconds", "create_rule",
+           "delete_rule", "firing", "load", "over_time", "set_rule_enabled", "stage_breakdown", "summarize",
+           "evaluate_rules"]
 
 # Chart buckets: the smallest of these giving at most MAX_BUCKETS points over a range.
 BUCKET_SIZES_S = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 43200, 86400)
 MAX_BUCKETS = 120
 
 
-def load(url: str, start: datetime, end: datetime) -> dict:
-    """Everything the charts need for one range, from one session: the requests ("frame"), the
-    alert events ("events") and the time of the latest request ("latest")."""
+UNNAMED_REPLICA = "(unnamed)"  # requests recorded before replicas were named (migration 0012)
+
+
+def load(url: str, start: datetime, end: datetime, replica: str | None = None) -> dict:
+    """Everything the charts need for one range, from one session: the requests ("frame"; of one
+    replica, or of all), the alert events ("events"), the time of the latest request ("latest")
+    and the replicas that answered in the range ("replicas", for the filter)."""
     with session_scope(url) as session:
-        return {"frame": monitoring.request_metrics(session, start, end),
+        return {"frame": monitoring.request_metrics(session, start, end, replica=replica),
                 "events": monitoring.alert_events(session, start, end),
-                "latest": monitoring.latest_request_at(session)}
+                "latest": monitoring.latest_request_at(session),
+                "replicas": monitoring.replicas(session, start, end)}
 
 
 def alert_events(url: str, limit: int = 200) -> pd.DataFrame:
@@ -112,6 +118,18 @@ def by_endpoint(frame: pd.DataFrame, span_s: float) -> pd.DataFrame:
     table = pd.DataFrame(rows, columns=["endpoint", "requests", "qps", "p50_ms", "p95_ms", "p99_ms",
                                         "error_rate", "empty_rate"])
     return table.sort_values("requests", ascending=False, ignore_index=True)
+
+
+def by_replica(frame: pd.DataFrame, span_s: float) -> pd.DataFrame:
+    """`summarize` per replica (the service process that answered), busiest first; requests
+    recorded before replicas were named count under UNNAMED_REPLICA."""
+    step = frame.attrs.get("sample_step", 1)
+    names = frame["replica"].fillna(UNNAMED_REPLICA) if "replica" in frame else UNNAMED_REPLICA
+    rows = [{"replica": name, **summarize(group, span_s, step)}
+            for name, group in frame.assign(replica=names).groupby("replica")]
+    table = pd.DataFrame(rows, columns=["replica", "requests", "qps", "p50_ms", "p95_ms", "p99_ms",
+                                        "error_rate", "empty_rate"])
+    return table.sort_values(["requests", "replica"], ascending=[False, True], ignore_index=True)
 
 
 def over_time(frame: pd.DataFrame, start: datetime, end: datetime, bucket_s: int) -> pd.DataFrame:

@@ -22,7 +22,8 @@ Endpoints (the OpenAPI schema is at /openapi.json, browsable at /docs):
   `recsys.experiments.live`), checked one by one: the good ones are stored (202) and each bad
   one gets its own 422 message; ``event_id`` makes a re-sent batch harmless; when the queue of
   events waiting for SQL is full the whole batch is refused with 429 (send it again);
-- ``GET /health`` and ``GET /metrics`` (Prometheus text format): no key needed.
+- ``GET /health`` (what is served, and ``replica``: this process's name) and ``GET /metrics``
+  (Prometheus text format): no key needed.
 
 Customer ids (``user_id``, ``user``, an event's ``user``) are sent as the shop knows them and
 pseudonymised at once with the workbench's key (`recsys.privacy`); the service keeps, fits and
@@ -196,6 +197,8 @@ class ServedPresetInfo(BaseModel):
 
 class Health(BaseModel):
     status: str
+    replica: str = Field(description="this service process's name, recorded with its request metrics "
+                                     "($WORKBENCH_REPLICA, default host:port)")
     model_version: str
     data_versions: dict[str, int | None] = Field(description="the catalog and events versions served")
     embedding_model: str = Field(description='"embedding-base" (the shipped model) or "embedding-v<N>"')
@@ -271,14 +274,17 @@ def _experiment_label(engine: ServingEngine) -> str | None:
 def create_app(url: str | None = None, engine: ServingEngine | Callable[[], ServingEngine] | None = None,
                *, compute_threads: int = 1, metrics_interval_s: float = 0.5,
                key_refresh_s: float = 5.0, alerts_interval_s: float | None = 15.0,
-               follow_s: float | None = 2.0, max_pending_events: int = 100_000) -> FastAPI:
+               follow_s: float | None = 2.0, max_pending_events: int = 100_000,
+               replica: str | None = None) -> FastAPI:
     """The FastAPI app; its lifespan builds the engine and starts the metrics writer and alerts.
 
     `url`: the database (default `DATABASE_URL`); `engine`: a fitted engine or a
     function that builds one (default: the database's active state, followed every `follow_s`
     seconds, `recsys.serving.follow`; None: not followed); `compute_threads`: threads doing model
     work (0: on the event loop); `alerts_interval_s`: how often alert rules are evaluated (None:
-    not in this process); `max_pending_events`: events waiting for SQL before batches get 429.
+    not in this process); `max_pending_events`: events waiting for SQL before batches get 429;
+    `replica`: the name of this process in the request metrics and /health (default
+    `recsys.serving.service.replica_name`: ``$WORKBENCH_REPLICA`` or the host name).
     """
 
     @asynccontextmanager
@@ -286,7 +292,7 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
         async with running_service(url, engine, compute_threads=compute_threads,
                                    metrics_interval_s=metrics_interval_s, key_refresh_s=key_refresh_s,
                                    alerts_interval_s=alerts_interval_s, follow_s=follow_s,
-                                   max_pending_events=max_pending_events) as service:
+                                   max_pending_events=max_pending_events, replica=replica) as service:
             app.state.service = service
             yield
 
@@ -400,7 +406,8 @@ def create_app(url: str | None = None, engine: ServingEngine | Callable[[], Serv
         service = service_of(request)
         served = service.engine
         follower = service.follower
-        return {"status": "ok", "model_version": served.model_version, "data_versions": served.data_versions,
+        return {"status": "ok", "replica": service.replica, "model_version": served.model_version,
+                "data_versions": served.data_versions,
                 "embedding_model": served.embedding.label,
                 "presets": {scope: {"name": preset.name, "version": preset.version, "label": preset.label}
                             for scope, preset in served.presets.items()},

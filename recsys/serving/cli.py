@@ -108,11 +108,15 @@ def cmd_serve(args) -> int:
     import uvicorn
 
     from db.engine import upgrade
+    from recsys.artifacts import exit_if_unusable
+    from recsys.serving.service import REPLICA_ENV, replica_name
 
     if args.workers < 1 or args.compute_threads < 0 or args.threads < 0:
         print("error: --workers must be at least 1, --threads and --compute-threads 0 or more",
               file=sys.stderr)
         return 1
+    exit_if_unusable("the REST service")
+    os.environ[REPLICA_ENV] = replica_name(args.port)  # ValueError for a bad $WORKBENCH_REPLICA
     upgrade()
     threads = args.threads or max(1, (os.cpu_count() or 1) // args.workers)
     os.environ["WORKBENCH_THREADS"] = str(threads)
@@ -134,11 +138,15 @@ def cmd_serve_grpc(args) -> int:
     import signal
 
     from db.engine import upgrade
+    from recsys.artifacts import exit_if_unusable
+    from recsys.serving.service import REPLICA_ENV, replica_name
     from recsys.serving.grpc_service import serve
 
     if args.compute_threads < 0 or args.threads < 0:
         print("error: --threads and --compute-threads must be 0 or more", file=sys.stderr)
         return 1
+    exit_if_unusable("the gRPC service")
+    os.environ[REPLICA_ENV] = replica_name(args.port)
     logging.basicConfig(level=args.log_level.upper())
     upgrade()
     threads = args.threads or (os.cpu_count() or 1)

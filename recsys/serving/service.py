@@ -7,7 +7,9 @@ this one core: both check a call's parameters with the same models (`SearchParam
 `RecommendParameters`, `SimilarParameters`; the same limits, the same messages), check keys with
 `Service.check_key`, answer through `Service.search`, `Service.recommend` and `Service.similar`
 (online experiments, live events, the served-lists record included), and write one
-`request_metrics` row per call with `Service.record`. `running_service` starts and stops what a
+`request_metrics` row per call with `Service.record`, named by the process's replica
+(`replica_name`: several service processes behind a load balancer share one database and tell
+their rows apart by it). `running_service` starts and stops what a
 service process runs beside its front end: the engine (followed, `recsys.serving.follow`), the key
 verifier, the writers, the live view of events and the alert scheduler.
 """
@@ -15,6 +17,9 @@ verifier, the writers, the live view of events and the alert scheduler.
 from __future__ import annotations
 
 import logging
+import os
+import re
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -54,6 +59,31 @@ STAGES = ("encode", "retrieve", "fuse", "rules", "rerank")
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"  # ids are stored in SQL: no tabs, newlines or NULs
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.015, 0.025, 0.04, 0.06, 0.1, 0.25, 0.5, 1.0, 2.5)
 KEY_HEADER = "X-API-Key"
+REPLICA_ENV = "WORKBENCH_REPLICA"
+MAX_REPLICA = 128  # characters of a replica's name (request_metrics.replica)
+REPLICA_NAME = re.compile(r"^[A-Za-z0-9._:\[\]-]+$")
+
+
+def replica_name(port: int | None = None) -> str:
+    """This service process's name in the request metrics and /health: ``$WORKBENCH_REPLICA``, or
+    the machine's host name and the port (``web-2:8000``), or the host name alone without a port.
+
+    Name replicas after machines and ports, never after people: the name is stored with every
+    request. ValueError for a name that is not 1 to 128 letters, digits and ``. _ : - [ ]``.
+
+    >>> from unittest import mock
+    >>> with mock.patch.dict(os.environ, {"WORKBENCH_REPLICA": "web-2:8000"}):
+    ...     replica_name(8001)
+    'web-2:8000'
+    """
+    name = os.environ.get(REPLICA_ENV, "").strip()
+    if not name:
+        host = socket.gethostname() or "localhost"
+        name = host if port is None else f"{host}:{port}"
+    if len(name) > MAX_REPLICA or not REPLICA_NAME.match(name):
+        raise ValueError(f"{REPLICA_ENV}={name!r} is not a replica name: use 1 to {MAX_REPLICA} letters, "
+                         "digits and . _ : - [ ], e.g. web-2:8000")
+    return name
 
 
 # --- the calls' parameters ---------------------------------------------------------------------
@@ -145,9 +175,10 @@ class Service:
     """What the endpoints share: the engine, the key verifier, the writers, the live view of events."""
     def __init__(self, engine: ServingEngine, verifier: KeyVerifier, writer: MetricsWriter,
                  compute_threads: int, url: str | None = None, max_pending_events: int = 100_000,
-                 events_interval_s: float = 0.2):
+                 events_interval_s: float = 0.2, replica: str | None = None):
         self.engine = engine
         self.url = url
+        self.replica = replica or replica_name()  # recorded with each request's metrics
         self.follower = None  # recsys.serving.follow.Follower, when activations are followed
         self.verifier = verifier
         self.writer = writer
@@ -395,7 +426,8 @@ class Service:
             "endpoint": endpoint, "status": status, "latency_ms": latency_ms,
             **{f"{name}_ms": stages.get(name) for name in STAGES},
             "result_count": count, "model_version": state.get("model_version"),
-            "preset_version": state.get("preset_version"), "api_key_id": state.get("api_key_id")})
+            "preset_version": state.get("preset_version"), "api_key_id": state.get("api_key_id"),
+            "replica": self.replica})
 
 
 def _start_alerts(url: str | None, interval_s: float):
@@ -408,15 +440,16 @@ async def running_service(url: str | None = None,
                           engine: ServingEngine | Callable[[], ServingEngine] | None = None, *,
                           compute_threads: int = 1, metrics_interval_s: float = 0.5,
                           key_refresh_s: float = 5.0, alerts_interval_s: float | None = 15.0,
-                          follow_s: float | None = 2.0,
-                          max_pending_events: int = 100_000) -> AsyncIterator[Service]:
+                          follow_s: float | None = 2.0, max_pending_events: int = 100_000,
+                          replica: str | None = None) -> AsyncIterator[Service]:
     """A started `Service`, stopped (its writers flushed) on leaving; run inside an event loop.
 
     `url`: the database (default `DATABASE_URL`); `engine`: a fitted engine or a function that
     builds one (default: the database's active state, followed every `follow_s` seconds,
     `recsys.serving.follow`; None: not followed); `compute_threads`: threads doing model work
     (0: on the event loop); `alerts_interval_s`: how often alert rules are evaluated (None: not in
-    this process); `max_pending_events`: events waiting for SQL before batches are refused.
+    this process); `max_pending_events`: events waiting for SQL before batches are refused;
+    `replica`: the name its request metrics carry (default `replica_name()`).
     """
     follower = None
     if engine is None:
@@ -431,7 +464,7 @@ async def running_service(url: str | None = None,
     verifier.refresh()
     writer = MetricsWriter(url, interval_s=metrics_interval_s).start()
     service = Service(built, verifier, writer, compute_threads, url,
-                      max_pending_events=max_pending_events).start_live()
+                      max_pending_events=max_pending_events, replica=replica).start_live()
     if follower is not None and follow_s:
         follower.on_erasure = service.reload_live
         service.follower = follower.start(lambda new: setattr(service, "engine", new))

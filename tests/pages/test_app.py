@@ -138,3 +138,17 @@ def test_a_role_change_ends_the_login_at_the_next_click(shop):
     assert app.text_input(key="login_username") is not None and "identity" not in app.session_state
     _log_in(app, "admin1")
     assert app.session_state["identity"]["role"] == "viewer"
+
+
+def test_a_missing_artifact_folder_stops_every_page_with_the_reason(db_url, tmp_path, monkeypatch):
+    """`streamlit run app.py` started without `python -m recsys app`'s check: the page says why."""
+    missing = tmp_path / "not-mounted"
+    monkeypatch.setenv("WORKBENCH_ARTIFACTS_DIR", str(missing))
+    app = app_as(None)
+    assert not app.exception and not app.text_input  # no login form
+    shown = [error.value.replace("\\", "") for error in app.error]  # markdown escapes taken out
+    assert any(f"WORKBENCH_ARTIFACTS_DIR={missing} does not exist" in text for text in shown), shown
+
+    missing.mkdir()  # mounted: the next run goes on
+    app.run()
+    assert not app.error and app.text_input

@@ -143,3 +143,30 @@ def test_one_bucket_of_requests_is_drawn_as_points_not_an_invisible_line():
                         "p95_ms": [20.0], "p99_ms": [25.0], "qps": [3.0]})
     for figure in (latency_figure(one), rate_figure(one, "qps", "Requests per second")):
         assert figure.data and all("markers" in trace.mode for trace in figure.data)
+
+
+def test_requests_per_replica_and_the_replica_filter(shop):
+    """Two replicas behind a load balancer and rows from before replicas were named: one line each,
+    and choosing a replica shows its requests alone."""
+    now = utc_now()
+    rows = [{"at": now - timedelta(seconds=i), "request_id": f"r-{i}", "endpoint": "/search",
+             "status": 503 if replica == "web-2:8000" and i % 4 == 0 else 200,
+             "latency_ms": 10.0 if replica == "web-1:8000" else 40.0, "result_count": 10, "replica": replica}
+            for i in range(60) for replica in ("web-1:8000", "web-2:8000")]
+    rows += [{"at": now - timedelta(seconds=i), "request_id": f"old-{i}", "endpoint": "/search",
+              "status": 200, "latency_ms": 5.0, "result_count": 10} for i in range(6)]
+    with session_scope() as session:
+        monitoring.insert_request_metrics(session, rows)
+    app = app_as("viewer", PAGE)
+    assert not app.exception
+    per_replica = table(app, "replica").set_index("replica")
+    assert per_replica["requests"].to_dict() == {"web-1:8000": 60, "web-2:8000": 60, "(unnamed)": 6}
+    assert per_replica.loc["web-1:8000", "p50_ms"] == 10.0 and per_replica.loc["web-2:8000", "p95_ms"] == 40.0
+    assert per_replica["error_rate"].to_dict() == {"web-1:8000": 0.0, "web-2:8000": 0.25, "(unnamed)": 0.0}
+    assert app.selectbox(key="mon_replica").options == ["All replicas", "web-1:8000", "web-2:8000"]
+    assert metrics(app)["Requests"] == "126"
+
+    app.selectbox(key="mon_replica").select("web-2:8000").run()
+    assert not app.exception
+    assert metrics(app)["Requests"] == "60" and metrics(app)["Errors (5xx)"] == "25.0%"
+    assert table(app, "replica")["replica"].tolist() == ["web-2:8000"]

@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from recsys.serving.service import replica_name
 from tests.conftest import pseudonym
 
 
@@ -151,6 +152,7 @@ def test_health_needs_no_key(client):
                                for scope in ("search", "recommendations")}
     assert body["data_versions"] == {"catalog": 1, "events": 2} and body["embedding_model"] == "embedding-base"
     assert body["following"] is False  # an engine handed to the app is served as it is
+    assert body["replica"] == replica_name()  # $WORKBENCH_REPLICA, or the host name
 
 
 def test_metrics_are_prometheus_text(client):

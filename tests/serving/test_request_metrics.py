@@ -21,7 +21,7 @@ def test_every_api_request_is_written_and_flushed_at_shutdown(db_url, engine, ap
     from recsys.serving.app import create_app
 
     # An interval far longer than the test: the rows can only come from the shutdown flush.
-    app = create_app(db_url, engine, metrics_interval_s=3600, alerts_interval_s=None)
+    app = create_app(db_url, engine, metrics_interval_s=3600, alerts_interval_s=None, replica="web-1:8000")
     with TestClient(app, headers={"X-API-Key": api_key}) as client:
         for i in range(5):
             client.get("/search", params={"q": "mug", "k": 2}, headers={"X-Request-ID": f"s{i}"})
@@ -42,6 +42,7 @@ def test_every_api_request_is_written_and_flushed_at_shutdown(db_url, engine, ap
     assert rows.loc["r0", "endpoint"] == "/recommend" and rows.loc["r0", "result_count"] == 3
     assert rows.loc["n0", "status"] == 404 and rows.loc["n0", "result_count"] == 0
     assert rows.loc["bad", "status"] == 401 and pd.isna(rows.loc["bad", "api_key_id"])
+    assert set(rows["replica"]) == {"web-1:8000"}  # every row names the process that answered
 
 
 def test_rows_are_written_while_the_service_runs(db_url, engine, api_key):
