@@ -16,7 +16,7 @@ there already (this process exports it first, so actors on this machine or a sha
 find it).
 
 >>> vectors = encode_on_ray(["cordless drill", "LED"], workers=2)   # doctest: +SKIP
->>> vectors.shape
+>>> vectors.shape   # doctest: +SKIP
 (2, 384)
 """
 
