@@ -88,12 +88,19 @@ def scores(run) -> list[dict]:
             for result in run.results]
 
 
-def test_an_evaluation_on_ray_gives_the_local_result(db_url, catalog_file, events_file, ray_local,
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_url(request) -> str:
+    """The test's database: SQLite, and PostgreSQL (what a cluster of several machines shares)."""
+    return request.getfixturevalue("db_url" if request.param == "sqlite" else "pg_url")
+
+
+def test_an_evaluation_on_ray_gives_the_local_result(any_url, catalog_file, events_file, ray_local,
                                                       monkeypatch):
     from recsys.data import IngestOptions, ingest_file
     from recsys.evaluation.jobs import EvaluateSpec
     from recsys.evaluation.splits import SplitConfig
 
+    db_url = any_url
     monkeypatch.delenv(cluster.RAY_ADDRESS_ENV, raising=False)
     ingest_file(catalog_file, IngestOptions("catalog"), actor="t")
     ingest_file(events_file, IngestOptions("events"), actor="t")
