@@ -16,4 +16,4 @@ st.subheader("Ray cluster")
 ray_cluster_panel(who, url)
 
 st.subheader("Recent jobs")
-job_status(None, url, who.can("settings"), key="all_jobs", limit=20)
+job_status(None, url, who.can("settings"), key="all_jobs", limit=20, can_retry=who.can("settings"))

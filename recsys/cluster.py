@@ -131,8 +131,10 @@ def connect(address: str) -> None:
         try:
             if address == LOCAL:
                 cpus, gpus = os.environ.get("WORKBENCH_RAY_CPUS"), os.environ.get("WORKBENCH_RAY_GPUS")
-                ray.init(num_cpus=int(cpus) if cpus else None, num_gpus=int(gpus) if gpus else None,
-                         **options)
+                # address="local": a new instance even where `ray start` left a cluster's address
+                # in /tmp/ray (ray.init() alone joins that one, and refuses num_cpus there).
+                ray.init(address=LOCAL, num_cpus=int(cpus) if cpus else None,
+                         num_gpus=int(gpus) if gpus else None, **options)
             else:
                 ray.init(address=address, **options)
         except Exception as error:  # noqa: BLE001 - Ray's own errors vary by version; the reason is kept

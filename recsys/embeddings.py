@@ -341,8 +341,8 @@ def run(args) -> int:
 
 def _encode_on_ray(texts: list[str], args) -> tuple[np.ndarray, float]:
     """`embed --engine ray`: the vectors and the seconds they took, the actors' start included
-    (Ray itself is joined, or started, before timing). Each call of an actor takes four of
-    --batch-size's forward passes."""
+    (Ray itself is joined, or started, before timing). An actor runs forward passes of
+    --batch-size texts, four to a call."""
     from recsys import cluster
     from recsys.ray_embed import encode_on_ray
 
@@ -351,5 +351,6 @@ def _encode_on_ray(texts: list[str], args) -> tuple[np.ndarray, float]:
     started = time.perf_counter()
     vectors = encode_on_ray(texts, args.model, backend=args.backend, workers=args.workers,
                             batch_size=4 * args.batch_size, num_gpus=args.gpus_per_worker,
-                            address=address, cpus_per_worker=args.cpus_per_worker)
+                            address=address, cpus_per_worker=args.cpus_per_worker,
+                            encoder_batch=args.batch_size)
     return vectors, time.perf_counter() - started

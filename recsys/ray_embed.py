@@ -15,14 +15,11 @@ and, for the ONNX backends, exports it on first use into ``$WORKBENCH_ONNX_DIR``
 there already (this process exports it first, so actors on this machine or a shared folder
 find it).
 
->>> vectors = encode_on_ray(["cordless drill", "LED"], workers=2)   # doctest: +SKIP
->>> vectors.shape
-(2, 384)
+For example, ``encode_on_ray(["cordless drill", "LED"], workers=2)`` is a (2, 384) array equal,
+up to float rounding, to ``recsys.embeddings.encode(["cordless drill", "LED"], backend="onnx-int8")``.
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import pandas as pd
@@ -37,11 +34,12 @@ ENCODER_BATCH = 64  # texts per forward pass inside an actor, as the local path'
 
 class CatalogEncoder:
     """One actor of the pool: an encoder loaded once, then called on batches of rows
-    ({"row": int64, "text": str}) -> {"row", "vector": float32 (rows x dim)}."""
+    ({"row": int64, "text": str}) -> {"row", "vector": float32 (rows x dim)}, `encoder_batch`
+    texts per forward pass."""
 
-    def __init__(self, model_path: str | None, backend: str, threads: int):
-        os.environ["WORKBENCH_THREADS"] = str(threads)  # the actor's CPUs, not the machine's cores
-        self.backend = backend
+    def __init__(self, model_path: str | None, backend: str, threads: int,
+                 encoder_batch: int = ENCODER_BATCH):
+        self.backend, self.encoder_batch = backend, encoder_batch
         if backend == "torch":
             import ray
             import torch
@@ -54,19 +52,20 @@ class CatalogEncoder:
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         texts = [str(text) for text in batch["text"]]
         if self.backend == "torch":
-            vectors = self.model.encode(texts, batch_size=ENCODER_BATCH, convert_to_numpy=True,
+            vectors = self.model.encode(texts, batch_size=self.encoder_batch, convert_to_numpy=True,
                                         normalize_embeddings=True, show_progress_bar=False)
         else:
-            vectors = self.encoder.encode(texts, batch_size=ENCODER_BATCH)
+            vectors = self.encoder.encode(texts, batch_size=self.encoder_batch)
         return {"row": batch["row"], "vector": np.asarray(vectors, dtype=np.float32)}
 
 
 def encode_on_ray(texts: list[str], model_path: str | None = None, backend: str = "onnx-int8",
                   workers: int = 2, batch_size: int = 256, num_gpus: float = 0.0,
-                  address: str | None = None, cpus_per_worker: float = 1.0) -> np.ndarray:
+                  address: str | None = None, cpus_per_worker: float = 1.0,
+                  encoder_batch: int = ENCODER_BATCH) -> np.ndarray:
     """Unit float32 embeddings of `texts`, shape (len(texts), dim), row i of texts[i], encoded
     on a Ray cluster by `workers` encoder actors of `cpus_per_worker` CPUs and `num_gpus` GPUs
-    each, `batch_size` texts per call.
+    each, `batch_size` texts per call of an actor, `encoder_batch` per forward pass.
 
     `address`: the cluster (default: the one in force, else a local Ray). ClusterUnavailable
     when it cannot be reached; ValueError for GPUs with an ONNX backend (onnxruntime runs on CPU
@@ -93,10 +92,12 @@ def encode_on_ray(texts: list[str], model_path: str | None = None, backend: str 
     bounds = np.linspace(0, len(texts), min(blocks, len(texts)) + 1).astype(int)
     chunks = [frame.iloc[start:end] for start, end in zip(bounds[:-1], bounds[1:])]
     threads = max(1, int(cpus_per_worker))
-    encoder = {"model_path": model_path, "backend": backend, "threads": threads}
+    encoder = {"model_path": model_path, "backend": backend, "threads": threads,
+               "encoder_batch": encoder_batch}
     encoded = ray.data.from_pandas(chunks).map_batches(
         CatalogEncoder, fn_constructor_kwargs=encoder, batch_size=batch_size, batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=cpus_per_worker, num_gpus=num_gpus or None,
+        # This process's settings as they are now; threads: the actor's CPUs, not the node's cores.
         runtime_env={"env_vars": {**cluster.runtime_env()["env_vars"], "WORKBENCH_THREADS": str(threads)}})
     vectors: np.ndarray | None = None
     seen = np.zeros(len(texts), dtype=bool)

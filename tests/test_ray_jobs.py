@@ -88,12 +88,19 @@ def scores(run) -> list[dict]:
             for result in run.results]
 
 
-def test_an_evaluation_on_ray_gives_the_local_result(db_url, catalog_file, events_file, ray_local,
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_url(request) -> str:
+    """The test's database: SQLite, and PostgreSQL (what a cluster of several machines shares)."""
+    return request.getfixturevalue("db_url" if request.param == "sqlite" else "pg_url")
+
+
+def test_an_evaluation_on_ray_gives_the_local_result(any_url, catalog_file, events_file, ray_local,
                                                       monkeypatch):
     from recsys.data import IngestOptions, ingest_file
     from recsys.evaluation.jobs import EvaluateSpec
     from recsys.evaluation.splits import SplitConfig
 
+    db_url = any_url
     monkeypatch.delenv(cluster.RAY_ADDRESS_ENV, raising=False)
     ingest_file(catalog_file, IngestOptions("catalog"), actor="t")
     ingest_file(events_file, IngestOptions("events"), actor="t")
@@ -154,13 +161,19 @@ def test_a_job_asking_for_a_gpu_the_cluster_lacks_fails_with_the_reason(on_ray):
 
 
 def test_an_unreachable_cluster_fails_the_job_with_the_reason(db_url, monkeypatch):
+    from recsys import model_registry
+    from recsys.training.jobs import FinetuneSpec
+
     monkeypatch.delenv(cluster.RAY_ADDRESS_ENV, raising=False)
     cluster.set_ray_address("127.0.0.1:9", "admin", db_url)
-    job_id = jobs.submit(Nap(seconds=0), "olga", spawn=False)
+    job_id = jobs.submit(FinetuneSpec(), "olga", spawn=False)
     assert jobs.run_job(job_id) == "failed"
     message = jobs.get_job(job_id).message
     assert message.startswith("ClusterUnavailable: cannot reach the Ray cluster at 127.0.0.1:9")
     assert jobs.job_logs(job_id) == []  # the runner never started
+    # Nothing active changed: no model registered, the shipped one still served.
+    assert model_registry.list_models(url=db_url).empty
+    assert model_registry.active_model("embedding", db_url) is None
 
 
 def test_a_remote_cluster_cannot_use_this_machines_sqlite(db_url):

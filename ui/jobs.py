@@ -12,12 +12,13 @@ from ui.text import md
 
 
 def job_status(kind: str | None, url: str, can_cancel: bool, key: str, limit: int = 5,
-               details: Callable[[jobs.JobRecord], None] | None = None) -> None:
+               details: Callable[[jobs.JobRecord], None] | None = None, can_retry: bool = False) -> None:
     """The latest jobs of `kind` (None: of every kind, each named) with progress; reruns itself every 2 s.
 
     When a job it showed running has ended, the whole page runs again, so that what depends on
     the job (results, a new model) appears without leaving the page. `details(job)` draws more
-    of the newest job under its line (e.g. a training curve).
+    of the newest job under its line (e.g. a training curve). `can_retry`: a failed job has a
+    Retry button, which queues the same spec again.
     """
 
     @st.fragment(run_every=2)
@@ -41,6 +42,13 @@ def job_status(kind: str | None, url: str, can_cancel: bool, key: str, limit: in
                     st.rerun(scope="fragment")
             elif job.status == "failed":
                 st.error(f"{label}: {md(job.message)}")
+                if can_retry and st.button("Retry", key=f"{key}_retry_{job.id}"):
+                    try:  # the new job shows at the panel's next run, within 2 s
+                        again = jobs.retry(job.id, st.session_state["identity"]["username"], url=url)
+                    except jobs.JobBusy as busy:
+                        st.warning(md(str(busy)))
+                    else:
+                        st.success(f"Queued again as job {again}.")
             else:
                 st.caption(f"{label} ({job.finished_at:%Y-%m-%d %H:%M}); {md(job.message)}")
             if details is not None and job is recent[0]:

@@ -49,7 +49,7 @@ def test_operator_names_checks_and_clears_the_cluster(accounts):
     assert any("No Ray cluster is named" in info.value for info in app.info)
 
 
-def test_jobs_of_every_kind_are_listed_and_a_queued_one_is_cancelled(accounts):
+def test_jobs_of_every_kind_are_listed_cancelled_and_retried(accounts, monkeypatch):
     failed = jobs.submit(EvaluateSpec(algorithms=["popularity"]), "operator1", spawn=False)
     cluster.set_ray_address("127.0.0.1:9", "operator1", accounts)
     assert jobs.run_job(failed) == "failed"  # the cluster cannot be reached: the job says why
@@ -60,4 +60,13 @@ def test_jobs_of_every_kind_are_listed_and_a_queued_one_is_cancelled(accounts):
                and "cannot reach the Ray cluster at 127.0.0.1:9" in shown(e.value) for e in app.error)
     app.button(key=f"all_jobs_cancel_{queued}").click().run()
     assert jobs.get_job(queued).status == "cancelled"
-    assert not [b for b in app_as("viewer", PAGE).button if b.label == "Cancel"]
+    viewer = app_as("viewer", PAGE)
+    assert not [b for b in viewer.button if b.label in ("Cancel", "Retry")]
+
+    monkeypatch.setenv("WORKBENCH_JOB_WORKERS", "external")  # queued for standing workers: none started here
+    app = app_as("operator", PAGE)
+    app.button(key=f"all_jobs_retry_{failed}").click().run()
+    assert not app.exception
+    [again] = [job for job in jobs.list_jobs("evaluate", url=accounts) if job.id > queued]
+    assert again.status == "queued" and again.spec == jobs.get_job(failed).spec
+    assert f"Queued again as job {again.id}." in [success.value for success in app.success]
