@@ -98,8 +98,8 @@ class DenseRetriever(Retriever):
         return self.config.index.chosen_kind(self._by_dimension.shape[1])
 
     def _built_index(self) -> NearestIndex | None:
-        """The catalog's approximate index; None where every product is scored (the exact scan, in
-        torch, is faster than faiss's flat index on our machine and keeps earlier results)."""
+        """The catalog's approximate index; None where every product is scored by the retriever's
+        own scan (its torch product, as before indexes could be chosen: results unchanged)."""
         if self.index_kind == "exact":
             return None
         return NearestIndex.build(self.embeddings, self.config.index)
