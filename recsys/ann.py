@@ -49,6 +49,7 @@ from recsys.config import JsonConfig
 KINDS = ("auto", "exact", "hnsw", "ivfpq")
 DEFAULT_THRESHOLD = 20_000  # vectors from which "auto" searches through the HNSW graph
 IVFPQ_THRESHOLD = 500_000  # vectors from which "auto" searches through IVF-PQ
+NEAREST_FILE = "nearest.faiss"  # an index's file in a saved engine's folder
 TRAINING_PER_CELL = 39  # k-means training vectors per IVF cell: faiss's least without a warning
 
 

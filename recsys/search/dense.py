@@ -42,10 +42,8 @@ import numpy as np
 import pandas as pd
 
 from recsys import embeddings as sentence_embeddings
-from recsys.ann import IndexConfig, NearestIndex, legacy_index_params
+from recsys.ann import NEAREST_FILE, IndexConfig, NearestIndex, legacy_index_params
 from recsys.search.base import QueryScores, Retriever, RetrieverConfig, SearchReason, register
-
-NEAREST_FILE = "nearest.faiss"
 
 
 @dataclass
