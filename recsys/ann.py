@@ -15,8 +15,10 @@ query vector (the cosine, for unit vectors), by one of three faiss indexes that
   a query scans the `ivf_nprobe` nearest cells by its estimated inner products, and the best
   `refine_factor` x k of them are scored again exactly from the stored vectors, so the scores
   returned are exact cosines (with `refine_factor` 0 they are the codes' estimates). From
-  `ivfpq_threshold` (500,000) vectors: it builds faster than the graph, whose build time
-  grows faster than the catalog (docs/benchmarks.md, "Nearest-neighbour indexes").
+  `ivfpq_threshold` (500,000) vectors: on Home Depot's titles grown to 218,668 near-duplicate
+  vectors its build time had grown less than the graph's and it kept more of the exact top 100
+  at its defaults, while the graph answered faster; the threshold is where, by that growth, the
+  graph's build becomes the larger cost (docs/benchmarks.md, "Nearest-neighbour indexes").
 
 Every index returns exact inner products of the vectors it found (IVF-PQ with refining), so
 only which vectors it finds depends on the kind. Used by the semantic retriever
@@ -47,7 +49,8 @@ from recsys.config import JsonConfig
 KINDS = ("auto", "exact", "hnsw", "ivfpq")
 DEFAULT_THRESHOLD = 20_000  # vectors from which "auto" searches through the HNSW graph
 IVFPQ_THRESHOLD = 500_000  # vectors from which "auto" searches through IVF-PQ
-TRAINING_PER_CELL = 64  # k-means training vectors per IVF cell (faiss warns below 39)
+NEAREST_FILE = "nearest.faiss"  # an index's file in a saved engine's folder
+TRAINING_PER_CELL = 39  # k-means training vectors per IVF cell: faiss's least without a warning
 
 
 def _whole(value, at_least: int) -> bool:
@@ -71,8 +74,8 @@ class IndexConfig(JsonConfig):
     hnsw_m: int = 32  # neighbours per node of the graph (faiss's M): memory and build time for recall
     hnsw_ef_construction: int = 64  # candidates explored when a vector is added
     hnsw_ef_search: int = 100  # candidates explored per query (at least the k asked for)
-    ivf_nlist: int = 0  # k-means cells; 0: about 4 sqrt(n), at most n / 64
-    ivf_nprobe: int = 32  # cells scanned per query
+    ivf_nlist: int = 0  # k-means cells; 0: about 4 sqrt(n), at most n / 39
+    ivf_nprobe: int = 64  # cells scanned per query
     pq_m: int = 0  # codes per vector; must divide the dimension; 0: dimension / 8 (48 for 384)
     pq_bits: int = 8  # bits per code (2**bits centroids per sub-vector)
     refine_factor: int = 4  # scored exactly: this many times k of the best estimates; 0: estimates kept
@@ -183,9 +186,12 @@ class NearestIndex:
             index = faiss.IndexIVFPQ(quantizer, dim, nlist, config.codes(dim), config.pq_bits,
                                      faiss.METRIC_INNER_PRODUCT)
             index.cp.seed = seed
+            # 10 k-means rounds, not faiss's 25: the cells change little after, and training is most
+            # of the build (54,667 titles: 16 s of 20 s with 467 cells).
+            index.cp.niter = 10
             if config.refine_factor:
                 index = faiss.IndexRefineFlat(index)
-            sample = min(count, max(TRAINING_PER_CELL * nlist, 64 * 2 ** config.pq_bits))
+            sample = min(count, TRAINING_PER_CELL * max(nlist, 2 ** config.pq_bits))
             chosen = np.sort(np.random.default_rng(seed).choice(count, sample, replace=False))
             index.train(vectors[chosen])
         else:

@@ -3,7 +3,8 @@
 Three engines serve the pages (and the REST service):
 
 - ``"search"``: the hybrid retriever (BM25 + semantic) on the active catalog; its semantic
-  source encodes with the active embedding model on the backend of the active search preset;
+  source encodes with the active embedding model on the backend of the active search preset, and
+  takes its candidates from the index that preset names (`semantic_index`; None: by catalog size);
 - ``"recommendations"``: the hybrid recommender (EASE + semantic) on all active events, weighted
   by the implicit-feedback setting, and the active catalog;
 - ``"recommendations_heldout"``: the same fitted on the train part of a temporal split (each
@@ -87,6 +88,7 @@ class EngineSpec(JsonConfig):
     embedding_model: str | None = None  # a sentence-transformers folder; None: the shipped MiniLM
     embedding_label: str = "embedding-base"
     backend: str | None = None  # the semantic source's encoder (search)
+    index: dict | None = None  # the semantic source's nearest-neighbour index (search; None: auto)
     split: dict | None = None  # the held-out split (recommendations_heldout)
 
     def __post_init__(self) -> None:
@@ -95,7 +97,10 @@ class EngineSpec(JsonConfig):
 
     @property
     def key(self) -> str:
-        digest = hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+        spec = self.to_dict()
+        if spec["index"] is None:  # engines fitted before the field existed keep their folder
+            del spec["index"]
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
         events = f"-events{self.events_version}" if self.events_version is not None else ""
         return f"{self.kind}-catalog{self.catalog_version}{events}-{digest}"
 
@@ -139,7 +144,8 @@ def specs_of(active: Active) -> dict[str, EngineSpec]:
               "catalog_created": catalog.created_at.isoformat(), "embedding_model": model.path,
               "embedding_label": model.label}
     search_config = active.presets["search"].config
-    specs = {"search": EngineSpec("search", backend=search_config.backend, **common)}
+    specs = {"search": EngineSpec("search", backend=search_config.backend, index=search_config.semantic_index,
+                                  **common)}
     if events is not None:
         # An erasure changes the rows, not the version: it is in the spec, so engines fitted before it
         # are not taken for engines fitted after it.
@@ -175,6 +181,7 @@ def fit(spec: EngineSpec, url: str) -> Path:
             # The shipped fusion with the preset's encoder: the fusion itself is chosen per request.
             fusion = default_config("search").to_dict()
             fusion["backend"] = spec.backend or fusion["backend"]
+            fusion["semantic_index"] = spec.index
             build_retriever(catalog, fusion, spec.embedding_model).save(partial)
         else:
             interactions, catalog = _interactions(spec, url)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from recsys.ann import IndexConfig
 from recsys.config import JsonConfig
 from recsys.embedding_model import check_backend
 from recsys.registry import Registry
@@ -77,7 +78,10 @@ class FusionConfig(JsonConfig):
     are `recsys.fusion.rules.Rule` dicts, applied in order. `backend` is the
     encoder of the semantic source where an engine is built from the preset
     (`recsys.embeddings.BACKENDS`: "torch", "onnx-fp32", "onnx-int8"); it is
-    fixed when the engine is fitted, so a live re-fusion does not change it.
+    fixed when the engine is fitted, so a live re-fusion does not change it; so is
+    `semantic_index`, the semantic source's nearest-neighbour index (`recsys.ann.IndexConfig` as
+    a dict, every parameter stated once saved: kind "auto" | "exact" | "hnsw" | "ivfpq",
+    thresholds, HNSW and IVF-PQ parameters; None: the source's own default, "auto").
     `reranker` is ACTIVE_RERANKER ("active": the registry's active reranker, resolved by
     `recsys.active` with `with_reranker`) or a reranker folder, a learned ranker
     (`recsys.training.ltr`) or a cross-encoder (`recsys.training.reranker`), and
@@ -102,6 +106,7 @@ class FusionConfig(JsonConfig):
     rerank_top: int = 0
     min_scores: dict[str, float] = field(default_factory=dict)
     sponsored: dict | None = None
+    semantic_index: dict | None = None
 
     def __post_init__(self) -> None:
         check_backend(self.backend)
@@ -133,6 +138,14 @@ class FusionConfig(JsonConfig):
         if bad:
             raise ValueError(f"score floors must be numbers, not {bad}")
         self.min_scores = {name: float(floor) for name, floor in self.min_scores.items()}
+        if self.semantic_index is not None:
+            if not isinstance(self.semantic_index, dict):
+                raise ValueError("semantic_index must be a dict of recsys.ann.IndexConfig parameters, "
+                                 f"e.g. {{'kind': 'hnsw'}}, not {self.semantic_index!r}")
+            try:
+                self.semantic_index = IndexConfig.from_dict(self.semantic_index).to_dict()
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"semantic_index: {error}") from None
 
     @property
     def follows_active_reranker(self) -> bool:

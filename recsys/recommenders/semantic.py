@@ -23,12 +23,13 @@ the exact top 100 found (docs/benchmarks.md, "REST service").
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.ann import IndexConfig, NearestIndex, legacy_index_params
+from recsys.ann import NEAREST_FILE, IndexConfig, NearestIndex, legacy_index_params
 from recsys.embeddings import cached_encode
 from recsys.recommenders.base import Reason, Recommender, RecommenderConfig, register
 
@@ -71,14 +72,19 @@ class Semantic(Recommender):
         self.embeddings = cached_encode(product_texts(catalog, self.item_ids), self.config.model_path)
         self._index_embeddings()
 
-    def _index_embeddings(self) -> None:
+    def _index_embeddings(self, build: bool = True) -> None:
         # Scoring reads every product's vector per call; one (1 x d) @ (d x n) product over a
         # contiguous dimension-major copy took 3.3 ms for 54,667 products, (n x d) @ (d x 1)
         # over the row-major matrix 8.6 ms (one thread): the copy costs the matrix's size again.
         self._by_dimension = np.ascontiguousarray(self.embeddings.T, dtype=np.float32)
         self._graph = None
-        if self.config.index.chosen_kind(len(self.embeddings)) != "exact":
+        if build and self.index_kind != "exact":
             self._graph = NearestIndex.build(self.embeddings, self.config.index)
+
+    @property
+    def index_kind(self) -> str:
+        """The kind of index that scores this catalog: "exact", "hnsw" or "ivfpq"."""
+        return self.config.index.chosen_kind(len(self.embeddings))
 
     def _profiles(self, histories: sp.csr_matrix) -> np.ndarray:
         weights = histories.copy().astype(np.float32)
@@ -130,4 +136,19 @@ class Semantic(Recommender):
 
     def _restore(self, arrays: dict[str, np.ndarray]) -> None:
         self.embeddings = arrays["embeddings"]
-        self._index_embeddings()
+        self._index_embeddings(build=False)  # `_restore_files` reads the saved index
+
+    def _save_files(self, folder: Path) -> None:
+        if self._graph is not None:
+            self._graph.save(folder / NEAREST_FILE)
+
+    def _restore_files(self, folder: Path) -> None:
+        # Read back rather than built again: minutes for a large catalog's graph or IVF-PQ.
+        saved = folder / NEAREST_FILE
+        if self.index_kind == "exact":
+            return
+        if saved.is_file():
+            self._graph = NearestIndex.load(saved, self.config.index)
+            if len(self._graph) == len(self.embeddings) and self._graph.kind == self.index_kind:
+                return
+        self._graph = NearestIndex.build(self.embeddings, self.config.index)

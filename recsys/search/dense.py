@@ -42,10 +42,8 @@ import numpy as np
 import pandas as pd
 
 from recsys import embeddings as sentence_embeddings
-from recsys.ann import IndexConfig, NearestIndex, legacy_index_params
+from recsys.ann import NEAREST_FILE, IndexConfig, NearestIndex, legacy_index_params
 from recsys.search.base import QueryScores, Retriever, RetrieverConfig, SearchReason, register
-
-NEAREST_FILE = "nearest.faiss"
 
 
 @dataclass
@@ -98,8 +96,8 @@ class DenseRetriever(Retriever):
         return self.config.index.chosen_kind(self._by_dimension.shape[1])
 
     def _built_index(self) -> NearestIndex | None:
-        """The catalog's approximate index; None where every product is scored (the exact scan, in
-        torch, is faster than faiss's flat index on our machine and keeps earlier results)."""
+        """The catalog's approximate index; None where every product is scored by the retriever's
+        own scan (its torch product, as before indexes could be chosen: results unchanged)."""
         if self.index_kind == "exact":
             return None
         return NearestIndex.build(self.embeddings, self.config.index)

@@ -170,6 +170,8 @@ class HybridRetriever(Retriever):
         defaults = {"extra_fields": self.config.extra_fields}
         if name == "semantic":
             defaults["backend"] = self.fusion.backend
+            if self.fusion.semantic_index is not None:
+                defaults["index"] = self.fusion.semantic_index
         return {**defaults, **self.config.source_configs.get(name, {})}
 
     def _fit(self, catalog: pd.DataFrame) -> None:

@@ -219,6 +219,20 @@ def test_semantic_on_the_hnsw_graph_ranks_like_the_exact_scan():
     assert same(graph.recommend(None, k=2, history=["chair"]), exact.recommend(None, k=2, history=["chair"]))
 
 
+def test_semantic_saves_its_index_and_reads_it_back(tmp_path, monkeypatch):
+    from recsys.ann import NEAREST_FILE, NearestIndex
+
+    indexed = get("semantic")(index={"kind": "ivfpq", "pq_bits": 2}, ann_candidates=5)
+    indexed.fit(interactions(), CATALOG)
+    folder = indexed.save(tmp_path / "semantic")
+    assert (folder / NEAREST_FILE).is_file()
+    monkeypatch.setattr(NearestIndex, "build", None)  # loading must not build the index again
+    loaded = Recommender.load(folder)
+    assert loaded._graph.kind == "ivfpq" and loaded.config.index == indexed.config.index
+    for user in ("u1", "g2", "mix"):
+        assert same(loaded.recommend(user, k=3), indexed.recommend(user, k=3))
+
+
 def test_als_folds_a_new_session_in_as_a_customer_with_that_history():
     """A session (no customer id) is scored with the ALS user step on its products: the same
     factors the fit would give a customer with that history, so tea buyers get tea things."""

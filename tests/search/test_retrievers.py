@@ -197,3 +197,25 @@ def test_a_large_catalog_takes_semantic_candidates_from_the_graph(fitted, catalo
     assert len(loaded.sources[1]._nearest) == len(catalog)
     assert [hit.product_id for hit in loaded.search("teapot", k=3)] == [
         hit.product_id for hit in graphed.search("teapot", k=3)]
+
+
+@pytest.mark.parametrize("index", [{"kind": "ivfpq", "pq_bits": 2}, {"kind": "hnsw"}])
+def test_an_explicit_index_serves_the_semantic_candidates_and_is_saved(fitted, catalog, tmp_path, index):
+    # IVF-PQ over 10 products: one cell, every candidate re-scored exactly, so the hybrid answers as
+    # with the scan; the preset's index reaches the source through the fusion config.
+    from recsys.fusion import FusionConfig
+    from recsys.search.hybrid import HybridRetriever
+
+    scanned = fitted["hybrid"]
+    fusion = FusionConfig.resolve(scanned.fusion.to_dict(), semantic_index=index)
+    indexed = HybridRetriever(fusion=fusion.to_dict()).fit(catalog)
+    semantic = indexed.sources[1]
+    assert semantic.index_kind == index["kind"] and semantic._nearest.kind == index["kind"]
+    for query in ("red mug", "garden chair", "copper pipe"):
+        expected = [(hit.product_id, round(hit.score, 5)) for hit in scanned.search(query, k=6)]
+        assert [(hit.product_id, round(hit.score, 5)) for hit in indexed.search(query, k=6)] == expected
+    loaded = HybridRetriever.load(indexed.save(tmp_path / "hybrid"))
+    assert loaded.sources[1]._nearest.kind == index["kind"]
+    assert loaded.sources[1].config.index == semantic.config.index
+    assert [hit.product_id for hit in loaded.search("teapot", k=3)] == [
+        hit.product_id for hit in indexed.search("teapot", k=3)]
