@@ -119,8 +119,10 @@ def connect(address: str) -> None:
         try:
             if address == LOCAL:
                 cpus, gpus = os.environ.get("WORKBENCH_RAY_CPUS"), os.environ.get("WORKBENCH_RAY_GPUS")
-                ray.init(num_cpus=int(cpus) if cpus else None, num_gpus=int(gpus) if gpus else None,
-                         **options)
+                # address="local" starts a new instance; with no address, ray.init would join the
+                # cluster the last `ray start` on this machine left in /tmp/ray (seen: a stale one).
+                ray.init(address=LOCAL, num_cpus=int(cpus) if cpus else None,
+                         num_gpus=int(gpus) if gpus else None, **options)
             else:
                 ray.init(address=address, **options)
         except Exception as error:  # noqa: BLE001 - Ray's own errors vary by version; the reason is kept

@@ -16,7 +16,9 @@ validation queries and a corpus of their judged products plus seeded random
 catalog products (`validation_corpus`); it runs before training, every
 `eval_steps` and at the end, and the checkpoint with the best nDCG@10 is what
 is saved (`load_best_model_at_end`). CUDA is used when present, the CPU
-otherwise (with `recsys.embeddings.configure_threads`).
+otherwise (with `recsys.embeddings.configure_threads`). With a `RayScaling`, the
+same training loop (`train_loop`) runs on Ray Train's data-parallel workers
+instead of in this process (`recsys.training.ray_train`).
 
 >>> config = FinetuneConfig(max_steps=100, batch_size=32)      # doctest: +SKIP
 >>> result = finetune(split["train"], split["validation"], catalog, config, "var/models/ft")  # doctest: +SKIP

@@ -20,7 +20,8 @@ pytest.importorskip("ray")
 
 
 def _config(seed: int = 1) -> FinetuneConfig:
-    return FinetuneConfig(max_steps=3, batch_size=4, learning_rate=1e-4, seed=seed, eval_steps=3, device="cpu")
+    return FinetuneConfig(max_steps=3, batch_size=4, learning_rate=1e-4, seed=seed, eval_steps=3,
+                          device="cpu")
 
 
 def test_one_ray_worker_trains_the_model_the_local_trainer_trains(ray_local, tmp_path, monkeypatch):
@@ -41,7 +42,8 @@ def test_one_ray_worker_trains_the_model_the_local_trainer_trains(ray_local, tmp
     assert rows and rows[-1]["step"] == 3 and rows[-1]["total_steps"] == 3
     assert (tmp_path / "ray" / "workbench_training.json").exists()
     assert not (tmp_path / "ray" / "workbench_run.json").exists()
-    base, here, there = _weights(default_model_path()), _weights(tmp_path / "local"), _weights(tmp_path / "ray")
+    base, here = _weights(default_model_path()), _weights(tmp_path / "local")
+    there = _weights(tmp_path / "ray")
     # Same seed, same batches, same loss: the weights agree to float32 noise, while 3 steps moved
     # them far more than that.
     gap = max(float(np.abs(here[name] - there[name]).max()) for name in here)
@@ -65,7 +67,8 @@ def test_a_stop_asked_by_the_report_callback_ends_the_workers_and_leaves_no_mode
         raise Stop("cancelled")
 
     pairs = pairs_from_judgments(JUDGMENTS, CATALOG, 2.5)
-    config = FinetuneConfig.from_dict({**_config().to_dict(), "max_steps": 30, "eval_steps": 30})
+    # A log row (and a validation) every 2 steps: the stop is found a log row or two after it is asked.
+    config = FinetuneConfig.from_dict({**_config().to_dict(), "max_steps": 30, "eval_steps": 2})
     with pytest.raises(Stop):
         finetune(pairs, pairs.head(4), CATALOG, config, tmp_path / "stopped", report=report,
                  scaling=RayScaling(workers=1, cpus_per_worker=1))
