@@ -8,7 +8,9 @@ workbench load. Prints one JSON object on stdout: train_pairs, train_s, steps,
 steps_per_s, device, val_ndcg@10_before and val_ndcg@10_after (the validation
 queries against their judged products plus seeded random catalog products, the
 corpus `validation_corpus` counts), and the test queries that training never
-saw are left for `evaluate-search`.
+saw are left for `evaluate-search`. With `--engine ray --workers N [--gpu]` the
+training loop runs under Ray Train on the cluster $RAY_ADDRESS (or the workbench's
+Ray setting) names, `local` for a Ray inside this command; the rest is unchanged.
 
 Like `recsys.cli`, each command imports what it runs inside its function, so that the
 others start without loading the models' libraries.
