@@ -14,8 +14,8 @@ from recsys.training.pairs import SOURCES
 from ui.jobs import job_status
 from ui.session import require
 from ui.text import md
-from ui.training import (SOURCE_LABELS, available_sources, flash, model_actions, models_table, run_results,
-                         training_chart)
+from ui.training import (SOURCE_LABELS, available_sources, flash, model_actions, models_table, run_on,
+                         run_results, training_chart)
 
 who = require("view")
 url = database_url()
@@ -56,6 +56,7 @@ with st.form("finetune_form"):
                        help="With judgments: a product judged not relevant for the query (bottom third "
                             "of the grades) when there is one; otherwise an unjudged product of BM25's "
                             "top 30 for it. Each step reads a third more texts.")
+    where = run_on(url)
     submitted = st.form_submit_button("Start fine-tuning", disabled=not allowed, type="primary")
 if submitted:
     common = {"max_steps": int(steps), "eval_steps": max(1, int(steps) // 3), "batch_size": int(batch),
@@ -65,7 +66,7 @@ if submitted:
             raise ValueError("A reranker learns from relevance judgments: upload them on the Data page first.")
         if kind == "embedding":
             spec = FinetuneSpec(source=source, min_grade=min_grade, start_from=start_from, config=replace(
-                DEMO_CONFIG, **common, hard_negatives=hard))
+                DEMO_CONFIG, **common, hard_negatives=hard), **where)
         elif kind == "reranker":
             spec = RerankerSpec(config=RerankerConfig(**common), min_grade=min_grade)
         else:

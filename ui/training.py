@@ -7,7 +7,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from recsys import jobs
+from recsys import cluster, jobs
 from recsys import model_registry as registry
 from recsys.training.jobs import TrainedModel
 from ui.data import active_versions
@@ -25,6 +25,32 @@ def available_sources(url: str) -> dict[str, int]:
     if "catalog" not in versions:
         return {}
     return {source: versions.get(kind, {}).get("rows", 0) for source, kind in DATA_KIND.items()}
+
+
+NO_CLUSTER_CAPTION = ("Training runs on this machine. To train on a Ray cluster (several workers, GPUs), "
+                      "name one: set RAY_ADDRESS where the workbench starts, or the Ray address on the "
+                      "Jobs page.")
+
+
+def run_on(url: str) -> dict:
+    """Where an embedding fine-tune runs, as FinetuneSpec fields (engine, workers, use_gpu): a
+    "Run on" choice with the workers and GPUs of Ray Train when a Ray address is in force,
+    otherwise this machine and a caption saying how to name a cluster. Call inside the form."""
+    address = cluster.ray_address(url)
+    if address is None:
+        st.caption(NO_CLUSTER_CAPTION)
+        return {"engine": "local"}
+    engine = st.radio("Run on (embedding model)", ["local", "ray"], horizontal=True, key="ft_engine",
+                      format_func={"local": "this machine", "ray": f"the Ray cluster at {address}"}.get,
+                      help="On the Ray cluster the training loop runs under Ray Train: data-parallel "
+                           "workers (DDP), each reading its own batch of every step; the data "
+                           "preparation, validation and registry stay as here.")
+    left, right = st.columns(2)
+    workers = left.number_input("Ray Train workers", 1, 256, 1, key="ft_workers")
+    gpu = right.checkbox("A GPU per worker", key="ft_gpu")
+    if engine == "local":
+        return {"engine": "local"}
+    return {"engine": "ray", "workers": int(workers), "use_gpu": bool(gpu)}
 
 
 def training_chart(job: jobs.JobRecord, url: str) -> None:

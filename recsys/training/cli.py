@@ -8,7 +8,9 @@ workbench load. Prints one JSON object on stdout: train_pairs, train_s, steps,
 steps_per_s, device, val_ndcg@10_before and val_ndcg@10_after (the validation
 queries against their judged products plus seeded random catalog products, the
 corpus `validation_corpus` counts), and the test queries that training never
-saw are left for `evaluate-search`.
+saw are left for `evaluate-search`. With `--engine ray --workers N [--gpu]` the
+training loop runs under Ray Train on the cluster $RAY_ADDRESS (or the workbench's
+Ray setting) names, `local` for a Ray inside this command; the rest is unchanged.
 
 Like `recsys.cli`, each command imports what it runs inside its function, so that the
 others start without loading the models' libraries.
@@ -61,6 +63,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--validation-corpus", type=int, default=5000,
                         help="catalog products the validation queries search (default 5000)")
     parser.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda when available")
+    parser.add_argument("--engine", choices=["local", "ray"], default="local",
+                        help="where the training loop runs: here (default), or Ray Train on the cluster "
+                             "$RAY_ADDRESS or the workbench's Ray setting names ('local': Ray inside "
+                             "this process)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="Ray Train data-parallel workers (--engine ray; default 1)")
+    parser.add_argument("--gpu", action="store_true", help="a GPU for each Ray Train worker (--engine ray)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0,
+                        help="CPUs each Ray Train worker asks for (default 1; fractions allowed)")
     parser.add_argument("--out", required=True, help="folder the fine-tuned model is saved to")
     parser.set_defaults(func=run)
     return parser
@@ -73,9 +84,30 @@ def _inputs(args):
     return catalog, judgments, prepare_pairs("judgments", catalog, judgments=judgments, min_grade=args.min_grade)
 
 
+def _scaling(args):
+    """The Ray Train workers `--engine ray` asks for, with the cluster joined; None for local."""
+    from recsys.training.finetune import RayScaling
+
+    scaling = RayScaling(workers=args.workers, use_gpu=args.gpu, cpus_per_worker=args.cpus_per_worker)
+    if args.engine == "local":
+        if args.workers > 1 or args.gpu:
+            raise ValueError("--workers and --gpu are for Ray Train workers: add --engine ray")
+        return None
+    from recsys import cluster
+    from recsys.training.jobs import NO_CLUSTER, join_cluster
+
+    address = cluster.ray_address()
+    if address is None:
+        raise ValueError(NO_CLUSTER)
+    join_cluster(address)
+    return scaling
+
+
 def run(args) -> int:
+    from recsys.cluster import ClusterUnavailable
     from recsys.training.finetune import FinetuneConfig, finetune
     from recsys.training.jobs import judged_for_negatives
+    from recsys.training.ray_train import RayTrainFailed
 
     stdout = sys.stdout
     os.environ.setdefault("TQDM_DISABLE", "1")
@@ -88,6 +120,7 @@ def run(args) -> int:
                 batch_size=args.batch_size, learning_rate=args.lr, warmup_ratio=args.warmup_ratio,
                 seed=args.seed, hard_negatives=args.hard_negatives,
                 validation_corpus=args.validation_corpus, device=args.device)
+            scaling = _scaling(args)
             catalog, judgments, prepared = _inputs(args)
             pairs = prepared["pairs"]
             print(f"{len(pairs['train']):,} training pairs (grade >= {prepared['min_grade']}), "
@@ -99,8 +132,8 @@ def run(args) -> int:
             judged, low = judged_for_negatives(prepared, judgments)
             result = finetune(pairs["train"], pairs["validation"], catalog, config, args.out,
                               report=report, validation_extra=prepared["judgments"]["validation"]["product_id"],
-                              negatives_exclude=judged, judged_negatives=low)
-        except (InputError, OSError, ValueError) as error:
+                              negatives_exclude=judged, judged_negatives=low, scaling=scaling)
+        except (InputError, OSError, ValueError, ClusterUnavailable, RayTrainFailed) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
     summary = {key: value for key, value in result.items() if key not in ("loss_history", "validation_metrics")}

@@ -16,7 +16,9 @@ validation queries and a corpus of their judged products plus seeded random
 catalog products (`validation_corpus`); it runs before training, every
 `eval_steps` and at the end, and the checkpoint with the best nDCG@10 is what
 is saved (`load_best_model_at_end`). CUDA is used when present, the CPU
-otherwise (with `recsys.embeddings.configure_threads`).
+otherwise (with `recsys.embeddings.configure_threads`). With a `RayScaling`, the
+same training loop (`train_loop`) runs on Ray Train's data-parallel workers
+instead of in this process (`recsys.training.ray_train`).
 
 >>> config = FinetuneConfig(max_steps=100, batch_size=32)      # doctest: +SKIP
 >>> result = finetune(split["train"], split["validation"], catalog, config, "var/models/ft")  # doctest: +SKIP
@@ -79,6 +81,23 @@ class FinetuneConfig(JsonConfig):
             problems.append("warm-up ratio must be in [0, 1)")
         if problems:
             raise ValueError("; ".join(problems))
+
+
+@dataclass
+class RayScaling(JsonConfig):
+    """Where a fine-tune's training loop runs on a Ray cluster (Ray Train): `workers`
+    data-parallel workers (DDP), each with a GPU when `use_gpu`, and `cpus_per_worker` CPUs
+    (fractions allowed: a local Ray with 2 CPUs fits 2 workers of 0.5 beside other tasks)."""
+
+    workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+
+    def __post_init__(self):
+        if int(self.workers) != self.workers or self.workers < 1:
+            raise ValueError(f"workers must be a whole number of at least 1, not {self.workers!r}")
+        if not self.cpus_per_worker > 0:
+            raise ValueError(f"cpus_per_worker must be positive, not {self.cpus_per_worker!r}")
 
 
 
@@ -244,10 +263,90 @@ def _best_evaluation(history: list[dict], best: float | None) -> dict[str, float
     return None
 
 
-def total_steps(n_pairs: int, config: FinetuneConfig) -> int:
+def total_steps(n_pairs: int, config: FinetuneConfig, workers: int = 1) -> int:
+    """Optimizer steps of a run: `config.max_steps`, else the epochs over the pairs, each step
+    reading one batch on each of `workers` data-parallel workers."""
     if config.max_steps:
         return config.max_steps
-    return max(1, math.ceil(n_pairs / config.batch_size * config.epochs))
+    return max(1, math.ceil(n_pairs / (config.batch_size * workers) * config.epochs))
+
+
+@dataclass
+class TrainingRun(JsonConfig):
+    """What one training loop hands back to `finetune`; crosses from a Ray Train worker to the
+    driver as JSON next to the saved model (`RUN_FILE`)."""
+
+    before: float
+    before_s: float
+    train_s: float
+    steps: int
+    history: list
+    best_metric: float | None
+    best_checkpoint: str | None
+    evaluations: int
+    after_metrics: dict
+
+
+RUN_FILE = "workbench_run.json"
+
+
+def train_loop(columns: dict[str, list[str]], evaluator, config: FinetuneConfig, device: str, steps: int,
+               checkpoints: str | Path, save_to: str | Path | None,
+               report: Callable[[dict], None] | None = None, workers: int = 1) -> TrainingRun:
+    """The training itself, the same in this process and on each Ray Train worker: load
+    `config.base_model` on `device`, validate it (before), train it on the `columns` pairs
+    (anchor, positive[, negative]) with MultipleNegativesRankingLoss, validating every
+    `config.eval_steps` and keeping the best checkpoint (in `checkpoints`), and save it to
+    `save_to` (None: not saved, e.g. on a worker other than rank 0).
+
+    Under Ray Train (`workers` > 1) the transformers trainer finds the process group Ray set up
+    (RANK, WORLD_SIZE, LOCAL_RANK) and wraps the model in DistributedDataParallel; each step
+    reads one batch per worker, and the loss gathers every worker's embeddings so that the
+    in-batch negatives are the whole global batch, as one batch of `workers` x `batch_size`.
+    """
+    from datasets import Dataset
+
+    SentenceTransformer, Trainer, Arguments, _, MultipleNegativesRankingLoss = _st()
+    base = str(config.base_model or embeddings.default_model_path())
+    model = SentenceTransformer(base, device=device, local_files_only=True)
+    # Weights stored in half precision (a smaller copy of a model) are trained in float32.
+    model.float()
+    model.max_seq_length = config.max_seq_length
+    started = time.perf_counter()
+    before = float(evaluator(model)[f"{EVALUATOR_NAME}_{NDCG_KEY}"])
+    before_s = time.perf_counter() - started
+    dataset = Dataset.from_dict(columns)
+    eval_steps = config.eval_steps or max(1, steps // 4)
+    timings: dict = {}
+    on_cpu = not str(device).startswith("cuda")
+    arguments = Arguments(
+        output_dir=str(checkpoints), num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
+        per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
+        warmup_steps=int(config.warmup_ratio * steps), seed=config.seed, data_seed=config.seed,
+        batch_sampler="no_duplicates", eval_strategy="steps", eval_steps=eval_steps,
+        save_strategy="steps", save_steps=eval_steps, save_total_limit=2, save_only_model=True,
+        load_best_model_at_end=True, metric_for_best_model=f"eval_{EVALUATOR_NAME}_{NDCG_KEY}",
+        greater_is_better=True, logging_steps=max(1, min(25, eval_steps)), report_to="none",
+        disable_tqdm=True, use_cpu=on_cpu, bf16=not on_cpu, dataloader_num_workers=0)
+    loss = (MultipleNegativesRankingLoss(model, gather_across_devices=True) if workers > 1
+            else MultipleNegativesRankingLoss(model))
+    trainer = Trainer(model=model, args=arguments, train_dataset=dataset, loss=loss, evaluator=evaluator,
+                      callbacks=[_progress_callback(report, steps, timings, eval_steps, before_s)])
+    train_started = time.perf_counter()
+    output = trainer.train()
+    train_s = time.perf_counter() - train_started
+    history = list(trainer.state.log_history)
+    best_checkpoint = trainer.state.best_model_checkpoint
+    after_metrics = _best_evaluation(history, trainer.state.best_metric)
+    if save_to is not None:
+        model.save(str(save_to))
+        if after_metrics is None:
+            after_metrics = {key.removeprefix(f"{EVALUATOR_NAME}_"): float(value)
+                             for key, value in evaluator(model).items()}
+    return TrainingRun(before=before, before_s=before_s, train_s=train_s, steps=int(output.global_step),
+                       history=history, best_metric=trainer.state.best_metric,
+                       best_checkpoint=Path(best_checkpoint).name if best_checkpoint else None,
+                       evaluations=timings.get("evaluations", 0), after_metrics=after_metrics or {})
 
 
 def finetune(train: pd.DataFrame, validation: pd.DataFrame, catalog: pd.DataFrame,
@@ -255,7 +354,8 @@ def finetune(train: pd.DataFrame, validation: pd.DataFrame, catalog: pd.DataFram
              report: Callable[[dict], None] | None = None,
              validation_extra: pd.Series | None = None,
              negatives_exclude: dict[str, set[str]] | None = None,
-             judged_negatives: dict[str, list[str]] | None = None) -> dict:
+             judged_negatives: dict[str, list[str]] | None = None,
+             scaling: RayScaling | None = None) -> dict:
     """Fine-tune `config.base_model` on `train` pairs; the best model by validation nDCG@10
     is saved to `out_dir` (a sentence-transformers folder).
 
@@ -264,7 +364,10 @@ def finetune(train: pd.DataFrame, validation: pd.DataFrame, catalog: pd.DataFram
     at every log line and may raise to stop training (a cancel). With
     `config.hard_negatives`, `judged_negatives` ({anchor_id: product ids judged
     not relevant}) are preferred and `negatives_exclude` never mined (see
-    `hard_negatives`). Returns
+    `hard_negatives`). With `scaling`, the training loop runs under Ray Train
+    (`recsys.training.ray_train`; this process must have joined the cluster,
+    `recsys.cluster.connect`) on `scaling.workers` data-parallel workers; the
+    pairs, the validation and the saved folder are the same as here. Returns
     train_pairs, steps, train_s, steps_per_s, device and val_ndcg@10_before /
     _after (plus the evaluator's other metrics after).
     """
@@ -272,71 +375,46 @@ def finetune(train: pd.DataFrame, validation: pd.DataFrame, catalog: pd.DataFram
         raise ValueError(f"only {len(train)} training pairs: fewer than one batch of {config.batch_size}")
     if validation.empty:
         raise ValueError("no validation pairs: the split left the validation part empty")
-    from datasets import Dataset
-
-    SentenceTransformer, Trainer, Arguments, _, MultipleNegativesRankingLoss = _st()
-    device = resolve_device(config.device)
-    if device == "cpu":
-        embeddings.configure_threads()
-    base = str(config.base_model or embeddings.default_model_path())
-    model = SentenceTransformer(base, device=device, local_files_only=True)
-    # Weights stored in half precision (a smaller copy of a model) are trained in float32.
-    model.float()
-    model.max_seq_length = config.max_seq_length
     evaluator = validation_evaluator(validation, catalog, config.validation_corpus, config.seed,
                                      validation_extra)
-    started = time.perf_counter()
-    before = float(evaluator(model)[f"{EVALUATOR_NAME}_{NDCG_KEY}"])
-    before_s = time.perf_counter() - started
     columns = {"anchor": train["anchor"].tolist(), "positive": train["positive"].tolist()}
     if config.hard_negatives:
         columns["negative"] = hard_negatives(train, catalog, config.seed, exclude=negatives_exclude,
                                              judged=judged_negatives)
-    dataset = Dataset.from_dict(columns)
-    steps = total_steps(len(train), config)
-    eval_steps = config.eval_steps or max(1, steps // 4)
-    timings: dict = {}
+    workers = scaling.workers if scaling else 1
+    steps = total_steps(len(train), config, workers)
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out_dir.with_name(out_dir.name + ".partial")
+    shutil.rmtree(tmp_out, ignore_errors=True)
     # Named after the model folder, so that what a killed job left can be found (recsys.training.jobs).
     with tempfile.TemporaryDirectory(prefix=f"checkpoints-{out_dir.name}-", dir=out_dir.parent) as checkpoints:
-        arguments = Arguments(
-            output_dir=checkpoints, num_train_epochs=config.epochs, max_steps=config.max_steps or -1,
-            per_device_train_batch_size=config.batch_size, learning_rate=config.learning_rate,
-            warmup_steps=int(config.warmup_ratio * steps), seed=config.seed, data_seed=config.seed,
-            batch_sampler="no_duplicates", eval_strategy="steps", eval_steps=eval_steps,
-            save_strategy="steps", save_steps=eval_steps, save_total_limit=2, save_only_model=True,
-            load_best_model_at_end=True, metric_for_best_model=f"eval_{EVALUATOR_NAME}_{NDCG_KEY}",
-            greater_is_better=True, logging_steps=max(1, min(25, eval_steps)), report_to="none",
-            disable_tqdm=True, use_cpu=device == "cpu", bf16=device == "cuda", dataloader_num_workers=0)
-        trainer = Trainer(model=model, args=arguments, train_dataset=dataset,
-                          loss=MultipleNegativesRankingLoss(model), evaluator=evaluator,
-                          callbacks=[_progress_callback(report, steps, timings, eval_steps, before_s)])
-        train_started = time.perf_counter()
-        output = trainer.train()
-        train_s = time.perf_counter() - train_started
-        best_checkpoint = trainer.state.best_model_checkpoint
-        history = [entry for entry in trainer.state.log_history]
-        tmp_out = out_dir.with_name(out_dir.name + ".partial")
-        shutil.rmtree(tmp_out, ignore_errors=True)
-        model.save(str(tmp_out))
-    after_metrics = _best_evaluation(history, trainer.state.best_metric) or {
-        key.removeprefix(f"{EVALUATOR_NAME}_"): float(value) for key, value in evaluator(model).items()}
+        if scaling is None:
+            device = resolve_device(config.device)
+            if device == "cpu":
+                embeddings.configure_threads()
+            run = train_loop(columns, evaluator, config, device, steps, checkpoints, tmp_out, report)
+        else:
+            from recsys.training.ray_train import train_on_ray
+
+            device = "cuda" if scaling.use_gpu else "cpu"
+            run = train_on_ray(columns, evaluator, config, steps, scaling, checkpoints, tmp_out, report)
     shutil.rmtree(out_dir, ignore_errors=True)
     tmp_out.rename(out_dir)
-    evaluations = timings.get("evaluations", 0)
+    history = run.history
     validation_s = sum(float(entry.get("eval_runtime", 0)) for entry in history)
     result = {
         "train_pairs": len(train), "validation_queries": int(validation["anchor_id"].nunique()),
-        "steps": int(output.global_step), "train_s": round(train_s, 2),
-        "steps_per_s": round(output.global_step / train_s, 3), "device": device,
+        "steps": run.steps, "train_s": round(run.train_s, 2),
+        "steps_per_s": round(run.steps / run.train_s, 3), "device": device,
+        "engine": "ray" if scaling else "local", "workers": workers,
         # Time the periodic validations took inside training, and the training speed without it.
         "validation_s": round(validation_s, 2),
-        "training_steps_per_s": round(output.global_step / max(train_s - validation_s, 1e-9), 3),
-        "evaluations": evaluations, "validation_eval_s": round(before_s, 2),
-        "val_ndcg@10_before": round(before, 4), "val_ndcg@10_after": round(after_metrics[NDCG_KEY], 4),
-        "best_checkpoint": Path(best_checkpoint).name if best_checkpoint else None,
-        "validation_metrics": after_metrics,
+        "training_steps_per_s": round(run.steps / max(run.train_s - validation_s, 1e-9), 3),
+        "evaluations": run.evaluations, "validation_eval_s": round(run.before_s, 2),
+        "val_ndcg@10_before": round(run.before, 4), "val_ndcg@10_after": round(run.after_metrics[NDCG_KEY], 4),
+        "best_checkpoint": run.best_checkpoint,
+        "validation_metrics": run.after_metrics,
         "loss_history": [{"step": entry["step"], "loss": entry["loss"]} for entry in history if "loss" in entry],
         "validation_history": [{"step": entry["step"], "ndcg@10": entry[f"eval_{EVALUATOR_NAME}_{NDCG_KEY}"]}
                                for entry in history if f"eval_{EVALUATOR_NAME}_{NDCG_KEY}" in entry],

@@ -35,7 +35,7 @@ from recsys.factory import build_retriever
 from recsys.fusion import presets
 from recsys.jobs import JobContext, JobResult, JobSpec, cleaner, gpu_resources, runner
 from recsys.search import get
-from recsys.training.finetune import FinetuneConfig, finetune
+from recsys.training.finetune import FinetuneConfig, RayScaling, finetune
 from recsys.training.ltr import RankerConfig, grade_floor, train_ranker
 from recsys.training.pairs import (
     SOURCES,
@@ -57,6 +57,10 @@ DEMO_CONFIG = FinetuneConfig(max_steps=120, batch_size=32, learning_rate=5e-5, e
 EXAMPLES = 5
 SPLIT_SEED = 42
 
+
+ENGINES = ("local", "ray")
+NO_CLUSTER = ("no Ray cluster is named: set RAY_ADDRESS or the Ray address on the Jobs page, "
+              "or train on this machine (engine 'local')")
 
 MODEL_JOBS = {"finetune": "embedding", "train_reranker": "reranker", "train_ranker": "reranker"}
 
@@ -85,19 +89,40 @@ class FinetuneSpec(TrainingSpec):
     """Fine-tune the embedding model. `source`: the training data (one of
     `recsys.training.pairs.SOURCES`); `min_grade`: the lowest grade of a positive (judgments;
     None: the top third of the scale); `start_from`: "active" (the served model) or "shipped"
-    (the shipped MiniLM). "Before" is always the served model."""
+    (the shipped MiniLM). "Before" is always the served model. `engine`: where the training
+    loop runs, "local" (the job's process) or "ray" (Ray Train on the cluster the Ray address
+    in force names, `workers` data-parallel workers with a GPU each when `use_gpu` and
+    `cpus_per_worker` CPUs; `recsys.training.ray_train`)."""
 
     kind = "finetune"
     source: str = "co_purchases"
     config: FinetuneConfig = field(default_factory=FinetuneConfig)
     min_grade: float | None = None
     start_from: str = "active"
+    engine: str = "local"
+    workers: int = 1
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ValueError(f"unknown training data {self.source!r}; choose one of {', '.join(SOURCES)}")
         if self.start_from not in ("active", "shipped"):
             raise ValueError(f"start_from is 'active' or 'shipped', not {self.start_from!r}")
+        if self.engine not in ENGINES:
+            raise ValueError(f"engine is one of {', '.join(ENGINES)}, not {self.engine!r}")
+        scaling = self.scaling()  # checks workers and cpus_per_worker whatever the engine
+        if self.engine == "local" and scaling.workers > 1:
+            raise ValueError(f"{scaling.workers} workers need engine 'ray' (Ray Train); the local engine "
+                             "trains in the job's own process")
+        if self.engine == "local" and scaling.use_gpu:
+            raise ValueError("use_gpu asks GPUs of Ray Train workers (engine 'ray'); the local engine "
+                             "trains on config.device (a GPU when the machine has one)")
+
+    def scaling(self) -> RayScaling:
+        """The Ray Train workers this spec asks for (used only with engine "ray")."""
+        return RayScaling(workers=self.workers, use_gpu=bool(self.use_gpu),
+                          cpus_per_worker=float(self.cpus_per_worker))
 
     def resources(self, cluster_gpus: float = 0.0) -> dict[str, float]:
         return gpu_resources(self.config.device, cluster_gpus)
@@ -396,12 +421,47 @@ def judged_for_negatives(prepared: dict, judgments: pd.DataFrame | None
             {anchor: low[group] for anchor, group in anchors.items() if group in low})
 
 
+def ray_scaling(spec: FinetuneSpec, context: JobContext | None = None,
+                url: str | None = None) -> RayScaling | None:
+    """None for engine "local"; for "ray", join the cluster the Ray address in force names
+    (`recsys.cluster`) and return the workers to ask of it. ValueError (NO_CLUSTER) when no
+    address is in force, ClusterUnavailable with the reason when it cannot be joined."""
+    if spec.engine != "ray":
+        return None
+    from recsys import cluster
+
+    address = cluster.ray_address(context.url if context else url)
+    if address is None:
+        raise ValueError(NO_CLUSTER)
+    join_cluster(address)
+    if context is not None:
+        context.log(f"Ray cluster {address}: {spec.workers} Ray Train worker(s)"
+                    + (", a GPU each" if spec.use_gpu else ""), workers=spec.workers)
+    return spec.scaling()
+
+
+def join_cluster(address: str) -> None:
+    """`cluster.connect(address)`, unless this process is already a worker of a Ray cluster (a
+    job that was itself dispatched to Ray): there Ray is joined, and connecting again would shut
+    that down."""
+    from recsys import cluster
+
+    try:
+        import ray
+    except ImportError:
+        raise cluster.ClusterUnavailable(cluster.INSTALL_HINT) from None
+    if ray.is_initialized() and ray.get_runtime_context().get_task_id() is not None:
+        return
+    cluster.connect(address)
+
+
 @runner(FinetuneSpec, TrainedModel)
 def run_finetune(context: JobContext) -> TrainedModel:
     """Fine-tune the embedding model as `context.spec` (a FinetuneSpec) says."""
     spec: FinetuneSpec = context.spec
     config = FinetuneConfig.from_dict(spec.config.to_dict())
     source = spec.source
+    scaling = ray_scaling(spec, context)  # first: no cluster, or one that cannot be joined, fails at once
     context.progress(0.01, f"loading the active catalog and {source.replace('_', ' ')}")
     catalog, data, versions = _load_active_data(context.url, source)
     fractions = spec.fractions()
@@ -415,13 +475,15 @@ def run_finetune(context: JobContext) -> TrainedModel:
         config.base_model = active
     base = config.base_model
     out_dir = Path(registry.model_dir("embedding", f"job{context.job_id}"))
-    context.progress(0.05, "training")
+    context.progress(0.05, "training" if scaling is None else
+                     f"training with Ray Train on {scaling.workers} worker(s)"
+                     + (" with a GPU each" if scaling.use_gpu else ""))
     extra = prepared["judgments"]["validation"]["product_id"].astype(str)
     judged, low = judged_for_negatives(prepared, data.get("judgments"))
     with removed_on_failure(out_dir):
         trained = finetune(pairs["train"], pairs["validation"], catalog, config, out_dir,
                            report=progress_reporter(context), validation_extra=extra,
-                           negatives_exclude=judged, judged_negatives=low)
+                           negatives_exclude=judged, judged_negatives=low, scaling=scaling)
         context.progress(0.82, "comparing the base and the fine-tuned model on validation and test")
         started = time.perf_counter()
         comparison = compare_models(catalog, prepared, active, str(out_dir))
@@ -434,14 +496,18 @@ def run_finetune(context: JobContext) -> TrainedModel:
     metrics = {"train_s": trained["train_s"], "steps": trained["steps"], "steps_per_s": trained["steps_per_s"],
                "val_ndcg@10_before": trained["val_ndcg@10_before"],
                "val_ndcg@10_after": trained["val_ndcg@10_after"], "full_catalog": comparison["metrics"]}
+    # Where it trained: "cpu", or e.g. "cuda x 4 workers (Ray Train)".
+    device = trained["device"] if scaling is None else (
+        f"{trained['device']} x {scaling.workers} worker{'s' if scaling.workers > 1 else ''} (Ray Train)")
     model = registry.register_model(
         "embedding", str(out_dir), base_model=str(base or default_model_path()),
         training_data={"source": source, "dataset_version_ids": versions, "pairs": counts,
-                       "min_grade": prepared["min_grade"], "split": asdict(fractions)},
+                       "min_grade": prepared["min_grade"], "split": asdict(fractions),
+                       "engine": spec.engine, **({"scaling": scaling.to_dict()} if scaling else {})},
         hyperparameters=config.to_dict(), metrics=metrics, actor=context.actor, job_id=context.job_id)
     return TrainedModel(
         model_id=model.id, version=model.version, kind="embedding", source=source, pairs=counts,
-        steps=trained["steps"], train_s=trained["train_s"], device=trained["device"],
+        steps=trained["steps"], train_s=trained["train_s"], device=device,
         val_ndcg_before=trained["val_ndcg@10_before"], val_ndcg_after=trained["val_ndcg@10_after"],
         steps_per_s=trained["steps_per_s"], train_pairs=trained["train_pairs"],
         loss_history=trained["loss_history"], validation_history=trained["validation_history"],

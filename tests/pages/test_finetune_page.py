@@ -131,3 +131,25 @@ def test_operator_trains_a_learned_ranker_and_sees_search_before_and_after(judge
     assert not fusion.exception
     assert any(c.value.startswith("with the active reranker, now the learned ranker v1") for c in fusion.caption)
     assert fusion.number_input(key="fusion_search_rerank_top").value == 100  # the N it was trained with
+
+
+def test_run_on_a_ray_cluster_is_offered_only_when_one_is_named(judged_shop, monkeypatch):
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    app = app_as("operator", "pages/finetune.py")
+    assert not app.exception
+    assert not [radio for radio in app.radio if radio.key == "ft_engine"]
+    assert any("set RAY_ADDRESS" in caption.value for caption in app.caption)
+
+    # A named cluster that cannot be reached: offered, and the job fails with the reason.
+    monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:9")
+    app = app_as("operator", "pages/finetune.py")
+    app.radio(key="ft_source").set_value("judgments")
+    app.number_input(key="ft_batch").set_value(4)
+    app.radio(key="ft_engine").set_value("ray")
+    app.number_input(key="ft_workers").set_value(2)
+    _button(app, "Start fine-tuning").click().run()
+    assert not app.exception
+    job = _finished_job(app)
+    assert job.spec.engine == "ray" and job.spec.workers == 2 and not job.spec.use_gpu
+    assert job.status == "failed" and "cannot reach the Ray cluster at 127.0.0.1:9" in job.message
+    assert registry.active_model("embedding") is None and registry.list_models("embedding").empty
