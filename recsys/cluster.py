@@ -156,6 +156,18 @@ def runtime_env() -> dict:
     return {"py_modules": [recsys, db], "env_vars": forwarded}
 
 
+def inside_ray_task() -> bool:
+    """Whether this process runs a Ray task or actor (a job dispatched to the cluster): Ray is joined
+    already, and the cluster is the one it runs on, whatever the settings say."""
+    import sys
+
+    if "ray" not in sys.modules:  # never import Ray just to ask
+        return False
+    import ray
+
+    return ray.is_initialized() and ray.get_runtime_context().get_task_id() is not None
+
+
 def disconnect() -> None:
     global _connected
     with _lock:

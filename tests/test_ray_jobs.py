@@ -191,6 +191,8 @@ def test_fine_tuning_asks_for_a_gpu_when_the_cluster_has_one():
     assert FinetuneSpec().resources(0) == {"num_cpus": 1, "num_gpus": 0}
     assert FinetuneSpec().resources(4) == {"num_cpus": 1, "num_gpus": 1}
     assert FinetuneSpec(config=FinetuneConfig(device="cpu")).resources(4)["num_gpus"] == 0
+    # under Ray Train the job only drives the trainer; its workers ask for their own CPUs and GPUs
+    assert FinetuneSpec(engine="ray", workers=2, use_gpu=True).resources(4) == {"num_cpus": 0, "num_gpus": 0}
     assert RerankerSpec().resources(1)["num_gpus"] == 1
     assert RankerSpec().resources(4)["num_gpus"] == 0  # LightGBM: CPU only
     with pytest.raises(ValueError, match="asks for a GPU"):

@@ -125,6 +125,11 @@ class FinetuneSpec(TrainingSpec):
                           cpus_per_worker=float(self.cpus_per_worker))
 
     def resources(self, cluster_gpus: float = 0.0) -> dict[str, float]:
+        if self.engine == "ray":
+            # The job's own task only drives the trainer: its Ray Train workers ask for their CPUs
+            # and GPUs. Holding some here too would leave a small cluster short of what they need
+            # (on 2 CPUs, the job and two 1-CPU workers never all start).
+            return {"num_cpus": 0, "num_gpus": 0}
         return gpu_resources(self.config.device, cluster_gpus)
 
 
@@ -430,10 +435,13 @@ def ray_scaling(spec: FinetuneSpec, context: JobContext | None = None,
         return None
     from recsys import cluster
 
-    address = cluster.ray_address(context.url if context else url)
-    if address is None:
-        raise ValueError(NO_CLUSTER)
-    join_cluster(address)
+    if cluster.inside_ray_task():  # the job itself was dispatched to the cluster it trains on
+        address = "the cluster this job runs on"
+    else:
+        address = cluster.ray_address(context.url if context else url)
+        if address is None:
+            raise ValueError(NO_CLUSTER)
+        join_cluster(address)
     if context is not None:
         context.log(f"Ray cluster {address}: {spec.workers} Ray Train worker(s)"
                     + (", a GPU each" if spec.use_gpu else ""), workers=spec.workers)
@@ -446,13 +454,8 @@ def join_cluster(address: str) -> None:
     that down."""
     from recsys import cluster
 
-    try:
-        import ray
-    except ImportError:
-        raise cluster.ClusterUnavailable(cluster.INSTALL_HINT) from None
-    if ray.is_initialized() and ray.get_runtime_context().get_task_id() is not None:
-        return
-    cluster.connect(address)
+    if not cluster.inside_ray_task():
+        cluster.connect(address)
 
 
 @runner(FinetuneSpec, TrainedModel)

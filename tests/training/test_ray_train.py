@@ -83,8 +83,9 @@ def test_a_two_worker_ray_finetune_job_registers_a_model_that_loads_and_encodes(
     monkeypatch.setenv("RAY_ADDRESS", ray_local)
     monkeypatch.setattr(registry, "model_dir", lambda kind, name: tmp_path / kind / str(name))
     spec = FinetuneSpec.from_dict({"source": "judgments", "config": CONFIG, "start_from": "shipped",
-                                   "validation": 0.25, "test": 0.25, "engine": "ray", "workers": 2,
-                                   "cpus_per_worker": 0.5})
+                                   "validation": 0.25, "test": 0.25, "engine": "ray", "workers": 2})
+    # RAY_ADDRESS is set, so the job itself runs as a Ray task (recsys.jobs) that drives the trainer:
+    # it holds no CPU, so two 1-CPU workers fit the 2 CPUs of the tests' Ray beside it
     job_id = jobs.submit(spec, "olga", spawn=False)
     assert jobs.run_job(job_id) == "succeeded", jobs.get_job(job_id).message
     result = jobs.get_job(job_id).result
