@@ -298,7 +298,7 @@ def catalog_vectors(catalog, parts_path: Path, sample_folder: Path | None) -> tu
         rows, exact = rows[keep], exact[keep]
         if len(rows):
             cosines = {w: float(np.mean(np.sum(combine(rows, w) * exact, axis=1)))
-                       for w in (0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0)}
+                       for w in (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6)}
             weight = max(cosines, key=cosines.get)
             measured = {"weight": weight, "approx_cosine": round(cosines[weight], 4),
                         "checked": int(len(rows))}
@@ -328,20 +328,28 @@ def given_vectors(catalog, vectors):
 
 
 def timed_index_builds() -> list[dict]:
-    """Wrap the nearest-neighbour index builders so each build's size, kind and seconds are recorded."""
+    """Wrap the nearest-neighbour index builders so that each build's size, kind and seconds are recorded
+    (the outermost call only: `build_index` may call `NearestIndex.build`)."""
     import recsys.ann as ann
     import recsys.recommenders.semantic as semantic_recs
     import recsys.search.dense as dense
 
     builds: list[dict] = []
+    depth = [0]
 
     def timing(function):
         def timed(*args, **kwargs):
+            depth[0] += 1
             started = time.perf_counter()
-            index = function(*args, **kwargs)
-            vectors = kwargs.get("vectors", args[0] if args else None)
-            builds.append({"vectors": int(len(vectors)) if vectors is not None else None,
-                           "index": type(index).__name__, "seconds": round(time.perf_counter() - started, 2)})
+            try:
+                index = function(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+            if depth[0] == 0:
+                vectors = kwargs.get("vectors", args[0] if args else None)
+                builds.append({"vectors": None if vectors is None else int(len(vectors)),
+                               "index": getattr(index, "kind", None) or type(index).__name__,
+                               "seconds": round(time.perf_counter() - started, 2)})
             return index
         return timed
 
@@ -530,6 +538,19 @@ class Budget:
 
     def record(self, step: str, size: int, seconds: float) -> None:
         self.previous[step] = (size, seconds)
+
+    def learn(self, rows: list[dict]) -> None:
+        """Take the estimates from earlier results (`--update`), the largest size of each step."""
+        for row in sorted(rows, key=lambda row: row["products"]):
+            sizes = {"ingest": row["products"] + row["events"], "encode_local": 1, "encode_ray": 1,
+                     "fit_search": row["products"], "fit_recs": row["events"], "serve": row["products"]}
+            for step, size in sizes.items():
+                result = row.get(step) or {}
+                if "wall_s" in result and "failed" not in result and "skipped" not in result:
+                    if step != "ingest" or "events_s" in result:
+                        self.record(step, size, result["wall_s"])
+                    if step == "ingest":
+                        self.record("ingest_catalog", row["products"], result["catalog_s"])
 
 
 def run_size(label: str, products: int, events: int, args, budget: Budget, env: dict) -> dict:
@@ -738,6 +759,7 @@ def main(argv=None) -> int:
            "WORKBENCH_RAY_CPUS": os.environ.get("WORKBENCH_RAY_CPUS", "2")}
     load_before = os.getloadavg()
     rows = json.loads(RESULTS.read_text())["rows"] if args.update and RESULTS.exists() else []
+    budget.learn(rows)
     for label in args.sizes.split(","):
         products, events = SIZES[label]
         fresh = run_size(label, products, events, args, budget, env)
