@@ -36,7 +36,8 @@ def pages_for(who) -> list:
              st.Page("pages/evaluation.py", title="Evaluation", icon=":material/query_stats:"),
              st.Page("pages/finetune.py", title="Fine-tune", icon=":material/model_training:"),
              st.Page("pages/monitoring.py", title="Monitoring", icon=":material/monitoring:"),
-             st.Page("pages/serving.py", title="Serving", icon=":material/api:")]
+             st.Page("pages/serving.py", title="Serving", icon=":material/api:"),
+             st.Page("pages/jobs.py", title="Jobs", icon=":material/pending_actions:")]
     if who is None or who.can("ads"):
         pages.append(ads)
     if who is None or who.can("admin"):

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import os
 import sys
 import time
@@ -65,7 +66,7 @@ def engines(catalog, ranker: str | None, efs: list[int]) -> dict:
         other = graph.with_fusion(graph.fusion)
         semantic = copy.copy(graph.sources[1])
         semantic._nearest = copy.copy(semantic._nearest)
-        semantic._nearest.ef_search = ef
+        semantic._nearest.config = dataclasses.replace(semantic._nearest.config, hnsw_ef_search=ef)
         other.sources[1] = semantic
         found[f"graph, ef_search {ef}"] = other
     if ranker:

@@ -383,6 +383,37 @@ def cmd_jobs(args) -> int:
     return 0
 
 
+def cmd_cluster(args) -> int:
+    """The Ray cluster that jobs run on: check the one in force (or --address), name it, clear it.
+    An unreachable cluster: a message on stderr and exit status 2."""
+    from recsys import cluster
+
+    actor = args.actor or os.environ.get("USER") or "cli"
+    args.address = args.address or args.named
+    if args.action == "set":
+        if args.clear == bool(args.address):
+            raise ValueError("cluster set takes an ADDRESS (HOST:PORT, ray://HOST:PORT or local) or --clear")
+        cluster.set_ray_address(None if args.clear else args.address, actor)
+        address, source = cluster.address_in_force()
+        shown = {"setting": None if args.clear else args.address.strip(), "in_force": address, "from": source}
+        if source == "environment":
+            shown["note"] = f"${cluster.RAY_ADDRESS_ENV} is set here and wins over the setting"
+        _print_json(shown)
+        return 0
+    address, source = (args.address, "argument") if args.address else cluster.address_in_force()
+    if address is None:
+        _print_json({"address": None, "from": None,
+                     "jobs": "no Ray cluster is named: jobs run in their worker's process"})
+        return 0
+    try:
+        status = cluster.check(address)
+    except cluster.ClusterUnavailable as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    _print_json({**status.to_dict(), "from": source})
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m recsys", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -534,6 +565,16 @@ def build_parser() -> argparse.ArgumentParser:
     jobs_.add_argument("--limit", type=int, default=20)
     jobs_.add_argument("--actor")
     jobs_.set_defaults(func=cmd_jobs)
+
+    cluster_ = commands.add_parser("cluster", help="the Ray cluster jobs run on: check it, name it (the "
+                                                   "'ray' setting) or clear it; $RAY_ADDRESS wins over it")
+    cluster_.add_argument("action", choices=["check", "set"])
+    cluster_.add_argument("address", nargs="?", help="set: HOST:PORT of the head, ray://HOST:PORT or local; "
+                                                     "check: this one instead of the one in force")
+    cluster_.add_argument("--address", dest="named", help="the same as ADDRESS")
+    cluster_.add_argument("--clear", action="store_true", help="set: no cluster (jobs run in their worker)")
+    cluster_.add_argument("--actor")
+    cluster_.set_defaults(func=cmd_cluster)
     return parser
 
 

@@ -50,9 +50,21 @@ class ClusterUnavailable(RuntimeError):
 def ray_address(url: str | None = None) -> str | None:
     """The Ray address in force: ``$RAY_ADDRESS``, else the ``ray`` setting's address, else None
     (no cluster: jobs run in their worker process, as without Ray)."""
+    return address_in_force(url)[0]
+
+
+def address_in_force(url: str | None = None) -> tuple[str | None, str | None]:
+    """(the Ray address in force, where it comes from: "environment" for ``$RAY_ADDRESS``,
+    "setting" for the ``ray`` setting), or (None, None) when no cluster is named."""
     address = os.environ.get(RAY_ADDRESS_ENV, "").strip()
     if address:
-        return address
+        return address, "environment"
+    address = setting_address(url)
+    return address, "setting" if address else None
+
+
+def setting_address(url: str | None = None) -> str | None:
+    """The address the ``ray`` setting names (None: none), whether or not ``$RAY_ADDRESS`` wins."""
     try:
         with session_scope(url) as session:
             setting = queries.get_setting(session, SETTING_KEY) or {}

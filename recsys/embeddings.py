@@ -252,6 +252,18 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--backend", default="onnx-int8", choices=BACKENDS,
                         help="encoder (default onnx-int8: int8 with per-row activation scales)")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--engine", default="local", choices=("local", "ray"),
+                        help="local: in this process; ray: Ray Data over a pool of encoder actors on the Ray "
+                             "cluster in force ($RAY_ADDRESS or the 'ray' setting; a local Ray when none is "
+                             "named), the same vectors")
+    parser.add_argument("--address", help="with --engine ray: the Ray cluster (HOST:PORT, ray://HOST:PORT or "
+                                          "local) instead of the one in force")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="with --engine ray: encoder actors (default 2)")
+    parser.add_argument("--cpus-per-worker", type=float, default=1.0,
+                        help="with --engine ray: CPUs (and threads) of each actor (default 1)")
+    parser.add_argument("--gpus-per-worker", type=float, default=0.0,
+                        help="with --engine ray: GPUs of each actor (default 0; needs --backend torch)")
     parser.add_argument("--out", required=True, help="the folder to write")
     parser.set_defaults(func=run)
     return parser
@@ -288,22 +300,56 @@ def run(args) -> int:
         return 1
     try:
         ids, texts = read_catalog_texts(args.catalog, args.id_col, args.text_col)
+        if args.engine == "ray" and args.gpus_per_worker and args.backend != "torch":
+            raise ValueError(f"--gpus-per-worker needs --backend torch; {args.backend} runs on CPU")
+        if args.engine == "ray" and (args.workers < 1 or args.cpus_per_worker <= 0):
+            raise ValueError("--workers must be at least 1 and --cpus-per-worker above 0")
     except ValueError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    threads = configure_threads() if args.backend == "torch" else default_threads()
+    on_ray = args.engine == "ray"
+    if on_ray:
+        threads = max(1, int(args.cpus_per_worker))
+    else:
+        threads = configure_threads() if args.backend == "torch" else default_threads()
     # Exporters' and loaders' chatter must not reach stdout, which carries the JSON.
     with contextlib.redirect_stdout(sys.stderr):
-        encode(texts[:1], args.model, backend=args.backend)   # load (and export) before timing
-        started = time.perf_counter()
-        vectors = encode(texts, args.model, batch_size=args.batch_size, backend=args.backend)
-        seconds = time.perf_counter() - started
+        if on_ray:
+            from recsys.cluster import ClusterUnavailable
+
+            try:
+                vectors, seconds = _encode_on_ray(texts, args)
+            except ClusterUnavailable as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 1
+        else:
+            encode(texts[:1], args.model, backend=args.backend)   # load (and export) before timing
+            started = time.perf_counter()
+            vectors = encode(texts, args.model, batch_size=args.batch_size, backend=args.backend)
+            seconds = time.perf_counter() - started
         meta = EmbeddingsMeta.describe(args.model, args.backend, len(ids), vectors.shape[1],
                                        f"{args.id_col} of {Path(args.catalog).name}")
         write_embeddings(args.out, ids, vectors, meta)
     print(json.dumps({"titles": len(texts), "seconds": round(seconds, 3),
                       "titles_per_s": round(len(texts) / seconds, 1) if seconds else None,
-                      "backend": args.backend, "threads": threads, "model": meta.model,
+                      "backend": args.backend, "engine": args.engine,
+                      "workers": args.workers if on_ray else 1, "threads": threads, "model": meta.model,
                       "model_fingerprint": meta.model_fingerprint, "dim": meta.dim,
                       "out": str(Path(args.out))}))
     return 0
+
+
+def _encode_on_ray(texts: list[str], args) -> tuple[np.ndarray, float]:
+    """`embed --engine ray`: the vectors and the seconds they took, the actors' start included
+    (Ray itself is joined, or started, before timing). Each call of an actor takes four of
+    --batch-size's forward passes."""
+    from recsys import cluster
+    from recsys.ray_embed import encode_on_ray
+
+    address = args.address or cluster.ray_address() or cluster.LOCAL
+    cluster.connect(address)
+    started = time.perf_counter()
+    vectors = encode_on_ray(texts, args.model, backend=args.backend, workers=args.workers,
+                            batch_size=4 * args.batch_size, num_gpus=args.gpus_per_worker,
+                            address=address, cpus_per_worker=args.cpus_per_worker)
+    return vectors, time.perf_counter() - started

@@ -19,6 +19,15 @@ is asked to do; pages and the CLI build it, `submit` stores it, the runner recei
 returns; stored as JSON, read back typed by `get_job`). Runners register with
 ``@runner(SpecClass, ResultClass)`` in the modules listed in RUNNER_MODULES, which the worker
 imports; `@cleaner("kind")` registers what removes a failed job's files.
+
+On a Ray cluster: when the settings name one (``$RAY_ADDRESS`` or the ``ray`` setting, see
+`recsys.cluster`), the worker that claimed a job runs its runner as a Ray task with the resources
+the spec asks for (`JobSpec.resources`: a GPU for fine-tuning when the cluster has one), instead of
+in its own process. The worker keeps the lease and watches for a cancel (the task is stopped within
+about a second); the task writes progress and log lines to the same job row, and its result comes
+back to the worker, which stores it. An unreachable cluster fails the job with the reason; a task
+whose Ray worker or node is lost fails it, saying so (it is not retried: Retry starts it again).
+With no cluster named nothing here imports Ray.
 """
 
 from __future__ import annotations
@@ -42,6 +51,7 @@ from sqlalchemy import select, update
 from db import queries
 from db.engine import PROJECT_ROOT, database_url, session_scope
 from db.models import Job, JobLog, utc_now
+from recsys import cluster
 from recsys.config import JsonConfig
 
 logger = logging.getLogger(__name__)
@@ -81,6 +91,22 @@ class JobSpec(JsonConfig):
         """What the job works on: a second job of its kind with the same lock is refused while
         the first is queued or running. None: any number may run."""
         return None
+
+    def resources(self, cluster_gpus: float = 0.0) -> dict[str, float]:
+        """What the job asks of a Ray cluster with `cluster_gpus` GPUs in all, as ``ray.remote``
+        takes it: one CPU by default; kinds that train a model ask a GPU (`gpu_resources`)."""
+        return {"num_cpus": 1, "num_gpus": 0}
+
+
+def gpu_resources(device: str | None, cluster_gpus: float) -> dict[str, float]:
+    """The Ray resources of a job that runs on `device` ("cuda", "cpu", or None: a GPU when
+    there is one): one GPU when it wants one and the cluster has one. ValueError when it asks
+    for "cuda" on a cluster without GPUs, where the task would wait for ever."""
+    if device == "cuda" and cluster_gpus < 1:
+        raise ValueError("the job asks for a GPU (device cuda) but the Ray cluster has none; "
+                         "add a GPU worker to the cluster, or run it with device cpu or automatic")
+    wants = device == "cuda" or (device is None and cluster_gpus >= 1)
+    return {"num_cpus": 1, "num_gpus": 1 if wants else 0}
 
 
 @dataclass
@@ -296,14 +322,12 @@ def _run_claimed(job_id: int, url: str) -> str:
     with _Heartbeat(job_id, url):
         try:
             registered = job_kind(kind)
-            context = JobContext(job_id, read_spec(kind, params), url, actor)
-            outcome = registered.run(context)
-            if not isinstance(outcome, registered.result):
-                raise TypeError(f"the runner of {kind} jobs returned a {type(outcome).__name__}, "
-                                f"not a {registered.result.__name__}")
-            result, status, message = outcome.to_dict(), "succeeded", "done"
-        except JobCancelled:
-            result, status, message = {}, "cancelled", "cancelled"
+            spec = read_spec(kind, params)
+            context, address = JobContext(job_id, spec, url, actor), cluster.ray_address(url)
+            if address is None:
+                result, status, message = _execute(registered, context)
+            else:
+                result, status, message = _run_on_ray(address, registered, context)
         except Exception as error:  # the job fails; the worker reports why
             traceback.print_exc()
             result, status, message = {"error": str(error)}, "failed", f"{type(error).__name__}: {error}"
@@ -316,6 +340,95 @@ def _run_claimed(job_id: int, url: str) -> str:
     if status != "succeeded":
         _clean(kind, job_id)
     return status
+
+
+def _execute(registered: JobKind, context: JobContext) -> tuple[dict, str, str]:
+    """Run `context`'s job here: (result as a dict, status, message)."""
+    try:
+        outcome = registered.run(context)
+        if not isinstance(outcome, registered.result):
+            raise TypeError(f"the runner of {registered.spec.kind} jobs returned a {type(outcome).__name__}, "
+                            f"not a {registered.result.__name__}")
+        return outcome.to_dict(), "succeeded", "done"
+    except JobCancelled:
+        return {}, "cancelled", "cancelled"
+    except Exception as error:  # the job fails; the worker reports why
+        traceback.print_exc()
+        return {"error": str(error)}, "failed", f"{type(error).__name__}: {error}"
+
+
+def _execute_on_node(registered: JobKind, context: JobContext) -> tuple[dict, str, str]:
+    """What a Ray task runs: the job, on whichever node Ray chose, after a log line naming it."""
+    import ray
+
+    runtime = ray.get_runtime_context()
+    gpus = runtime.get_accelerator_ids().get("GPU") or []
+    context.log(f"running on the Ray cluster: node {socket.gethostname()} ({runtime.get_node_id()[:12]}), "
+                f"{'GPU ' + ', '.join(map(str, gpus)) if gpus else 'no GPU'}")
+    return _execute(registered, context)
+
+
+# Ray's errors for a task whose process or machine went away (killed, out of memory, node lost).
+LOST_WORKER_ERRORS = ("WorkerCrashedError", "NodeDiedError", "LocalRayletDiedError", "OutOfMemoryError",
+                      "ObjectLostError", "OwnerDiedError", "RaySystemError")
+CANCEL_POLL_S = 1.0
+
+
+def _run_on_ray(address: str, registered: JobKind, context: JobContext) -> tuple[dict, str, str]:
+    """Run the job as a Ray task on the cluster at `address` and wait for it here, stopping it
+    when a cancel is requested: (result as a dict, status, message), as `_execute` gives them.
+
+    ClusterUnavailable (with the reason) when the cluster cannot be reached; ValueError when the
+    job asks for what the cluster lacks, or the cluster cannot reach this machine's SQLite file.
+    """
+    _check_database_reachable(address, context.url)
+    cluster.connect(address)
+    import ray
+
+    resources = context.spec.resources(float(ray.cluster_resources().get("GPU", 0)))
+    # This process's settings as they are now (they may have changed since Ray was joined).
+    environment = {"env_vars": cluster.runtime_env()["env_vars"]}
+    task = ray.remote(max_retries=0, runtime_env=environment, **resources)(_execute_on_node)
+    reference = task.remote(registered, context)
+    gpus = resources.get("num_gpus", 0)
+    asked = f"{resources.get('num_cpus', 1):g} CPU and {f'{gpus:g} GPU' if gpus else 'no GPU'}"
+    context.log(f"submitted to the Ray cluster at {address}, asking for {asked}")
+    cancelled = False
+    while not ray.wait([reference], timeout=CANCEL_POLL_S)[0]:
+        if not cancelled and _cancel_requested(context):
+            ray.cancel(reference, force=True)
+            cancelled = True
+    try:
+        return ray.get(reference)
+    except ray.exceptions.TaskCancelledError:
+        return {}, "cancelled", "cancelled (the Ray task was stopped)"
+    except ray.exceptions.RayError as error:
+        if cancelled:
+            return {}, "cancelled", "cancelled (the Ray task was stopped)"
+        if type(error).__name__ not in LOST_WORKER_ERRORS:
+            raise
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        message = (f"the Ray worker running the job was lost ({type(error).__name__}: {reason}); the job was "
+                   "not retried: retry it from the Jobs page once the cluster is sound")
+        return {"error": message}, "failed", message
+
+
+def _cancel_requested(context: JobContext) -> bool:
+    with session_scope(context.url) as session:
+        return bool(session.scalar(select(Job.cancel_requested).where(Job.id == context.job_id)))
+
+
+def _check_database_reachable(address: str, url: str) -> None:
+    """A SQLite file is this machine's: a cluster whose head is on another machine cannot write
+    the job's progress to it (ValueError saying what to do)."""
+    head = cluster.parse_address(address)
+    if not url.startswith("sqlite") or head is None:
+        return
+    host = head[0]
+    if host in ("localhost", socket.gethostname(), socket.getfqdn()) or host.startswith("127."):
+        return
+    raise ValueError(f"the Ray cluster at {address} runs on other machines, which cannot reach this "
+                     "machine's SQLite database; set DATABASE_URL to a PostgreSQL server they reach")
 
 
 def work(url: str | None = None, *, poll_s: float = 1.0, once: bool = False,

@@ -12,23 +12,23 @@ It needs no co-purchase data, so it covers products nobody bought yet (every
 catalog product is a candidate), at the price of recommending near-duplicates.
 Reference: Reimers and Gurevych, "Sentence-BERT", EMNLP 2019.
 
-Large catalogs are searched approximately: from `ann_threshold` products on
-(default 20,000) a faiss HNSW graph (Malkov and Yashunin, 2018) gives each
-profile its `ann_candidates` nearest products plus as many as the user has
-seen, and every other product scores -inf. On Home Depot's 54,667 titles the
-500 nearest took 1.4 ms instead of 3.3 ms for the exact scan, with 99.5% of
+Large catalogs are searched approximately, through the index the config's `index` names
+(`recsys.ann.IndexConfig`; "auto": a faiss HNSW graph (Malkov and Yashunin, 2018) from 20,000
+products, IVF-PQ from 500,000): it gives each profile its `ann_candidates` nearest products plus
+as many as the user has seen, and every other product scores -inf. On Home Depot's 54,667
+titles the graph's 500 nearest took 1.4 ms instead of 3.3 ms for the exact scan, with 99.5% of
 the exact top 100 found (docs/benchmarks.md, "REST service").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys.ann import NearestIndex
+from recsys.ann import IndexConfig, NearestIndex, legacy_index_params
 from recsys.embeddings import cached_encode
 from recsys.recommenders.base import Reason, Recommender, RecommenderConfig, register
 
@@ -36,8 +36,18 @@ from recsys.recommenders.base import Reason, Recommender, RecommenderConfig, reg
 @dataclass
 class SemanticConfig(RecommenderConfig):
     model_path: str | None = None  # None: the shipped all-MiniLM-L6-v2
-    ann_threshold: int = 20_000  # products from which scoring uses the HNSW graph (0: never)
-    ann_candidates: int = 300  # products taken from the graph per profile, besides the seen ones
+    # The nearest-neighbour index of the catalog (recsys.ann): "auto" scores every product below
+    # 20,000 products; the graph explores 64 candidates a profile (at least as many as wanted).
+    index: IndexConfig = field(default_factory=lambda: IndexConfig(hnsw_ef_search=64))
+    ann_candidates: int = 300  # products taken from the index per profile, besides the seen ones
+
+    def __post_init__(self):
+        if isinstance(self.index, dict):
+            self.index = IndexConfig.from_dict(self.index)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SemanticConfig:
+        return super().from_dict(legacy_index_params(data, IndexConfig(hnsw_ef_search=64)))
 
 
 def product_texts(catalog: pd.DataFrame, item_ids: np.ndarray) -> list[str]:
@@ -67,8 +77,8 @@ class Semantic(Recommender):
         # over the row-major matrix 8.6 ms (one thread): the copy costs the matrix's size again.
         self._by_dimension = np.ascontiguousarray(self.embeddings.T, dtype=np.float32)
         self._graph = None
-        if self.config.ann_threshold and len(self.embeddings) >= self.config.ann_threshold:
-            self._graph = NearestIndex.build(self.embeddings, ef_search=64)
+        if self.config.index.chosen_kind(len(self.embeddings)) != "exact":
+            self._graph = NearestIndex.build(self.embeddings, self.config.index)
 
     def _profiles(self, histories: sp.csr_matrix) -> np.ndarray:
         weights = histories.copy().astype(np.float32)

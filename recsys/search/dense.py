@@ -20,6 +20,13 @@ docs/benchmarks.md for its speed and nDCG). Query encoding is stage "encode" of
 `search` encodes its one query; `search_many` encodes its queries in batches.
 The reason of a hit is its cosine similarity.
 
+Large catalogs: the config's `index` (`recsys.ann.IndexConfig`) names the nearest-neighbour
+index the hybrid takes the semantic candidates from: "auto" scores every product below 20,000
+products (the exact scan above), walks a faiss HNSW graph from 20,000 and scans IVF-PQ cells
+from 500,000; "exact", "hnsw" and "ivfpq" choose one whatever the size. A candidate's score is
+its exact cosine in every case. Configs saved with the older `ann_threshold` (0: exact) and
+`ann_ef_search` load as the same index.
+
 >>> import pandas as pd
 >>> catalog = pd.DataFrame({"product_id": ["a", "b"], "title": ["Coffee mug", "Lawn mower"]})
 >>> DenseRetriever().fit(catalog).search("cup for tea", k=1)[0].product_id
@@ -28,14 +35,14 @@ The reason of a hit is its cosine similarity.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from recsys import embeddings as sentence_embeddings
-from recsys.ann import DEFAULT_THRESHOLD, NearestIndex
+from recsys.ann import IndexConfig, NearestIndex, legacy_index_params
 from recsys.search.base import QueryScores, Retriever, RetrieverConfig, SearchReason, register
 
 NEAREST_FILE = "nearest.faiss"
@@ -47,14 +54,19 @@ class DenseConfig(RetrieverConfig):
     model_path: str | None = None
     # The encoder: "torch", "onnx-fp32" or "onnx-int8" (recsys.embeddings.BACKENDS).
     backend: str = "torch"
-    # From this many products on, the hybrid takes the semantic candidates from a nearest-neighbour
-    # graph (recsys.ann) instead of scoring every product; 0: always score every product.
-    ann_threshold: int = DEFAULT_THRESHOLD
-    # Candidates the graph explores per query (at least the number asked for): recall against speed.
-    ann_ef_search: int = 100
+    # The nearest-neighbour index the hybrid takes the semantic candidates from (recsys.ann):
+    # by default every product is scored below 20,000 products, an HNSW graph from 20,000 and
+    # IVF-PQ from 500,000.
+    index: IndexConfig = field(default_factory=IndexConfig)
 
     def __post_init__(self):
         sentence_embeddings.check_backend(self.backend)
+        if isinstance(self.index, dict):
+            self.index = IndexConfig.from_dict(self.index)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> DenseConfig:
+        return super().from_dict(legacy_index_params(data, IndexConfig()))
 
 
 @register
@@ -78,14 +90,19 @@ class DenseRetriever(Retriever):
         vectors = sentence_embeddings.cached_encode(self.texts(catalog), self.config.model_path,
                                                     backend=self.config.backend)
         self._by_dimension = np.ascontiguousarray(vectors.T, dtype=np.float32)
-        self._nearest = self._graph()
+        self._nearest = self._built_index()
 
-    def _graph(self) -> NearestIndex | None:
-        """The nearest-neighbour graph of the catalog, when it is large enough to want one."""
-        threshold = self.config.ann_threshold
-        if not threshold or self._by_dimension.shape[1] < threshold:
+    @property
+    def index_kind(self) -> str:
+        """The kind of index that searches this catalog: "exact", "hnsw" or "ivfpq"."""
+        return self.config.index.chosen_kind(self._by_dimension.shape[1])
+
+    def _built_index(self) -> NearestIndex | None:
+        """The catalog's approximate index; None where every product is scored (the exact scan, in
+        torch, is faster than faiss's flat index on our machine and keeps earlier results)."""
+        if self.index_kind == "exact":
             return None
-        return NearestIndex.build(self.embeddings, self.config.ann_ef_search)
+        return NearestIndex.build(self.embeddings, self.config.index)
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
         """Unit vectors of `queries`, shape (len(queries), dim); one model call, batched."""
@@ -125,16 +142,15 @@ class DenseRetriever(Retriever):
         # Saved from the transposed view, so the file is Fortran-ordered: .T needs no copy.
         self._by_dimension = np.ascontiguousarray(arrays["embeddings"].T, dtype=np.float32)
         saved = folder / NEAREST_FILE
-        threshold = self.config.ann_threshold
-        if saved.is_file() and threshold and self._by_dimension.shape[1] >= threshold:
-            self._nearest = NearestIndex.load(saved, self.config.ann_ef_search)
-            if len(self._nearest) == self._by_dimension.shape[1]:
+        if saved.is_file() and self.index_kind != "exact":
+            self._nearest = NearestIndex.load(saved, self.config.index)
+            if len(self._nearest) == self._by_dimension.shape[1] and self._nearest.kind == self.index_kind:
                 return
-        self._nearest = self._graph()
+        self._nearest = self._built_index()
 
 
 class NearestScores(QueryScores):
-    """One query's semantic scores through the graph: its best products as `recsys.ann.NearestIndex`
+    """One query's semantic scores through the index: its best products as `recsys.ann.NearestIndex`
     finds them, the exact cosine of any product asked for; every product matches (as in the scan)."""
 
     def __init__(self, retriever: DenseRetriever, vector: np.ndarray):

@@ -33,7 +33,7 @@ from recsys.embeddings import default_model_path
 from recsys.evaluation.search import evaluate_full_catalog
 from recsys.factory import build_retriever
 from recsys.fusion import presets
-from recsys.jobs import JobContext, JobResult, JobSpec, cleaner, runner
+from recsys.jobs import JobContext, JobResult, JobSpec, cleaner, gpu_resources, runner
 from recsys.search import get
 from recsys.training.finetune import FinetuneConfig, finetune
 from recsys.training.ltr import RankerConfig, grade_floor, train_ranker
@@ -99,6 +99,9 @@ class FinetuneSpec(TrainingSpec):
         if self.start_from not in ("active", "shipped"):
             raise ValueError(f"start_from is 'active' or 'shipped', not {self.start_from!r}")
 
+    def resources(self, cluster_gpus: float = 0.0) -> dict[str, float]:
+        return gpu_resources(self.config.device, cluster_gpus)
+
 
 @dataclass
 class RerankerSpec(TrainingSpec):
@@ -115,6 +118,9 @@ class RerankerSpec(TrainingSpec):
         embedding fine-tune's "source" and "start_from" too (it never read them)."""
         unread = ("source", "start_from")
         return super().from_dict({key: value for key, value in data.items() if key not in unread})
+
+    def resources(self, cluster_gpus: float = 0.0) -> dict[str, float]:
+        return gpu_resources(self.config.device, cluster_gpus)
 
 
 @dataclass

@@ -24,8 +24,8 @@ RUNNING = "document.querySelector('[data-testid=stApp]')?.dataset.testScriptStat
 PAGES = [("Data", "Data"), ("Search trial", "Search trial"), ("Trials & judging", "Trials & judging"),
          ("Experiments", "Experiments"), ("Recommendations", "Recommendations"),
          ("Similar items", "Similar items"), ("Fusion & rules", "Fusion & rules"), ("Evaluation", "Evaluation"),
-         ("Fine-tune", "Fine-tune"), ("Monitoring", "Monitoring"), ("Serving", "Serving"), ("Ads", "Ads"),
-         ("Accounts", "Accounts and audit log")]
+         ("Fine-tune", "Fine-tune"), ("Monitoring", "Monitoring"), ("Serving", "Serving"), ("Jobs", "Jobs"),
+         ("Ads", "Ads"), ("Accounts", "Accounts and audit log")]
 
 
 def finish_run(page) -> None:
