@@ -289,13 +289,13 @@ def catalog_vectors(catalog, parts_path: Path, sample_folder: Path | None) -> tu
     base_vectors = cached_encode(base.tolist(), backend="onnx-int8")
     attribute_vectors = cached_encode(attributes, backend="onnx-int8")
     grown = (parts[:, 1:] >= 0).any(axis=1)
-    attribute_sum = np.zeros((len(parts), base_vectors.shape[1]), dtype=np.float32)
-    for column in range(1, parts.shape[1]):
-        present = parts[:, column] >= 0
-        attribute_sum[present] += attribute_vectors[parts[present, column]]
+    # One row of zeros stands for "no attribute" (-1), so each row's attributes add up without a mask.
+    attribute_vectors = np.vstack([attribute_vectors, np.zeros_like(attribute_vectors[:1])])
 
-    def combine(rows, weight):
-        vectors = base_vectors[parts[rows, 0]] + weight * attribute_sum[rows]
+    def combine(rows, weight):  # row by row in blocks: no second catalog-sized matrix
+        vectors = base_vectors[parts[rows, 0]]
+        for column in range(1, parts.shape[1]):
+            vectors += weight * attribute_vectors[parts[rows, column]]
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
     measured = {"weight": None, "approx_cosine": None, "checked": 0}
@@ -312,7 +312,7 @@ def catalog_vectors(catalog, parts_path: Path, sample_folder: Path | None) -> tu
             weight = max(cosines, key=cosines.get)
             measured = {"weight": weight, "approx_cosine": round(cosines[weight], 4),
                         "checked": int(len(rows))}
-    vectors = np.empty_like(attribute_sum)
+    vectors = np.empty((len(parts), base_vectors.shape[1]), dtype=np.float32)
     for start in range(0, len(parts), 200_000):
         rows = np.arange(start, min(start + 200_000, len(parts)))
         vectors[rows] = combine(rows, weight)
