@@ -639,7 +639,7 @@ def cell(result: dict | None, key: str, fmt: str = "{:,.1f}") -> str:
     value = result
     for part in key.split("."):
         value = value.get(part) if isinstance(value, dict) else None
-    return "" if value is None else fmt.format(value)
+    return "—" if value is None else fmt.format(value)
 
 
 COLUMNS = (("catalog ingest s", "ingest", "catalog_s", "{:,.1f}"),
@@ -672,9 +672,12 @@ def table(rows: list[dict]) -> str:
         lines.append(f"| {row['products']:,} | {row['events']:,} | " + " | ".join(cells) + " |")
         for step in ("ingest", "encode_local", "encode_ray", "fit_search", "fit_recs", "serve"):
             result = row.get(step) or {}
-            why = result.get("failed") or result.get("skipped") or result.get("events_skipped")
+            why = result.get("failed") or result.get("skipped")
             if why:
                 notes.append(f"- {row['products']:,} products, {step}: {why}")
+            if result.get("events_skipped"):
+                notes.append(f"- {row['products']:,} products, the events' ingest (the catalog's ran): "
+                             f"{result['events_skipped']}")
         refused = (row.get("fit_recs") or {}).get("shipped_refused")
         if refused:
             notes.append(f"- {row['products']:,} products: the shipped recommender refused ({refused}); "
