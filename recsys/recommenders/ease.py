@@ -9,7 +9,8 @@ Reference: Harald Steck, "Embarrassingly Shallow Autoencoders for Sparse
 Data", WWW 2019.
 
 Memory and time grow with the square and cube of the number of products; past
-`max_items` use item_knn instead.
+`max_items` use implicit-feedback matrix factorisation ("als" or "bpr"), whose memory grows
+linearly (item_knn builds a dense items x items co-occurrence matrix too).
 
 >>> import pandas as pd
 >>> interactions = pd.DataFrame({"user_id": ["a", "a", "b", "b", "c"],
@@ -51,7 +52,8 @@ class EASE(Recommender):
         n = len(self.item_ids)
         if n > self.config.max_items:
             raise ValueError(f"EASE inverts an items x items matrix; {n:,} products exceed "
-                             f"max_items={self.config.max_items:,}. Use item_knn for catalogs this large.")
+                             f"max_items={self.config.max_items:,}. Use als or bpr (memory linear in "
+                             "the products) for catalogs this large.")
         x = self._input(self.matrix).astype(np.float64)
         gram = (x.T @ x).toarray()
         gram[np.diag_indices(n)] += self.config.l2
