@@ -31,7 +31,8 @@ def titles_file(tmp_path):
     titles = (pd.read_parquet(ROOT / "data" / "online_retail.parquet", columns=["Description"])
               ["Description"].dropna().drop_duplicates().head(300))
     path = tmp_path / "titles.csv"
-    pd.DataFrame({"sku": [f"S{i:03d}" for i in range(len(titles))], "title": titles}).to_csv(path, index=False)
+    skus = [f"S{i:03d}" for i in range(len(titles))]
+    pd.DataFrame({"sku": skus, "title": titles}).to_csv(path, index=False)
     return path
 
 

@@ -114,7 +114,8 @@ def test_an_evaluation_on_ray_gives_the_local_result(any_url, catalog_file, even
 
     local, remote = jobs.get_job(here), jobs.get_job(there)
     assert scores(remote.result) == scores(local.result) and remote.progress == 1.0
-    assert remote.result.versions == local.result.versions and remote.result.test_pairs == local.result.test_pairs
+    assert remote.result.versions == local.result.versions
+    assert remote.result.test_pairs == local.result.test_pairs
     assert not any("Ray" in line["message"] for line in jobs.job_logs(here))
     logs = [line["message"] for line in jobs.job_logs(there)]
     assert logs[0] == "submitted to the Ray cluster at local, asking for 1 CPU and no GPU"
@@ -244,7 +245,8 @@ def test_the_cluster_command_names_checks_and_clears_the_cluster(db_url, ray_loc
     assert status == 0 and json.loads(out) == {"setting": "127.0.0.1:9", "in_force": "127.0.0.1:9",
                                                "from": "setting"}
     status, out, error = cli(["cluster", "check"], capsys)
-    assert status == 2 and out == "" and error.startswith("error: cannot reach the Ray cluster at 127.0.0.1:9")
+    assert status == 2 and out == ""
+    assert error.startswith("error: cannot reach the Ray cluster at 127.0.0.1:9")
     status, out, _ = cli(["cluster", "check", "--address", ray_local], capsys)
     assert status == 0 and json.loads(out)["cpus"] == 2 and json.loads(out)["from"] == "argument"
     monkeypatch.setenv(cluster.RAY_ADDRESS_ENV, ray_local)

@@ -388,7 +388,8 @@ def finetune(train: pd.DataFrame, validation: pd.DataFrame, catalog: pd.DataFram
     tmp_out = out_dir.with_name(out_dir.name + ".partial")
     shutil.rmtree(tmp_out, ignore_errors=True)
     # Named after the model folder, so that what a killed job left can be found (recsys.training.jobs).
-    with tempfile.TemporaryDirectory(prefix=f"checkpoints-{out_dir.name}-", dir=out_dir.parent) as checkpoints:
+    prefix = f"checkpoints-{out_dir.name}-"
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=out_dir.parent) as checkpoints:
         if scaling is None:
             device = resolve_device(config.device)
             if device == "cpu":
@@ -412,10 +413,12 @@ def finetune(train: pd.DataFrame, validation: pd.DataFrame, catalog: pd.DataFram
         "validation_s": round(validation_s, 2),
         "training_steps_per_s": round(run.steps / max(run.train_s - validation_s, 1e-9), 3),
         "evaluations": run.evaluations, "validation_eval_s": round(run.before_s, 2),
-        "val_ndcg@10_before": round(run.before, 4), "val_ndcg@10_after": round(run.after_metrics[NDCG_KEY], 4),
+        "val_ndcg@10_before": round(run.before, 4),
+        "val_ndcg@10_after": round(run.after_metrics[NDCG_KEY], 4),
         "best_checkpoint": run.best_checkpoint,
         "validation_metrics": run.after_metrics,
-        "loss_history": [{"step": entry["step"], "loss": entry["loss"]} for entry in history if "loss" in entry],
+        "loss_history": [{"step": entry["step"], "loss": entry["loss"]}
+                         for entry in history if "loss" in entry],
         "validation_history": [{"step": entry["step"], "ndcg@10": entry[f"eval_{EVALUATOR_NAME}_{NDCG_KEY}"]}
                                for entry in history if f"eval_{EVALUATOR_NAME}_{NDCG_KEY}" in entry],
         "config": config.to_dict(),
