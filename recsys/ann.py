@@ -16,9 +16,11 @@ query vector (the cosine, for unit vectors), by one of three faiss indexes that
   `refine_factor` x k of them are scored again exactly from the stored vectors, so the scores
   returned are exact cosines (with `refine_factor` 0 they are the codes' estimates). From
   `ivfpq_threshold` (500,000) vectors: on Home Depot's titles grown to 218,668 near-duplicate
-  vectors its build time had grown less than the graph's and it kept more of the exact top 100
-  at its defaults, while the graph answered faster; the threshold is where, by that growth, the
-  graph's build becomes the larger cost (docs/benchmarks.md, "Nearest-neighbour indexes").
+  vectors it kept more of the exact top 100 at its defaults (0.91 against the graph's 0.87),
+  while the graph built about twice as fast and answered faster (on a quiet machine both builds
+  grew about linearly); the threshold is a judgment where the graph would need a larger
+  ef_search to keep its recall, not a measured crossover (docs/benchmarks.md,
+  "Nearest-neighbour indexes").
 
 Every index returns exact inner products of the vectors it found (IVF-PQ with refining), so
 only which vectors it finds depends on the kind. Used by the semantic retriever
