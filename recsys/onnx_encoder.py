@@ -44,7 +44,9 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -173,7 +175,14 @@ def _quantize_int8(source: Path, target: Path, per_row: bool = True) -> None:
     logging.getLogger().addFilter(advice)
     try:
         def write(path: Path) -> None:
-            quantize_dynamic(source, path, per_channel=True, weight_type=QuantType.QInt8)
+            # The quantiser writes a shape-inferred copy beside its input (<stem>-inferred.onnx)
+            # and deletes it afterwards; two processes quantising the same export at once (two
+            # replicas starting on one artifact folder) deleted each other's copy. Each quantises
+            # a private copy of the source instead.
+            with tempfile.TemporaryDirectory(dir=path.parent, prefix=".quantize-") as private:
+                copy = Path(private) / source.name
+                shutil.copyfile(source, copy)
+                quantize_dynamic(copy, path, per_channel=True, weight_type=QuantType.QInt8)
             if per_row:
                 per_row_activation_scales(path, path)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -163,3 +164,39 @@ def test_export_command_names_a_missing_model_folder(tmp_path, capsys):
     assert args.func(args) == 1
     captured = capsys.readouterr()
     assert captured.out == "" and "does not exist" in captured.err
+
+
+def _quantize_after(barrier, source: str, target: str, failures) -> None:
+    from recsys.onnx_encoder import _quantize_int8
+
+    barrier.wait()
+    try:
+        _quantize_int8(Path(source), Path(target))
+    except Exception as error:  # reported to the test process, which fails with it
+        failures.put(repr(error))
+
+
+def test_processes_quantising_one_export_at_once_all_succeed(encoders, tmp_path):
+    """Two replicas starting on one artifact folder quantise the same fp32 export at once; the
+    quantiser's shape-inferred copy beside its input used to be deleted under the other's feet."""
+    import multiprocessing
+
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    source = folder / "model-fp32.onnx"
+    source.write_bytes(encoders["fp32"].path.read_bytes())
+    target = folder / "model-int8-rows.onnx"
+    context = multiprocessing.get_context("fork")
+    barrier, failures = context.Barrier(3), context.Queue()
+    processes = [context.Process(target=_quantize_after, args=(barrier, str(source), str(target), failures))
+                 for _ in range(3)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=300)
+    errors = []
+    while not failures.empty():
+        errors.append(failures.get())
+    assert errors == [] and all(process.exitcode == 0 for process in processes)
+    assert sorted(p.name for p in folder.iterdir()) == ["model-fp32.onnx", "model-int8-rows.onnx"]
+    assert target.stat().st_size < source.stat().st_size / 3
