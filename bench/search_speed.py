@@ -10,7 +10,9 @@ side by side, in one process, taking turns by blocks of 50 queries (see `timings
 - with ``--ranker DIR`` (a learned ranker, e.g. from ``python -m recsys train-ranker``):
   ``scan + ranker, scored again``, the ranker's signals computed as before issue 16 (each
   source scores the catalog a second time, a second query encoding), and ``graph + ranker``,
-  the ranker reading the scores the candidates were found with.
+  the ranker reading the scores the candidates were found with (its trees compiled to machine
+  code, `recsys.search.compiled_trees`), and ``graph + ranker, LightGBM trees``, the same
+  predicting with LightGBM's own `predict`.
 
 For each: p50 / p95 milliseconds of one ``search(query, k=10)`` (query encoding and the
 explanations included, as the evaluation times it) over ``--queries`` sampled test queries
@@ -76,6 +78,15 @@ def engines(catalog, ranker: str | None, efs: list[int]) -> dict:
         again._kept_sources = lambda fusion: ()  # every source scores the catalog again for the ranker
         found["scan + ranker, scored again"] = again
         found["graph + ranker"] = graph.with_fusion(ranked)
+        walked = graph.with_fusion(ranked)  # the same ranker predicting with LightGBM's own trees
+        stamp, opened = walked._rerankers.get(ranker) or (None, None)
+        if opened is None:
+            walked._reranker(ranker)
+            stamp, opened = walked._rerankers[ranker]
+        opened = copy.copy(opened)
+        opened.compiled = None
+        walked._rerankers[ranker] = (stamp, opened)
+        found["graph + ranker, LightGBM trees"] = walked
     return found
 
 

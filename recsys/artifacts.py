@@ -7,7 +7,8 @@ results live, named by one setting.
 - ``engines/``: fitted search and recommendation engines (``$WORKBENCH_ENGINES_DIR``),
 - ``onnx/``: ONNX exports of the encoders (``$WORKBENCH_ONNX_DIR``),
 - ``embeddings/``: the catalog-embedding cache (``$WORKBENCH_EMBEDDINGS_DIR``),
-- ``tuning/``: hyper-parameter tuning results.
+- ``tuning/``: hyper-parameter tuning results,
+- ``compiled/``: learned rankers' trees compiled to machine code (``$WORKBENCH_COMPILED_DIR``).
 
 Several replicas of the service, the app and the job workers on several machines share one such
 folder (NFS or another shared file system) as they share PostgreSQL: a worker fits an engine or
@@ -37,7 +38,8 @@ DEFAULT_DIR = PROJECT_ROOT / "var"
 EXIT_STATUS = 2  # what a process started on an unusable folder exits with (as for a usage error)
 # The specific settings, each naming one sub-folder; set, they override the artifact folder's.
 SUB_FOLDERS = {"models": "WORKBENCH_MODELS_DIR", "engines": "WORKBENCH_ENGINES_DIR",
-               "onnx": "WORKBENCH_ONNX_DIR", "embeddings": "WORKBENCH_EMBEDDINGS_DIR", "tuning": None}
+               "onnx": "WORKBENCH_ONNX_DIR", "embeddings": "WORKBENCH_EMBEDDINGS_DIR", "tuning": None,
+               "compiled": "WORKBENCH_COMPILED_DIR"}
 
 
 class ArtifactsDirUnusable(RuntimeError):

@@ -28,6 +28,8 @@ os.environ.setdefault("WORKBENCH_MODELS_DIR", tempfile.mkdtemp(prefix="workbench
 # that want fitted engines fit them in place (`recsys.engines.fit_active`) or say so.
 os.environ.setdefault("WORKBENCH_ENGINES_DIR", tempfile.mkdtemp(prefix="workbench-engines-"))
 os.environ.setdefault("WORKBENCH_FIT_ON_ACTIVATE", "0")
+# ... nor the rankers' compiled trees (one library per model file, shared by the tests).
+os.environ.setdefault("WORKBENCH_COMPILED_DIR", tempfile.mkdtemp(prefix="workbench-compiled-"))
 # ... nor the keys: the master key and the pseudonymisation key are created at the first start
 # (as on a new machine) in a temporary folder shared by the tests' subprocesses.
 _KEYS = tempfile.mkdtemp(prefix="workbench-keys-")

@@ -46,6 +46,7 @@ from recsys.evaluation.metrics import ranking_metrics
 from recsys.evaluation.search import graded_pairs, graded_qrels
 from recsys.fusion import fuse
 from recsys.search.base import QUERY_CHUNK
+from recsys.search.compiled_trees import compiled_trees
 from recsys.search.ltr import LEARNED_RANKER, META_FILE, MODEL_FILE, feature_names, features_of
 
 CATALOG_SAMPLE = 200  # product ids a ranker keeps of its catalog
@@ -217,4 +218,5 @@ def train_ranker(hybrid, train_judgments: pd.DataFrame, validation_judgments: pd
     (partial / META_FILE).write_text(json.dumps(result, indent=2), encoding="utf-8")
     shutil.rmtree(out, ignore_errors=True)
     partial.rename(out)
+    compiled_trees(out / MODEL_FILE)  # compiled now (about 2 s), not at the first search with it
     return result

@@ -122,6 +122,23 @@ def test_letter_trigrams_match_a_compound_word_the_terms_miss(judged):
     assert list(column["matched_trigrams"]) == pytest.approx([6 / 8, 0.0])
 
 
+@pytest.mark.parametrize("query", ["snowblower", "1/2 in. ÉLBOW", "日本語 ü", "ab", ""])
+def test_trigram_shares_are_those_of_substrings(query):
+    """The trigrams compared as integers give the share a substring search over the joined words
+    gives, for any script, and for texts too short to have a trigram."""
+    from recsys.search.ltr import _analysed, _text_columns, _WORD
+
+    texts = ["Snow Blower 24 in.", "elbow 1/2 in", "日本語", "Ü", "", "ab", "snowblowers snowblower"]
+
+    def letters(text):
+        return " ".join(_WORD.findall(text.lower()))
+
+    grams = {letters(query)[i:i + 3] for i in range(len(letters(query)) - 2)}
+    expected = [sum(gram in letters(text) for gram in grams) / max(len(grams), 1) for text in texts]
+    assert list(_text_columns(query, texts)[-1]) == pytest.approx(expected, abs=1e-12)
+    assert len(_analysed(query).trigrams) == len(grams)
+
+
 def test_the_ranker_learns_what_the_fusion_misses(trained):
     result, folder = trained
     assert (folder / MODEL_FILE).is_file() and (folder / META_FILE).is_file()
@@ -259,3 +276,46 @@ def test_a_preset_reranking_with_a_ranker_starts_at_the_n_it_was_trained_with(tr
     _, folder = trained
     assert kind_of(folder) is LearnedRanker and LearnedRanker.saved_top_n(folder) == 20
     assert kind_of(tmp_path) is None and LearnedRanker.saved_top_n(tmp_path) is None
+
+
+def test_compiled_trees_score_as_lightgbm_does(judged, trained):
+    """The ranker predicts with its trees compiled to machine code: the scores LightGBM gives,
+    missing values and features beyond every split included; the library is compiled once."""
+    from recsys.search.compiled_trees import compiled_trees, library_path
+
+    import shutil
+
+    if not (shutil.which("gcc") or shutil.which("clang")):
+        pytest.skip("no C compiler (gcc or clang): `make system-deps` installs gcc")
+    _, folder = trained
+    ranker = LearnedRanker(folder)
+    assert ranker.compiled is not None and ranker.compiled.library == library_path(folder / MODEL_FILE)
+    assert compiled_trees(folder / MODEL_FILE) is ranker.compiled
+    rows = np.random.default_rng(7).normal(scale=3.0, size=(300, len(ranker.features)))
+    rows[::5, 3] = np.nan
+    rows[1::7] = 1e12
+    expected = ranker.booster.predict(rows, num_threads=1)
+    np.testing.assert_array_equal(ranker.compiled.predict(rows), expected)
+    matrices = candidate_features(judged[1], ["1/2 inch mug"], [judged[1].search("1/2 inch mug", k=20)])
+    np.testing.assert_array_equal(ranker.predict(matrices)[0], ranker.booster.predict(matrices[0]))
+
+
+def test_without_a_c_compiler_the_ranker_predicts_with_lightgbm(trained, tmp_path, monkeypatch, caplog):
+    from recsys.search import compiled_trees as module
+
+    _, folder = trained
+    copy = tmp_path / "ranker"
+    copy.mkdir()
+    for name in (MODEL_FILE, META_FILE):
+        (copy / name).write_bytes((folder / name).read_bytes())
+    (copy / MODEL_FILE).write_text((folder / MODEL_FILE).read_text() + "\n")  # a file of its own
+    monkeypatch.setenv("WORKBENCH_COMPILED_DIR", str(tmp_path / "compiled"))
+    monkeypatch.setattr(module.shutil, "which", lambda name: None)
+    with caplog.at_level("WARNING", logger=module.__name__):
+        ranker = LearnedRanker(copy)
+    assert ranker.compiled is None and "no C compiler (gcc or clang)" in caplog.text
+    assert not (tmp_path / "compiled").exists()
+    rows = np.random.default_rng(3).normal(size=(10, len(ranker.features)))
+    np.testing.assert_array_equal(ranker.predict([rows])[0], LearnedRanker(folder).predict([rows])[0])
+    monkeypatch.setenv(module.COMPILE_ENV, "0")
+    assert module.compiled_trees(folder / MODEL_FILE) is None
