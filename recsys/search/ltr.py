@@ -8,9 +8,10 @@ with gradient-boosted trees trained with the LambdaMART objective, which
 optimises nDCG directly (Burges, "From RankNet to LambdaRank to LambdaMART: An
 Overview", 2010; LightGBM's ``lambdarank``). So it can trust semantic more for
 a long descriptive query and BM25 more where every query word is in the title.
-It reads no text with a transformer: on the 2-core machine it adds about 11 ms
-to a search over the top 100 (mostly scoring them with both sources again),
-where a cross-encoder on the top 20 adds 139 ms (docs/benchmarks.md).
+It reads no text with a transformer: on the 2-core machine it adds about 1.5 ms
+to a search over the top 100 (reading the scores the hybrid found its candidates
+with; its trees compiled to machine code, `recsys.search.compiled_trees`), where a
+cross-encoder on the top 20 adds 139 ms (docs/benchmarks.md).
 
 Features of a (query, product) pair, for each source of the hybrid (`bm25`,
 `semantic`, ...): the source's raw score of the product (scored for every
