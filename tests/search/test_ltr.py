@@ -122,7 +122,7 @@ def test_letter_trigrams_match_a_compound_word_the_terms_miss(judged):
     assert list(column["matched_trigrams"]) == pytest.approx([6 / 8, 0.0])
 
 
-@pytest.mark.parametrize("query", ["snowblower", "1/2 in. ÉLBOW", "日本語 ü", "ab", ""])
+@pytest.mark.parametrize("query", ["snowblower", "1/2 in. ÉLBOW", "日本語 ü", "ab", "", "a\ud800bc"])
 def test_trigram_shares_are_those_of_substrings(query):
     """The trigrams compared as integers give the share a substring search over the joined words
     gives, for any script, and for texts too short to have a trigram."""
