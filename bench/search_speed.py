@@ -81,13 +81,9 @@ def engines(catalog, ranker: str | None, efs: list[int]) -> dict:
         found["scan + ranker, scored again"] = again
         found["graph + ranker"] = graph.with_fusion(ranked)
         walked = graph.with_fusion(ranked)  # the same ranker predicting with LightGBM's own trees
-        stamp, opened = walked._rerankers.get(ranker) or (None, None)
-        if opened is None:
-            walked._reranker(ranker)
-            stamp, opened = walked._rerankers[ranker]
-        opened = copy.copy(opened)
+        opened = copy.copy(walked._reranker(ranker))
         opened.compiled = None
-        walked._rerankers[ranker] = (stamp, opened)
+        walked._rerankers[ranker] = (walked._rerankers[ranker][0], opened)
         found["graph + ranker (LightGBM trees)"] = walked
     return found
 

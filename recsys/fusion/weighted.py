@@ -62,8 +62,8 @@ def fuse_weighted(lists: Mapping[str, Ranked], weights: Mapping[str, float] | No
         if not ranking:
             continue
         raw = np.array([score for _, score in ranking], dtype=np.float64)
-        # Python floats and positional arguments, and an item made only for a product not seen
-        # yet: this loop runs for the 200 candidates of every search (0.34 -> 0.2 ms).
+        # Python floats, and an item made only for a product not seen yet: this loop runs for the
+        # 200 candidates of every search (0.34 -> 0.31 ms for the whole fusion, `timeit`).
         values = normalise(raw, normalisation).tolist()
         for rank, ((product_id, score), value) in enumerate(zip(ranking, values), 1):
             item = fused.get(product_id)

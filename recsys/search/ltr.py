@@ -133,11 +133,12 @@ def _shared_trigrams(asked: np.ndarray, found: list[_Analysed]) -> np.ndarray:
     """The share of the trigrams `asked` (sorted codes) each of `found` contains."""
     if not len(asked) or not found:
         return np.zeros(len(found))
-    ends = np.cumsum([len(text.trigrams) for text in found])
+    sizes = np.array([len(text.trigrams) for text in found])
+    ends = np.cumsum(sizes)
     codes = np.concatenate([text.trigrams for text in found])
     places = np.minimum(np.searchsorted(asked, codes), len(asked) - 1)
-    shared = np.concatenate(([0], np.cumsum(asked[places] == codes)))
-    return (shared[ends] - shared[ends - [len(text.trigrams) for text in found]]) / len(asked)
+    shared = np.concatenate(([0], np.cumsum(asked[places] == codes)))  # codes of `asked` so far
+    return (shared[ends] - shared[ends - sizes]) / len(asked)
 
 
 def _text_columns(query: str, texts: list[str]) -> list[np.ndarray]:
