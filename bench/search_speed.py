@@ -7,6 +7,9 @@ side by side, in one process, taking turns by blocks of 50 queries (see `timings
 
 - ``scan``: the semantic source scores every product (one matrix product), as before issue 16;
 - ``graph``: its candidates come from the faiss HNSW graph (`recsys.ann`), what is served now;
+- ``graph (per-row queries)``: the same, the query encoded on the products' int8 graph (one
+  activation scale per token row, batched in evaluations), as before the queries' own graph
+  (`recsys.onnx_encoder.ALONE_FILE_NAMES`);
 - with ``--ranker DIR`` (a learned ranker, e.g. from ``python -m recsys train-ranker``):
   ``scan + ranker, scored again``, the ranker's signals computed as before issue 16 (each
   source scores the catalog a second time, a second query encoding), and ``graph + ranker``,
@@ -54,6 +57,7 @@ STAGES = ("encode", "retrieve", "fuse", "rerank", "rules", "other")
 
 def engines(catalog, ranker: str | None, efs: list[int]) -> dict:
     """{name: hybrid}: the configurations of the module docstring, over one set of fitted sources."""
+    from recsys import embeddings
     from recsys.fusion import defaults
     from recsys.search.hybrid import HybridRetriever
 
@@ -66,6 +70,12 @@ def engines(catalog, ranker: str | None, efs: list[int]) -> dict:
     scanning._nearest = None  # the same embeddings, scored by the full matrix product
     scan.sources[1] = scanning
     found = {"scan": scan, "graph": graph}
+    before = graph.with_fusion(graph.fusion)
+    rowwise = copy.copy(graph.sources[1])
+    rowwise.encode_queries = lambda queries, source=rowwise: embeddings.encode(
+        queries, source.config.model_path, backend=source.config.backend)
+    before.sources[1] = rowwise
+    found["graph (per-row queries)"] = before
     for ef in efs:  # the same graph, exploring another number of candidates a query
         other = graph.with_fusion(graph.fusion)
         semantic = copy.copy(graph.sources[1])

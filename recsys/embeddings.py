@@ -73,6 +73,21 @@ def encode(texts: list[str], model_path: str | None = None, batch_size: int = 64
     return np.asarray(vectors, dtype=np.float32)
 
 
+def encode_queries(queries: list[str], model_path: str | None = None, backend: str = "torch") -> np.ndarray:
+    """Unit-length float32 embeddings of search queries, shape (len(queries), dim), by `backend`.
+
+    On the ONNX backends each query is encoded alone (`OnnxEncoder.encode_queries`), so its
+    embedding does not depend on the other queries of the call; on torch, as `encode`.
+    The time spent is stage "encode" of the active `recsys.timing.StageTimer`.
+    """
+    check_backend(backend)
+    if backend == "torch":
+        return encode(queries, model_path, backend=backend)
+    encoder = load_encoder(model_path, backend.removeprefix("onnx-"))
+    with stage("encode"):
+        return encoder.encode_queries(list(queries))
+
+
 FORMAT = "recsys-embeddings/1"
 EMBEDDINGS_FILE, IDS_FILE, META_FILE = "embeddings.npy", "ids.json", "meta.json"
 CACHE_IDS = "sha1 of the text"

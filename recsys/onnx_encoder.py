@@ -28,6 +28,14 @@ Two precisions:
   fp32 and faster in batches; it earns its place by its measured nDCG
   (bench/embed_speed.py, docs/benchmarks.md, "Batch encoding").
 
+A search's query is always encoded alone (`OnnxEncoder.encode_queries`, one text a call, even
+for many queries), so it has no batch-mates and one scale per tensor is one scale for the
+query: in int8 queries run on onnxruntime's own per-tensor graph (``model-int8-text.onnx``),
+whose quantisation and products onnxruntime fuses into one `DynamicQuantizeMatMul`; the
+per-row graph's extra operators cost about 0.3 ms of a 1.6 ms query on one thread. The products'
+embeddings stay per row; nDCG@10 of the hybrid search moved by less than 0.001 on Home Depot
+(docs/benchmarks.md, "Hybrid search speed").
+
 Exports are files under ``var/onnx/<model identity>/`` (or under
 ``$WORKBENCH_ONNX_DIR``), made on first use and published by renaming a
 finished temporary file, so a process never reads a half-written model. A
@@ -52,6 +60,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 
@@ -64,11 +73,17 @@ PRECISIONS = ("fp32", "int8")
 # "int8-rows": per-row activation scales. The name changed with the scheme, so an export of
 # the batch-dependent per-tensor scheme (model-int8.onnx) is never loaded as this one.
 FILE_NAMES = {"fp32": "model-fp32.onnx", "int8": "model-int8-rows.onnx"}
+# The graph for one text encoded alone (a query): int8 keeps onnxruntime's per-tensor scales,
+# which for one text are one scale per text; fp32 has one graph for both.
+ALONE_FILE_NAMES = {"fp32": "model-fp32.onnx", "int8": "model-int8-text.onnx"}
 # What each precision's embeddings are, recorded with stored embeddings (recsys.embeddings).
 SCHEMES = {"fp32": "onnx fp32", "int8": "onnx int8, weights per channel, activations per row"}
 # Inputs a transformer encoder may take, in the order of the exported graph's inputs.
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 OPSET = 17
+# From this many queries `encode_queries` runs them in `threads` threads (onnxruntime's `run`
+# releases the GIL): 2,000 Home Depot queries took 2.9 s one after the other on one thread.
+QUERIES_IN_THREADS = 64
 _export_lock = threading.Lock()
 
 
@@ -161,8 +176,8 @@ def _export_fp32(model_path: str | None, target: Path) -> None:
 def _quantize_int8(source: Path, target: Path, per_row: bool = True) -> None:
     """Quantise the fp32 export at `source` to int8 at `target`.
 
-    `per_row=False` keeps onnxruntime's per-tensor activation scales (batch-dependent); the
-    benchmark uses it to compare, the encoder never does.
+    `per_row=False` keeps onnxruntime's per-tensor activation scales: batch-dependent, so the
+    encoder runs that graph on one text at a time only (its queries, `ALONE_FILE_NAMES`).
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -267,15 +282,17 @@ class _DropMessage(logging.Filter):
         return self.text not in record.getMessage()
 
 
-def export(model_path: str | None = None, precision: str = "fp32", force: bool = False) -> Path:
+def export(model_path: str | None = None, precision: str = "fp32", force: bool = False,
+           alone: bool = False) -> Path:
     """The path of the model's ONNX export in `precision`, exported first if it is missing.
 
     int8 is quantised from the fp32 export, which is made first if it is missing.
     `force` makes the file of `precision` again (for int8: quantises the fp32 export again).
+    `alone`: the graph for one text at a time (`ALONE_FILE_NAMES`), the queries'.
     """
     check_precision(precision)
     folder = export_dir(model_path)
-    target = folder / FILE_NAMES[precision]
+    target = folder / (ALONE_FILE_NAMES if alone else FILE_NAMES)[precision]
     with _export_lock:
         if target.exists() and not force:
             return target
@@ -283,7 +300,7 @@ def export(model_path: str | None = None, precision: str = "fp32", force: bool =
         if precision == "fp32" or not fp32.exists():
             _export_fp32(model_path, fp32)
         if precision == "int8":
-            _quantize_int8(fp32, target)
+            _quantize_int8(fp32, target, per_row=not alone)
     return target
 
 
@@ -300,12 +317,14 @@ class OnnxEncoder:
         from transformers import AutoTokenizer
 
         self.model_path = Path(model_path) if model_path else default_model_path()
+        self._model_argument = model_path  # for `export`: None is the shipped model
         self.precision = check_precision(precision)
         self.path = export(model_path, precision)
         self.tokenizer = AutoTokenizer.from_pretrained(str(self.model_path), local_files_only=True)
         self.threads = threads or default_threads()
         self.session = self._session(spinning=True)
         self._batch_session = None
+        self._one_text_session = None
         self._query_session = None
         properties = self.session.get_modelmeta().custom_metadata_map
         self.max_seq_length = int(properties["max_seq_length"])
@@ -314,7 +333,7 @@ class OnnxEncoder:
         self.dimension = int(self.session.get_outputs()[0].shape[1])
         self.scheme = SCHEMES[precision]
 
-    def _session(self, spinning: bool, threads: int | None = None):
+    def _session(self, spinning: bool, threads: int | None = None, path: Path | None = None):
         import onnxruntime
 
         options = onnxruntime.SessionOptions()
@@ -324,7 +343,8 @@ class OnnxEncoder:
         options.inter_op_num_threads = 1
         if not spinning:
             options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        return onnxruntime.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        return onnxruntime.InferenceSession(str(path or self.path), options,
+                                            providers=["CPUExecutionProvider"])
 
     @property
     def batch_session(self):
@@ -338,16 +358,52 @@ class OnnxEncoder:
         return self._batch_session
 
     @property
+    def one_text_session(self):
+        """The session for `encode` of one text: one thread, no pool. One short text takes the
+        same time on one thread as on two (1.6 ms p50 for MiniLM int8), and a pool left spinning
+        after it took the cores from a search's next stages: on Home Depot a hybrid search fell
+        from 4.3 to 3.4 ms p50, and with the semantic scan from 15.4 to 6.5 ms
+        (docs/benchmarks.md, "Hybrid search speed"). Same graph and kernels, so the embedding is
+        the one a batch gives, up to float rounding."""
+        if self._one_text_session is None:
+            self._one_text_session = self._session(spinning=False, threads=1)
+        return self._one_text_session
+
+    @property
     def query_session(self):
-        """The session for one text (a search's query): one thread, no pool. One short query
-        takes the same time on one thread as on two (1.6 ms p50 for MiniLM int8), and a pool
-        left spinning after it took the cores from the search's next stages: on Home Depot a
-        hybrid search fell from 4.3 to 3.4 ms p50, and with the semantic scan from 15.4 to
-        6.5 ms (docs/benchmarks.md, "Hybrid search speed"). Same graph and kernels, so the
-        embedding is the one a batch gives, up to float rounding."""
+        """The session `encode_queries` runs each query on: one thread, on the graph for one text
+        alone (`ALONE_FILE_NAMES`; in fp32 the same graph as `one_text_session`, which it is)."""
         if self._query_session is None:
-            self._query_session = self._session(spinning=False, threads=1)
+            alone = export(self._model_argument, self.precision, alone=True)
+            self._query_session = (self.one_text_session if alone == self.path
+                                   else self._session(spinning=False, threads=1, path=alone))
         return self._query_session
+
+    def encode_queries(self, queries: list[str]) -> np.ndarray:
+        """Unit-length float32 embeddings of search queries, shape (len(queries), dim): each query
+        encoded alone on `query_session`, so a query's embedding is the same whether it comes
+        alone (a search) or among many (an evaluation's `search_many`), exactly. In int8 it
+        differs from `encode([query])` (one scale per text instead of per token row)."""
+        queries = [query.lower() if self.do_lower_case else query for query in map(str, queries)]
+        vectors = np.empty((len(queries), self.dimension), dtype=np.float32)
+        if not queries:
+            return vectors
+        session = self.query_session
+        tokens = self.tokenizer(queries, truncation="longest_first", max_length=self.max_seq_length)
+        columns = [tokens[name] for name in self.input_names]
+
+        def encode_one(row: int) -> None:
+            feed = {name: np.array([column[row]], dtype=np.int64)
+                    for name, column in zip(self.input_names, columns)}
+            vectors[row] = session.run(None, feed)[0][0]
+
+        if len(queries) < QUERIES_IN_THREADS or self.threads < 2:
+            for row in range(len(queries)):
+                encode_one(row)
+        else:  # an evaluation's many queries: one at a time in each of the pool's threads
+            with ThreadPoolExecutor(self.threads) as pool:
+                list(pool.map(encode_one, range(len(queries))))
+        return vectors
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit-length float32 embeddings of `texts`, shape (len(texts), dim).
@@ -370,7 +426,7 @@ class OnnxEncoder:
         order = np.argsort(-lengths, kind="stable")
         pad = {"input_ids": self.tokenizer.pad_token_id or 0}
         if len(texts) == 1:
-            session = self.query_session
+            session = self.one_text_session
         else:
             session = self.session if len(texts) <= batch_size else self.batch_session
         for start in range(0, len(texts), batch_size):
@@ -436,17 +492,19 @@ def run(args) -> int:
                     "folder": str(export_dir(args.model))}
     # Exporters' chatter must not reach stdout, which carries the JSON.
     with contextlib.redirect_stdout(sys.stderr):
-        for precision in ("fp32", "int8") if args.int8 else ("fp32",):
-            path = export_dir(args.model) / FILE_NAMES[precision]
+        # int8 makes both graphs: per row for batches, per text for queries ("int8-text").
+        wanted = [("fp32", False), ("int8", False), ("int8", True)] if args.int8 else [("fp32", False)]
+        for precision, alone in wanted:
+            path = export_dir(args.model) / (ALONE_FILE_NAMES if alone else FILE_NAMES)[precision]
             existed = path.exists() and not args.force
             started = time.perf_counter()
             try:
-                export(args.model, precision, force=args.force)
+                export(args.model, precision, force=args.force, alone=alone)
             except (OSError, ValueError) as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 1
-            result[precision] = {"path": str(path), "bytes": path.stat().st_size,
-                                 "seconds": round(time.perf_counter() - started, 2),
-                                 "reused": existed}
+            result[f"{precision}-text" if alone else precision] = {
+                "path": str(path), "bytes": path.stat().st_size,
+                "seconds": round(time.perf_counter() - started, 2), "reused": existed}
     print(json.dumps(result), file=stdout)
     return 0

@@ -42,10 +42,10 @@ def assert_same_embeddings(a: np.ndarray, b: np.ndarray) -> None:
 def test_embedding_is_the_same_alone_and_in_a_batch(encoders, precision):
     alone, in_batch = alone_and_in_batch(encoders[precision])
     assert_same_embeddings(alone, in_batch)
-    # One text (a search's query) runs on its own one-thread session, batches on the pool.
+    # One text runs on its own one-thread session, batches on the pool.
     encoder = encoders[precision]
-    assert encoder.query_session.get_session_options().intra_op_num_threads == 1
-    assert encoder.query_session is not encoder.session
+    assert encoder.one_text_session.get_session_options().intra_op_num_threads == 1
+    assert encoder.one_text_session is not encoder.session
     # And in batches of another size: every text as it is alone.
     texts = BATCH_MATES + [PROBE]
     batched = encoders[precision].encode(texts, batch_size=4)
@@ -70,6 +70,35 @@ def test_per_tensor_int8_would_fail_the_batch_check(encoders, tmp_path):
     with pytest.raises(AssertionError):
         assert_same_embeddings(alone, in_batch)
     assert encoder.path.name == FILE_NAMES["int8"] == "model-int8-rows.onnx"
+
+
+@pytest.mark.parametrize("precision", ["int8", "fp32"])
+def test_a_query_is_encoded_the_same_alone_and_among_queries(encoders, precision):
+    encoder = encoders[precision]
+    queries = BATCH_MATES[:2] + [PROBE] + BATCH_MATES[2:]
+    together = encoder.encode_queries(queries)
+    # Exactly: each query runs alone on the same session, whatever comes with it.
+    np.testing.assert_array_equal(together[2], encoder.encode_queries([PROBE])[0])
+    np.testing.assert_allclose(np.linalg.norm(together, axis=1), 1.0, atol=1e-5)
+    assert encoder.query_session.get_session_options().intra_op_num_threads == 1
+    # Many queries run in threads, each still alone.
+    from recsys.onnx_encoder import QUERIES_IN_THREADS
+
+    many = [f"{PROBE} {i}" for i in range(QUERIES_IN_THREADS + 6)]
+    in_threads = encoder.encode_queries(many)
+    for row in (0, 37, len(many) - 1):
+        np.testing.assert_array_equal(in_threads[row], encoder.encode_queries([many[row]])[0])
+    close_to_fp32 = (together * encoders["fp32"].encode(queries)).sum(axis=1)
+    assert close_to_fp32.min() > 0.98
+    if precision == "fp32":   # one graph for both: the query is the text's embedding
+        assert encoder.query_session is encoder.one_text_session
+        assert_same_embeddings(together, encoder.encode(queries))
+    else:                     # per text, not per row: another graph, near but not equal
+        from recsys.onnx_encoder import ALONE_FILE_NAMES
+
+        assert encoder.query_session is not encoder.one_text_session
+        assert encoder.query_session._model_path.endswith(ALONE_FILE_NAMES["int8"])
+        assert not np.allclose(together, encoder.encode(queries), atol=1e-5)
 
 
 def test_per_row_int8_stays_close_to_fp32(encoders):

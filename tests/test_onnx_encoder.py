@@ -71,7 +71,10 @@ def test_exports_are_reused_and_leave_no_temporary_files(encoders, onnx_dir):
     assert path.parent.parent == onnx_dir
     written = path.stat().st_mtime_ns
     assert export(None, "fp32") == path and path.stat().st_mtime_ns == written
-    assert sorted(p.name for p in path.parent.iterdir()) == ["model-fp32.onnx", "model-int8-rows.onnx"]
+    # The queries' graph is there once a query was encoded (other tests may have), nothing else.
+    names = {p.name for p in path.parent.iterdir()}
+    assert {"model-fp32.onnx", "model-int8-rows.onnx"} <= names
+    assert names <= {"model-fp32.onnx", "model-int8-rows.onnx", "model-int8-text.onnx"}
 
 
 def test_the_tokenizer_settings_travel_in_the_export(encoders):
@@ -153,6 +156,9 @@ def test_export_command_prints_paths_and_sizes(encoders, capsys):
     assert result["fp32"]["path"] == str(encoders["fp32"].path)
     assert result["int8"]["reused"] is True
     assert result["int8"]["bytes"] == encoders["int8"].path.stat().st_size
+    # And the queries' graph: per-tensor int8, next to the others.
+    assert result["int8-text"]["path"] == str(encoders["int8"].path.with_name("model-int8-text.onnx"))
+    assert result["int8-text"]["bytes"] > 0
 
 
 def test_export_command_names_a_missing_model_folder(tmp_path, capsys):

@@ -17,7 +17,9 @@ query) or "onnx-int8" (int8 weights, activations quantised per token row, so a
 text's embedding does not depend on its batch; see `recsys.onnx_encoder` and
 docs/benchmarks.md for its speed and nDCG). Query encoding is stage "encode" of
 `recsys.timing`.
-`search` encodes its one query; `search_many` encodes its queries in batches.
+`search` encodes its one query; `search_many` encodes its queries in batches on torch and one at a
+time on ONNX, on the graph for one text (int8: one activation scale per query, see
+`recsys.onnx_encoder`), so that a query scores the same in an evaluation as in a search.
 The reason of a hit is its cosine similarity.
 
 Large catalogs: the config's `index` (`recsys.ann.IndexConfig`) names the nearest-neighbour
@@ -103,9 +105,10 @@ class DenseRetriever(Retriever):
         return NearestIndex.build(self.embeddings, self.config.index)
 
     def encode_queries(self, queries: list[str]) -> np.ndarray:
-        """Unit vectors of `queries`, shape (len(queries), dim); one model call, batched."""
-        return sentence_embeddings.encode(queries, self.config.model_path,
-                                          backend=self.config.backend)
+        """Unit vectors of `queries`, shape (len(queries), dim); on torch one batched call, on
+        ONNX each query alone (`recsys.embeddings.encode_queries`)."""
+        return sentence_embeddings.encode_queries(queries, self.config.model_path,
+                                                  backend=self.config.backend)
 
     def _scores(self, queries: list[str]) -> np.ndarray:
         import torch
