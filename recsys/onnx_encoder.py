@@ -34,7 +34,7 @@ query: in int8 queries run on onnxruntime's own per-tensor graph (``model-int8-t
 whose quantisation and products onnxruntime fuses into one `DynamicQuantizeMatMul`; the
 per-row graph's extra operators cost about 0.3 ms of a 1.6 ms query on one thread. The products'
 embeddings stay per row; nDCG@10 of the hybrid search moved by less than 0.001 on Home Depot
-(docs/benchmarks.md, "Hybrid search speed").
+(docs/benchmarks.md, "Queries on a graph of their own").
 
 Exports are files under ``var/onnx/<model identity>/`` (or under
 ``$WORKBENCH_ONNX_DIR``), made on first use and published by renaming a
@@ -384,17 +384,14 @@ class OnnxEncoder:
         encoded alone on `query_session`, so a query's embedding is the same whether it comes
         alone (a search) or among many (an evaluation's `search_many`), exactly. In int8 it
         differs from `encode([query])` (one scale per text instead of per token row)."""
-        queries = [query.lower() if self.do_lower_case else query for query in map(str, queries)]
         vectors = np.empty((len(queries), self.dimension), dtype=np.float32)
-        if not queries:
+        if not len(queries):
             return vectors
         session = self.query_session
-        tokens = self.tokenizer(queries, truncation="longest_first", max_length=self.max_seq_length)
-        columns = [tokens[name] for name in self.input_names]
+        columns = self._token_ids(queries)
 
         def encode_one(row: int) -> None:
-            feed = {name: np.array([column[row]], dtype=np.int64)
-                    for name, column in zip(self.input_names, columns)}
+            feed = {name: np.array([column[row]], dtype=np.int64) for name, column in columns.items()}
             vectors[row] = session.run(None, feed)[0][0]
 
         if len(queries) < QUERIES_IN_THREADS or self.threads < 2:
@@ -404,6 +401,15 @@ class OnnxEncoder:
             with ThreadPoolExecutor(self.threads) as pool:
                 list(pool.map(encode_one, range(len(queries))))
         return vectors
+
+    def _token_ids(self, texts: list[str]) -> dict[str, list[list[int]]]:
+        """Each model input's token ids of `texts`, unpadded, tokenized in one call as the model
+        was trained (lower-cased where its tokenizer does, truncated to `max_seq_length`). One call
+        for all: transformers' tokenizer sets its backend's truncation at every call, so it is not
+        called from several threads."""
+        texts = [text.lower() if self.do_lower_case else text for text in map(str, texts)]
+        tokens = self.tokenizer(texts, truncation="longest_first", max_length=self.max_seq_length)
+        return {name: tokens[name] for name in self.input_names}
 
     def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
         """Unit-length float32 embeddings of `texts`, shape (len(texts), dim).
@@ -416,12 +422,10 @@ class OnnxEncoder:
         (`per_row_activation_scales`); the tests check a text alone against the
         same text in batches (tests/test_embed.py).
         """
-        texts = [text.lower() if self.do_lower_case else text for text in map(str, texts)]
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
-        if not texts:
+        if not len(texts):
             return vectors
-        tokens = self.tokenizer(texts, truncation="longest_first", max_length=self.max_seq_length)
-        columns = {name: tokens[name] for name in self.input_names}
+        columns = self._token_ids(texts)
         lengths = np.array([len(ids) for ids in columns["input_ids"]])
         order = np.argsort(-lengths, kind="stable")
         pad = {"input_ids": self.tokenizer.pad_token_id or 0}

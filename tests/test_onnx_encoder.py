@@ -98,6 +98,21 @@ def test_semantic_retriever_on_onnx_ranks_as_on_torch(encoders, backend):
                                        atol=1e-4)
 
 
+def test_the_semantic_retriever_encodes_each_query_on_the_queries_graph(encoders):
+    # int8: a search and an evaluation's search_many read the same vector for a query, the one
+    # the queries' own graph gives, not the products' per-row one.
+    retriever = get("semantic")(backend="onnx-int8").fit(CATALOG)
+    queries = [query for query, _ in KNOWN_ANSWERS]
+    vectors = retriever.encode_queries(queries)
+    np.testing.assert_array_equal(vectors, encoders["int8"].encode_queries(queries))
+    assert not np.allclose(vectors, encoders["int8"].encode(queries), atol=1e-5)
+    alone = retriever.search(queries[0], k=3)
+    among = retriever.search_many(queries, k=3)[0]
+    # The same vector; the scan's matrix product over one row or several rounds differently.
+    assert [h.product_id for h in alone] == [h.product_id for h in among]
+    np.testing.assert_allclose([h.score for h in alone], [h.score for h in among], atol=1e-6)
+
+
 def test_hybrid_passes_the_backend_to_its_semantic_source(encoders):
     hybrid = get("hybrid")(source_configs={"semantic": {"backend": "onnx-fp32"}}).fit(CATALOG)
     semantic = next(source for source in hybrid.sources if source.name == "semantic")

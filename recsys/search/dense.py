@@ -19,7 +19,7 @@ docs/benchmarks.md for its speed and nDCG). Query encoding is stage "encode" of
 `recsys.timing`.
 `search` encodes its one query; `search_many` encodes its queries in batches on torch and one at a
 time on ONNX, on the graph for one text (int8: one activation scale per query, see
-`recsys.onnx_encoder`), so that a query scores the same in an evaluation as in a search.
+`recsys.onnx_encoder`), so that a query has the same vector in an evaluation as in a search.
 The reason of a hit is its cosine similarity.
 
 Large catalogs: the config's `index` (`recsys.ann.IndexConfig`) names the nearest-neighbour
